@@ -1,0 +1,343 @@
+import os from 'node:os';
+import {Observable, Subject} from 'rxjs';
+import {createActor, type ActorRefFrom, type InspectionEvent, type Observer, type SnapshotFrom} from 'xstate';
+import type winston from 'winston';
+import {InvalidConfigError, type VmwardenError} from './errors.js';
+import {vmMachine, type VmMachineInput} from './machines/vm-machine.js';
+import {defaultBootHangupTimeoutMs} from './services/boot-timeout.js';
+import {createCrosvmDriver, crosvmDriver} from './services/crosvm-driver.js';
+import type {CrosvmDialect} from './services/crosvm-command.js';
+import type {DeathReason} from './services/death-reason.js';
+import type {Initiator} from './services/death.js';
+import {getDefaultLogger} from './services/logger.js';
+import {isForwardMove, isPayloadState, type PayloadState} from './services/payload-state.js';
+import type {VmConfig} from './services/vm-config.js';
+import {InvalidPayloadTransitionError, VmStateError} from './services/vm-errors.js';
+import type {VmmDriver} from './services/vmm-driver.js';
+
+export type {Initiator} from './services/death.js';
+/** The VM's own lifecycle, as the reference's `VmState`. */
+export type VmState = 'NotStarted' | 'Running' | 'Dead' | 'Failed';
+
+/** Who asked for the VM: the reference's requester uid, sid and (untrusted) debug pid. */
+export interface Requester {
+	uid: number;
+	sid: string;
+	/** May no longer exist or belong to another process by now: for logs only. */
+	debugPid: number;
+}
+
+/** How a VM died: reported once, to every callback, observable and the `died` promise. */
+export interface VmDeath {
+	cid: number;
+	reason: DeathReason;
+	/** The VMM's exit status, when it exited. */
+	exitCode: number | undefined;
+	/** The signal that killed the VMM, when one did. */
+	signal: NodeJS.Signals | undefined;
+	/** The failure text up to its first `|` (undefined when the guest wrote none). */
+	failureReason: string | undefined;
+	/** The failure text after its first `|`. */
+	failureContext: string | undefined;
+	/** The payload state at death. */
+	payloadState: PayloadState;
+	/** The last few KiB the VMM wrote to stderr. */
+	stderrTail: string;
+	/** Who caused the death: the caller or supervisor when they stopped or killed it, else guest or VMM. */
+	initiator: Initiator;
+}
+
+export interface VmEventBase {
+	cid: number;
+	initiator: Initiator;
+}
+
+/** Typed lifecycle events of one VM (`vm.events$`, and `actor.on(type, ...)`). */
+export type VmEvent =
+	| (VmEventBase & {type: 'started'; pid: number; tempDir: string})
+	| (VmEventBase & {type: 'payload'; from: PayloadState; to: PayloadState})
+	| (VmEventBase & {type: 'payload-refused'; from: PayloadState; to: PayloadState; message: string})
+	| (VmEventBase & {type: 'hangup'; timeoutMs: number})
+	| (VmEventBase & {type: 'stopping'; timeoutMs: number})
+	| (VmEventBase & {type: 'killing'; pid: number})
+	| (VmEventBase & {type: 'died'; death: VmDeath})
+	| (VmEventBase & {type: 'failed'; error: VmwardenError});
+
+export type VmEventType = VmEvent['type'];
+
+/** The default time `stop()` waits for the VMM to exit before killing it (Android's, late 2025). */
+export const DEFAULT_STOP_TIMEOUT_MS = 5000;
+
+export type VmActor = ActorRefFrom<typeof vmMachine>;
+export type VmSnapshot = SnapshotFrom<typeof vmMachine>;
+
+export interface CreateVmOptions {
+	/** The guest's vsock context ID (3 to 2^32 - 2); the supervisor allocates it. */
+	cid: number;
+	/** The VMM binary. Default: the driver's `defaultPath` (`crosvm`, looked up on PATH). */
+	crosvmPath?: string;
+	/** The crosvm command-line dialect, when `driver` is not given. Default `current`. */
+	dialect?: CrosvmDialect;
+	/** Default: the crosvm driver for `dialect`. */
+	driver?: VmmDriver;
+	/** Where the VM's temporary directory is created. Default `os.tmpdir()`. */
+	tempRoot?: string;
+	/** Default: vmwarden's console logger. A child logger labelled with the CID is derived from it. */
+	logger?: winston.Logger;
+	/** Default 10 s, 100 s under nested virtualization (see docs/vm.md). */
+	bootHangupTimeoutMs?: number;
+	/** Default 5 s. */
+	stopTimeoutMs?: number;
+	/** Give the guest the payload report channel. Default true. */
+	payloadChannel?: boolean;
+	/** An XState inspector (for example `@statelyai/inspect`). */
+	inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+	/** Default: this process (uid, `''`, pid). */
+	requester?: Requester;
+}
+
+/** A running or finished VM, wrapping a `vmMachine` actor. */
+export interface Vm {
+	readonly cid: number;
+	readonly state: VmState;
+	readonly payloadState: PayloadState;
+	/** The VMM's pid while it runs (and after, for the record). */
+	readonly pid: number | undefined;
+	readonly tempDir: string | undefined;
+	/** Resolves with the death record once the VM is dead (never, when it failed to start). */
+	readonly died: Promise<VmDeath>;
+	/** Calls `callback` once with the death record (at once when already dead). Returns an unsubscribe. */
+	onDied(callback: (death: VmDeath) => void): () => void;
+	/** Every snapshot, starting with the current one. */
+	readonly snapshots$: Observable<VmSnapshot>;
+	/** Lifecycle events from now on. Completes after `died` or `failed`. */
+	readonly events$: Observable<VmEvent>;
+	readonly actor: VmActor;
+	/** Resolves once the VMM runs; rejects with a typed error (the VM is then `Failed`). */
+	start(): Promise<void>;
+	/**
+	 * Asks the VMM to stop, waits up to `timeoutMs` (default the VM's stop timeout), then kills it.
+	 * Concurrent calls share one stop. Resolves with the death (SHUTDOWN or KILLED for a running VM),
+	 * at once for a VM that is dead, or undefined for one that never ran.
+	 */
+	stop(options?: {timeoutMs?: number}): Promise<VmDeath | undefined>;
+	/** SIGKILL while the VMM runs; otherwise nothing. Never throws. */
+	kill(): void;
+	/** Moves the payload forward; throws `InvalidPayloadTransitionError` for any other move. */
+	updatePayloadState(state: PayloadState): void;
+}
+
+/** How `createVmHandle` attributes the calls made through the handle. */
+export interface VmHandleOptions {
+	/** Default `'caller'`; the supervisor uses `'supervisor'` for the handle it keeps. */
+	initiator?: Initiator;
+}
+
+function stateOf(snapshot: VmSnapshot): VmState {
+	for (const state of ['NotStarted', 'Running', 'Dead', 'Failed'] as const) {
+		if (snapshot.matches(state)) {
+			return state;
+		}
+	}
+
+	throw new Error(`unknown VM state ${JSON.stringify(snapshot.value)}`);
+}
+
+/**
+ * Wraps a `vmMachine` actor (created by `createVm`, or spawned by a parent such as the supervisor).
+ * Wrap it before it can die: the death is taken from the `died` event, or from the snapshot when the
+ * actor is already Dead.
+ */
+export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): Vm {
+	const initiator = options.initiator ?? 'caller';
+	const events = new Subject<VmEvent>();
+	let resolveDied!: (death: VmDeath) => void;
+	const died = new Promise<VmDeath>(resolve => {
+		resolveDied = resolve;
+	});
+	let death: VmDeath | undefined;
+	const deathCallbacks = new Set<(death: VmDeath) => void>();
+	const reportDeath = (record: VmDeath) => {
+		if (death !== undefined) {
+			return;
+		}
+
+		death = record;
+		resolveDied(record);
+		for (const callback of [...deathCallbacks]) {
+			deathCallbacks.delete(callback);
+			try {
+				callback(record);
+			} catch (error) {
+				actor.getSnapshot().context.env.logger.error(`A death callback threw: ${String(error)}`);
+			}
+		}
+	};
+
+	const initial = actor.getSnapshot();
+	if (initial.context.death === undefined) {
+		const subscription = actor.on('*', event => {
+			events.next(event);
+			if (event.type === 'died') {
+				reportDeath(event.death);
+			}
+
+			if (event.type === 'died' || event.type === 'failed') {
+				subscription.unsubscribe();
+				events.complete();
+			}
+		});
+	} else {
+		reportDeath(initial.context.death);
+		events.complete();
+	}
+
+	const snapshot = () => actor.getSnapshot();
+	const snapshots$ = new Observable<VmSnapshot>(subscriber => {
+		subscriber.next(snapshot());
+		const subscription = actor.subscribe({
+			next(next) {
+				subscriber.next(next);
+			},
+			error(error) {
+				subscriber.error(error);
+			},
+			complete() {
+				subscriber.complete();
+			},
+		});
+		return () => {
+			subscription.unsubscribe();
+		};
+	});
+
+	const whenSettled = async (accept: (current: VmSnapshot) => boolean): Promise<VmSnapshot> => new Promise(resolve => {
+		const current = snapshot();
+		if (accept(current)) {
+			resolve(current);
+			return;
+		}
+
+		const subscription = actor.subscribe(next => {
+			if (accept(next)) {
+				subscription.unsubscribe();
+				resolve(next);
+			}
+		});
+	});
+
+	return {
+		get cid() {
+			return snapshot().context.cid;
+		},
+		get state() {
+			return stateOf(snapshot());
+		},
+		get payloadState() {
+			return snapshot().context.payloadState;
+		},
+		get pid() {
+			return snapshot().context.pid;
+		},
+		get tempDir() {
+			return snapshot().context.tempDir;
+		},
+		died,
+		onDied(callback) {
+			if (death !== undefined) {
+				callback(death);
+				return () => undefined;
+			}
+
+			deathCallbacks.add(callback);
+			return () => {
+				deathCallbacks.delete(callback);
+			};
+		},
+		snapshots$,
+		events$: events.asObservable(),
+		actor,
+		async start() {
+			if (!snapshot().matches({NotStarted: 'idle'})) {
+				throw new VmStateError('VM already started or failed');
+			}
+
+			actor.send({type: 'START', initiator});
+			const settled = await whenSettled(current => !current.matches('NotStarted'));
+			if (settled.matches('Failed')) {
+				throw settled.context.startError as VmwardenError;
+			}
+		},
+		async stop(stopOptions = {}) {
+			const current = snapshot();
+			if (current.matches('Dead')) {
+				return current.context.death;
+			}
+
+			if (current.matches('Failed') || current.matches({NotStarted: 'idle'})) {
+				return undefined;
+			}
+
+			actor.send({type: 'STOP', timeoutMs: stopOptions.timeoutMs, initiator});
+			const settled = await whenSettled(next => next.status !== 'active');
+			return settled.context.death;
+		},
+		kill() {
+			if (snapshot().status === 'active') {
+				actor.send({type: 'KILL', initiator});
+			}
+		},
+		updatePayloadState(state) {
+			if (!isPayloadState(state)) {
+				throw new InvalidConfigError('payloadState', `${String(state)} is not a payload state`);
+			}
+
+			const current = snapshot();
+			if (!current.matches('Running')) {
+				throw new VmStateError(`VM is ${stateOf(current)}: payload state changes need a running VM`);
+			}
+
+			if (!isForwardMove(current.context.payloadState, state)) {
+				throw new InvalidPayloadTransitionError(current.context.payloadState, state);
+			}
+
+			actor.send({type: 'PAYLOAD.REPORT', state, initiator});
+		},
+	};
+}
+
+function checkCid(cid: unknown): number {
+	if (typeof cid !== 'number' || !Number.isInteger(cid) || cid < 3 || cid > 0xFF_FF_FF_FE) {
+		throw new InvalidConfigError('cid', 'must be an integer from 3 to 4294967294 (0-2 are the hypervisor, loopback and host)');
+	}
+
+	return cid;
+}
+
+/** The machine input `createVm` builds from its options (exported for parents that spawn VMs). */
+export function vmMachineInput(config: VmConfig, options: CreateVmOptions): VmMachineInput {
+	const driver = options.driver ?? (options.dialect === undefined ? crosvmDriver : createCrosvmDriver({dialect: options.dialect}));
+	return {
+		config,
+		cid: checkCid(options.cid),
+		driver,
+		vmmPath: options.crosvmPath ?? driver.defaultPath,
+		tempRoot: options.tempRoot ?? os.tmpdir(),
+		logger: options.logger ?? getDefaultLogger(),
+		bootHangupTimeoutMs: options.bootHangupTimeoutMs ?? defaultBootHangupTimeoutMs(),
+		stopTimeoutMs: options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+		requester: options.requester ?? {uid: process.getuid?.() ?? -1, sid: '', debugPid: process.pid},
+		payloadChannel: options.payloadChannel ?? true,
+	};
+}
+
+/**
+ * Creates a standalone VM (not started). Throws `InvalidConfigError` for bad options; the config itself
+ * is validated by `start()`, which then rejects and leaves the VM Failed.
+ */
+export function createVm(config: VmConfig, options: CreateVmOptions): Vm {
+	const actor = createActor(vmMachine, {input: vmMachineInput(config, options), inspect: options.inspect});
+	const vm = createVmHandle(actor);
+	actor.start();
+	return vm;
+}
