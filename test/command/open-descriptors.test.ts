@@ -1,25 +1,15 @@
-import {closeSync, constants, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs';
+import {closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs';
 import {open} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {InvalidConfigError, VmwardenError} from '../../src/errors.js';
 import {crosvmCommand} from '../../src/services/crosvm-command.js';
 import {openDescriptors} from '../../src/services/open-descriptors.js';
 import type {DescriptorAssignment} from '../../src/services/vmm-driver.js';
+import {makeFixtureFiles} from './fixture-files.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'vmwarden-open-'));
-const kernel = join(dir, 'kernel');
-const image = join(dir, 'disk.img');
+const {dir, kernel, image, directory, remove} = makeFixtureFiles('vmwarden-open-');
 
-beforeAll(() => {
-	writeFileSync(kernel, '#!crosvm-sim-guest\npoweroff\n');
-	writeFileSync(image, Buffer.alloc(4096));
-	mkdirSync(join(dir, 'directory'));
-});
-
-afterAll(() => {
-	rmSync(dir, {recursive: true, force: true});
-});
+afterAll(remove);
 
 function openDescriptorCount(): number {
 	return readdirSync('/proc/self/fd').length;
@@ -113,7 +103,7 @@ describe('failures close what was opened and name the field', () => {
 
 	test.each<[string, () => DescriptorAssignment[], string, string]>([
 		['a missing file last', () => [readable(3, 'indirectFiles[0]', image), {childFd: 4, role: 'failure', field: 'failure', kind: 'channel'}, readable(5, 'disks[0].image', image), readable(6, 'kernel', join(dir, 'missing'))], 'kernel', `${JSON.stringify(join(dir, 'missing'))} does not exist`],
-		['a directory', () => [readable(3, 'disks[0].image', image), readable(4, 'disks[1].image', join(dir, 'directory'))], 'disks[1].image', `${JSON.stringify(join(dir, 'directory'))} is a directory`],
+		['a directory', () => [readable(3, 'disks[0].image', image), readable(4, 'disks[1].image', directory)], 'disks[1].image', `${JSON.stringify(directory)} is a directory`],
 		['a read-only file to write', () => [readable(3, 'kernel', kernel), {childFd: 4, role: 'disk', field: 'disks[0].image', kind: 'file', source: '/sys/kernel/notes', access: 'readWrite'}], 'disks[0].image', '"/sys/kernel/notes" cannot be opened for reading and writing: permission denied'],
 		['a descriptor that is not open', () => [readable(3, 'kernel', kernel), readable(4, 'disks[0].image', 999)], 'disks[0].image', 'descriptor 999 is not open'],
 		['a console in a missing directory', () => [readable(3, 'kernel', kernel), {childFd: 4, role: 'console', field: 'consoleOutput', kind: 'file', source: join(dir, 'nope', 'c.txt'), access: 'append'}], 'consoleOutput', `${JSON.stringify(join(dir, 'nope', 'c.txt'))} does not exist`],

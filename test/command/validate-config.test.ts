@@ -1,25 +1,14 @@
-import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync} from 'node:fs';
+import {closeSync, existsSync, openSync} from 'node:fs';
 import {open} from 'node:fs/promises';
-import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {validateConfig} from '../../src/services/validate-config.js';
 import type {VmConfig} from '../../src/services/vm-config.js';
 import {expectInvalid} from './expect-invalid.js';
+import {makeFixtureFiles} from './fixture-files.js';
 
-// Made at load time: the test.each tables below name these paths.
-const dir = mkdtempSync(join(tmpdir(), 'vmwarden-validate-'));
-const kernel = join(dir, 'kernel');
-const image = join(dir, 'disk.img');
+const {dir, kernel, image, directory, remove} = makeFixtureFiles('vmwarden-validate-');
 
-beforeAll(() => {
-	writeFileSync(kernel, '#!crosvm-sim-guest\npoweroff\n');
-	writeFileSync(image, Buffer.alloc(4096));
-	mkdirSync(join(dir, 'directory'));
-});
-
-afterAll(() => {
-	rmSync(dir, {recursive: true, force: true});
-});
+afterAll(remove);
 
 const invalid = (config: unknown, field: string, reason: string): void => {
 	expectInvalid(() => validateConfig(config as VmConfig), field, reason);
@@ -155,12 +144,10 @@ describe('paths that cannot be opened with the needed access (failing for root t
 	});
 
 	test('a directory as a disk', () => {
-		const directory = join(dir, 'directory');
 		invalid({kernel, disks: [{image, writable: false}, {image: directory, writable: false}]}, 'disks[1].image', `${JSON.stringify(directory)} is a directory`);
 	});
 
 	test('a directory as a writable disk', () => {
-		const directory = join(dir, 'directory');
 		invalid({kernel, disks: [{image: directory, writable: true}]}, 'disks[0].image', `${JSON.stringify(directory)} is a directory`);
 	});
 
@@ -186,7 +173,6 @@ describe('paths that cannot be opened with the needed access (failing for root t
 	});
 
 	test('a log output that is a directory', () => {
-		const directory = join(dir, 'directory');
 		invalid({kernel, logOutput: directory}, 'logOutput', `${JSON.stringify(directory)} is a directory`);
 	});
 
