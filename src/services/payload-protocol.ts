@@ -78,6 +78,15 @@ export function parsePayloadLine(line: string): PayloadLine {
 	}
 }
 
+/** Whether a line (perhaps still ending in the `\r` of a `\r\n`) holds more than the limit. */
+function isTooLong(line: string): boolean {
+	return Buffer.byteLength(line.endsWith('\r') ? line.slice(0, -1) : line) > MAX_PAYLOAD_LINE_BYTES;
+}
+
+function tooLong(line: string): PayloadLine {
+	return {ok: false, line: line.slice(0, 80), problem: `line longer than ${MAX_PAYLOAD_LINE_BYTES} bytes`};
+}
+
 /**
  * Splits a byte stream into payload lines. Tolerates `\r\n` (a guest tty adds it) and drops
  * over-long lines instead of buffering without bound.
@@ -99,11 +108,16 @@ export class PayloadLineDecoder {
 				continue;
 			}
 
-			lines.push(this.#parse(part));
+			// A long line that arrived whole is as malformed as one that arrived in pieces.
+			lines.push(isTooLong(part) ? tooLong(part) : this.#parse(part));
 		}
 
-		if (this.#pending.length > MAX_PAYLOAD_LINE_BYTES) {
-			lines.push({ok: false, line: this.#pending.slice(0, 80), problem: `line longer than ${MAX_PAYLOAD_LINE_BYTES} bytes`});
+		if (isTooLong(this.#pending)) {
+			// One report per long line, however many chunks it spans.
+			if (!this.#discarding) {
+				lines.push(tooLong(this.#pending));
+			}
+
 			this.#pending = '';
 			this.#discarding = true;
 		}
