@@ -1,0 +1,7 @@
+import type {AnyStateMachine} from 'xstate';
+import {vmMachine} from '../../src/machines/vm-machine.js';
+
+/** The machines whose charts docs/charts/ carries, by file name. */
+export const chartedMachines: ReadonlyArray<{name: string; machine: AnyStateMachine}> = [
+	{name: 'vm', machine: vmMachine},
+];
