@@ -1,6 +1,6 @@
 import {readFileSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
-import {and, createMachine, not, setup} from 'xstate';
+import {and, createMachine, not, setup, type AnyStateMachine} from 'xstate';
 import {chartFromMachine, chartStateIds} from '../../scripts/charts/chart-model.js';
 import {renderChart} from '../../scripts/charts/charts.js';
 import {layoutChart, type LaidOutState} from '../../scripts/charts/layout.js';
@@ -124,7 +124,8 @@ describe('SVG from any machine', () => {
 		expect(svg.match(/<g /g)?.length).toBe(svg.match(/<\/g>/g)?.length);
 	});
 
-	test.each([['workshop', workshopMachine], ...chartedMachines.map(({name, machine}) => [name, machine] as const)])('%s: children sit inside their parent and siblings never overlap', (_name, machine) => {
+	const laidOut: Array<[string, AnyStateMachine]> = [['workshop', workshopMachine], ...chartedMachines.map(({name, machine}): [string, AnyStateMachine] => [name, machine])];
+	test.each(laidOut)('%s: children sit inside their parent and siblings never overlap', (_name, machine) => {
 		const layout = layoutChart(chartFromMachine(machine));
 		const check = (box: LaidOutState): void => {
 			for (const child of box.children) {
