@@ -107,7 +107,8 @@ export function toJsonValue(value: unknown, options: SerializeOptions = {}): Jso
 
 	const convertObject = (object: object, depth: number): JsonValue => {
 		if (Array.isArray(object)) {
-			return object.map(item => convert(item, depth + 1) ?? null);
+			// Array.from visits holes of sparse arrays too (map would leave them out).
+			return Array.from(object as unknown[], item => convert(item, depth + 1) ?? null);
 		}
 
 		if (object instanceof Error) {
@@ -118,7 +119,7 @@ export function toJsonValue(value: unknown, options: SerializeOptions = {}): Jso
 			}
 
 			// Own enumerable fields (InvalidConfigError's field and reason, execa's exitCode).
-			Object.assign(result, convertEntries(Object.entries(error).filter(([key]) => key !== 'stack'), depth));
+			Object.assign(result, convertEntries(Object.entries(error).filter(([key]) => key !== 'stack' && key !== 'name'), depth));
 			if (error.cause !== undefined) {
 				result['cause'] = convert(error.cause, depth + 1) ?? null;
 			}
@@ -150,7 +151,13 @@ export function toJsonValue(value: unknown, options: SerializeOptions = {}): Jso
 			return convertEntries(Object.entries(object), depth);
 		}
 
-		// Class instances (loggers, drivers, child processes, streams) are named, not walked.
+		// A class that says how it serializes (VmEnvironment, the VMM process) is taken at its word.
+		const {toJSON} = object as {toJSON?: unknown};
+		if (typeof toJSON === 'function') {
+			return convert(toJSON.call(object), depth + 1) ?? null;
+		}
+
+		// Other class instances (loggers, drivers, child processes, streams) are named, not walked.
 		return {$instance: className(object)};
 	};
 
