@@ -94,6 +94,8 @@ export interface VmContext {
 	stopRequest: StopRequest | undefined;
 	/** A kill asked for while launching, applied once running. */
 	pendingKill: boolean;
+	/** SIGKILL was sent: later kills are no-ops. */
+	killSent: boolean;
 	/** Who asked for the end (stop or kill), when someone did. */
 	endRequestedBy: Initiator | undefined;
 	startError: VmwardenError | undefined;
@@ -265,6 +267,9 @@ function payloadTransitions(later: PayloadState[]) {
 	];
 }
 
+/** How soon a failed stop request is repeated (within the stop timeout). */
+export const STOP_RETRY_INTERVAL_MS = 100;
+
 function isRunning(vmm: VmmProcess | undefined): boolean {
 	return vmm !== undefined && !vmm.hasExited;
 }
@@ -290,13 +295,16 @@ export const vmMachine = setup({
 	delays: {
 		bootHangupTimeout: ({context}) => context.bootHangupTimeoutMs,
 		stopTimeout: ({context}) => context.stopRequest?.timeoutMs ?? context.stopTimeoutMs,
+		stopRetryInterval: STOP_RETRY_INTERVAL_MS,
 	},
 	guards: {
 		// Reads the process itself, not the process region: an exit that the machine has not yet
 		// processed must still win over a deadline that expires in the same instant.
 		vmmRunning: ({context}) => isRunning(context.vmm),
+		canKill: ({context}) => isRunning(context.vmm) && !context.killSent,
 		hangupDue: ({context}) => context.detectHangup && isRunning(context.vmm),
 		hasStopRequest: ({context}) => context.stopRequest !== undefined,
+		hasPendingKill: ({context}) => context.pendingKill && !context.killSent,
 		reportsPayloadState: ({event}, params: {state: PayloadState}) => event.type === 'PAYLOAD.REPORT' && event.state === params.state,
 	},
 	actions: {
@@ -346,11 +354,7 @@ export const vmMachine = setup({
 				timeoutMs: (event as {timeoutMs?: number}).timeoutMs ?? context.stopTimeoutMs,
 			},
 		}),
-		applyPendingKill: ({context}) => {
-			if (context.pendingKill) {
-				context.vmm?.kill('SIGKILL');
-			}
-		},
+		markKillSent: assign({killSent: true}),
 		killVmm: ({context}) => {
 			const {vmm, env} = context;
 			if (vmm === undefined || vmm.hasExited) {
@@ -370,7 +374,7 @@ export const vmMachine = setup({
 			timeoutMs: context.stopRequest?.timeoutMs ?? context.stopTimeoutMs,
 		})),
 		logStopRequestFailed: ({context, event}) => {
-			context.env.logger.warn(`Graceful stop request failed, killing: ${String((event as unknown as {error: unknown}).error)}`);
+			context.env.logger.debug(`Stop request failed, retrying until the stop timeout: ${String((event as unknown as {error: unknown}).error)}`);
 		},
 		logExit: ({context, event}) => {
 			const {exit} = event as Extract<VmMachineEvent, {type: 'VMM.EXIT'}>;
@@ -432,6 +436,7 @@ export const vmMachine = setup({
 		hungUp: false,
 		stopRequest: undefined,
 		pendingKill: false,
+		killSent: false,
 		endRequestedBy: undefined,
 		startError: undefined,
 		death: undefined,
@@ -464,13 +469,15 @@ export const vmMachine = setup({
 		},
 		Running: {
 			type: 'parallel',
-			entry: ['emitStarted', 'applyPendingKill'],
+			entry: 'emitStarted',
+			// A kill asked for while launching is carried out as soon as there is something to kill.
+			always: {guard: 'hasPendingKill', actions: ['emitKilling', 'killVmm', 'markKillSent']},
 			invoke: [
 				{src: 'watchVmm', input: ({context}) => ({vmm: context.vmm!, env: context.env, tempDir: context.tempDir!})},
 				{src: 'readPayloadChannel', input: ({context}) => ({stream: context.vmm!.payloadStream, logger: context.env.logger})},
 			],
 			on: {
-				KILL: {guard: 'vmmRunning', actions: ['noteEndRequester', 'emitKilling', 'killVmm']},
+				KILL: {guard: 'canKill', actions: ['noteEndRequester', 'emitKilling', 'killVmm', 'markKillSent']},
 				'VMM.DONE': {target: 'Dead', actions: 'recordDeath'},
 			},
 			states: {
@@ -491,7 +498,7 @@ export const vmMachine = setup({
 					states: {
 						Starting: {
 							after: {
-								bootHangupTimeout: {guard: 'hangupDue', actions: ['markHungUp', 'logHangup', 'emitHangup', 'killVmm']},
+								bootHangupTimeout: {guard: 'hangupDue', actions: ['markHungUp', 'logHangup', 'emitHangup', 'killVmm', 'markKillSent']},
 							},
 							on: {'PAYLOAD.REPORT': payloadTransitions(['Started', 'Ready', 'Finished'])},
 						},
@@ -518,7 +525,7 @@ export const vmMachine = setup({
 						stopping: {
 							entry: 'emitStopping',
 							// The timeout covers the request too: a wedged VMM may never answer it.
-							after: {stopTimeout: 'killing'},
+							after: {stopTimeout: {guard: 'canKill', target: 'killing'}},
 							initial: 'requesting',
 							states: {
 								requesting: {
@@ -526,14 +533,19 @@ export const vmMachine = setup({
 										src: 'requestStop',
 										input: ({context}) => ({env: context.env, vmm: context.vmm!, tempDir: context.tempDir!}),
 										onDone: 'waiting',
-										onError: {target: '#vm.Running.stop.killing', actions: 'logStopRequestFailed'},
+										// The control socket may not exist yet (a stop right after start) or the
+										// request may fail: ask again until the timeout ends it.
+										onError: {target: 'retrying', actions: 'logStopRequestFailed'},
 									},
+								},
+								retrying: {
+									after: {stopRetryInterval: 'requesting'},
 								},
 								waiting: {},
 							},
 						},
 						killing: {
-							entry: ['emitKilling', 'killVmm'],
+							entry: ['emitKilling', 'killVmm', 'markKillSent'],
 						},
 					},
 				},

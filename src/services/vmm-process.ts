@@ -76,9 +76,9 @@ let warnedNoSetpriv = false;
  * VMM is spawned directly and only execa's exit cleanup (which cannot run on SIGKILL) protects it;
  * this is logged once per process.
  */
-export function parentDeathCommand(file: string, args: string[], logger: winston.Logger, setprivPath = SETPRIV_PATH): {file: string; args: string[]} {
+export function parentDeathCommand(file: string, args: string[], logger: winston.Logger, setprivPath = SETPRIV_PATH): {file: string; args: string[]; parentDeathSignal: boolean} {
 	if (existsSync(setprivPath)) {
-		return {file: setprivPath, args: ['--pdeathsig', 'KILL', '--', file, ...args]};
+		return {file: setprivPath, args: ['--pdeathsig', 'KILL', '--', file, ...args], parentDeathSignal: true};
 	}
 
 	if (!warnedNoSetpriv) {
@@ -86,7 +86,7 @@ export function parentDeathCommand(file: string, args: string[], logger: winston
 		logger.warn(`${setprivPath} not found: VMs will not be killed if this process dies by SIGKILL`);
 	}
 
-	return {file, args};
+	return {file, args, parentDeathSignal: false};
 }
 
 /**
@@ -182,6 +182,8 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 		stdio: ['ignore', 'ignore', 'pipe', ...options.descriptors] as unknown as ['ignore', 'ignore', 'pipe'],
 		buffer: false,
 		reject: false,
+		// execa's exit hook is only the fallback: the parent-death signal also covers SIGKILL.
+		cleanup: !command.parentDeathSignal,
 		stripFinalNewline: false,
 	});
 	// The result (and any error execa reports once streams are destroyed) is not used: exit, streams

@@ -9,8 +9,8 @@ import {createVm, type CreateVmOptions, type Vm} from '../../src/vm.js';
 import type {VmConfig} from '../../src/services/vm-config.js';
 import {settleLeaks, takeSnapshot, type ResourceSnapshot} from './leak-checker.js';
 
-/** The simulator, built by `npm run build`. */
-export const SIM_PATH = path.resolve('dist/sim/cli.js');
+/** The simulator, built by `npm run build` (VMWARDEN_TEST_VMM overrides it, to try another VMM). */
+export const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? path.resolve('dist/sim/cli.js');
 
 /** A log line as the test logger keeps it. */
 export interface LoggedLine {

@@ -1,0 +1,167 @@
+import {statSync} from 'node:fs';
+import path from 'node:path';
+import {describe, expect, test} from '@jest/globals';
+import {filter, firstValueFrom} from 'rxjs';
+import {InvalidConfigError} from '../../src/errors.js';
+import {DeathReason} from '../../src/services/death-reason.js';
+import {VmSpawnError, VmStateError} from '../../src/services/vm-errors.js';
+import type {VmDeath, VmEvent} from '../../src/vm.js';
+import {SIM_PATH, silentLogger, useVmFixture} from '../helpers/vm-fixture.js';
+
+describe('VM lifecycle', () => {
+	const {context, guest, vm, notExecutable} = useVmFixture();
+
+	test('start() resolves once running, with the VMM pid and a private 0700 temporary directory', async () => {
+		const machine = vm({kernel: guest('payload started', 'hang')});
+		expect(machine.state).toBe('NotStarted');
+		await machine.start();
+		expect(machine.state).toBe('Running');
+		expect(machine.tempDir).toBeDefined();
+		expect(path.dirname(machine.tempDir!)).toBe(context.tempRoot);
+		expect(statSync(machine.tempDir!).mode & 0o777).toBe(0o700);
+		// setpriv execs: the pid is the simulator's own, not a wrapper's.
+		const {readFileSync} = await import('node:fs');
+		expect(readFileSync(`/proc/${machine.pid}/cmdline`, 'utf8').split('\0')).toContain(SIM_PATH);
+		machine.kill();
+		await machine.died;
+	});
+
+	test('a second start() rejects, and the VM keeps running', async () => {
+		const machine = vm({kernel: guest('hang')});
+		await machine.start();
+		await expect(machine.start()).rejects.toThrow(new VmStateError('VM already started or failed'));
+		expect(machine.state).toBe('Running');
+		machine.kill();
+		await machine.died;
+		await expect(machine.start()).rejects.toThrow('VM already started or failed');
+	});
+
+	test('kill() twice kills once; kill() before start and after death does nothing and never throws', async () => {
+		const machine = vm({kernel: guest('hang')});
+		machine.kill();
+		expect(machine.state).toBe('NotStarted');
+		await machine.start();
+		const kills: VmEvent[] = [];
+		machine.events$.subscribe(event => {
+			if (event.type === 'killing') {
+				kills.push(event);
+			}
+		});
+		machine.kill();
+		machine.kill();
+		await expect(machine.died).resolves.toMatchObject({reason: DeathReason.KILLED, signal: 'SIGKILL'});
+		machine.kill();
+		expect(kills).toHaveLength(1);
+		expect(machine.state).toBe('Dead');
+	});
+
+	test('a missing VMM ends Failed with a typed error', async () => {
+		const missing = vm({kernel: guest()}, {crosvmPath: path.join(context.scripts, 'no-such-crosvm')});
+		const onPath = vm({kernel: guest()}, {crosvmPath: 'vmwarden-no-such-crosvm'});
+		await expect(missing.start()).rejects.toMatchObject({name: 'VmSpawnError', code: 'VMM_NOT_FOUND'});
+		await expect(onPath.start()).rejects.toBeInstanceOf(VmSpawnError);
+		expect(missing.state).toBe('Failed');
+		expect(onPath.state).toBe('Failed');
+		await expect(missing.start()).rejects.toThrow('VM already started or failed');
+	});
+
+	test('a non-executable VMM ends Failed with a typed error', async () => {
+		const machine = vm({kernel: guest()}, {crosvmPath: notExecutable()});
+		const events: VmEvent[] = [];
+		machine.events$.subscribe(event => events.push(event));
+		const error = await machine.start().catch((error: unknown) => error);
+		expect(error).toBeInstanceOf(VmSpawnError);
+		expect(error).toMatchObject({code: 'VMM_NOT_EXECUTABLE'});
+		expect(machine.state).toBe('Failed');
+		expect(events).toEqual([{type: 'failed', cid: machine.cid, initiator: 'caller', error}]);
+	});
+
+	test('an invalid config ends Failed with InvalidConfigError and leaves nothing', async () => {
+		const machine = vm({kernel: guest(), bootloader: guest()});
+		const error = await machine.start().catch((error: unknown) => error);
+		expect(error).toBeInstanceOf(InvalidConfigError);
+		expect(machine.state).toBe('Failed');
+		expect(machine.tempDir).toBeUndefined();
+		const unreadable = vm({kernel: path.join(context.scripts, 'no-kernel')});
+		await expect(unreadable.start()).rejects.toMatchObject({name: 'InvalidConfigError', field: 'kernel'});
+		// The leak check after the test proves no process, descriptor or temporary directory is left.
+	});
+
+	test('a bad cid is refused before anything exists', () => {
+		expect(() => vm({kernel: guest()}, {cid: 2})).toThrow(InvalidConfigError);
+	});
+
+	test('death is reported exactly once, to callbacks, the observable and the promise, after the state is Dead', async () => {
+		const machine = vm({kernel: guest('payload started', 'sleep 50', 'reboot')});
+		const seen: Array<{via: string; state: string; death: VmDeath}> = [];
+		machine.onDied(death => seen.push({via: 'callback 1', state: machine.state, death}));
+		machine.onDied(death => seen.push({via: 'callback 2', state: machine.state, death}));
+		const unsubscribed = machine.onDied(death => seen.push({via: 'removed', state: machine.state, death}));
+		unsubscribed();
+		let completed = false;
+		machine.events$.subscribe({
+			next(event) {
+				if (event.type === 'died') {
+					seen.push({via: 'events$', state: machine.state, death: event.death});
+				}
+			},
+			complete() {
+				completed = true;
+			},
+		});
+		await machine.start();
+		const death = await machine.died;
+		expect(seen.map(entry => entry.via).sort()).toEqual(['callback 1', 'callback 2', 'events$']);
+		for (const entry of seen) {
+			expect(entry.state).toBe('Dead');
+			expect(entry.death).toBe(death);
+		}
+
+		expect(completed).toBe(true);
+		expect(death).toMatchObject({cid: machine.cid, reason: DeathReason.REBOOT, exitCode: 32, payloadState: 'Started', initiator: 'guest'});
+		// A late callback still hears of it, once.
+		const late: VmDeath[] = [];
+		machine.onDied(record => late.push(record));
+		expect(late).toEqual([death]);
+		// Once reported, the temporary directory is gone.
+		const {existsSync} = await import('node:fs');
+		expect(existsSync(machine.tempDir!)).toBe(false);
+	});
+
+	test('every event carries the cid and who initiated it; snapshots serialize without the subprocess', async () => {
+		const machine = vm({kernel: guest('payload started', 'hang')});
+		const events: VmEvent[] = [];
+		machine.events$.subscribe(event => events.push(event));
+		const serialized: string[] = [];
+		machine.snapshots$.subscribe(snapshot => serialized.push(JSON.stringify(snapshot)));
+		await machine.start();
+		await firstValueFrom(machine.events$.pipe(filter(event => event.type === 'payload')));
+		await machine.stop({timeoutMs: 2000});
+		expect(events.map(event => event.type)).toEqual(['started', 'payload', 'stopping', 'died']);
+		for (const event of events) {
+			expect(event.cid).toBe(machine.cid);
+			expect(['guest', 'vmm', 'caller', 'supervisor']).toContain(event.initiator);
+		}
+
+		expect(events[0]).toMatchObject({initiator: 'caller', pid: machine.pid, tempDir: machine.tempDir});
+		expect(events[1]).toMatchObject({initiator: 'guest'});
+		const running = serialized.map(text => JSON.parse(text) as {value: unknown; context: {vmm?: unknown; env: unknown}}).find(snapshot => typeof snapshot.value === 'object' && 'Running' in (snapshot.value as object));
+		expect(running?.context.vmm).toEqual({pid: machine.pid, exited: false});
+		expect(running?.context.env).toMatchObject({driver: 'crosvm'});
+	});
+
+	test('logs through a child logger labelled with the CID, at spawn, exit and kill', async () => {
+		const logger = silentLogger();
+		const machine = vm({kernel: guest('hang')}, {logger});
+		await machine.start();
+		machine.kill();
+		await machine.died;
+		const messages = logger.lines.map(line => `${line.level} ${line.message}`);
+		expect(logger.lines.every(line => line.cid === machine.cid && line.label === `vm ${machine.cid}`)).toBe(true);
+		expect(messages).toEqual(expect.arrayContaining([
+			`info Spawned crosvm(${machine.pid})`,
+			`info Killing crosvm(${machine.pid})`,
+			`info crosvm(${machine.pid}) exited with signal SIGKILL`,
+		]));
+	});
+});
