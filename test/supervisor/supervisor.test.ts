@@ -1,0 +1,170 @@
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {execa, type ResultPromise} from 'execa';
+import winston from 'winston';
+import {InvalidConfigError} from '../../src/errors.js';
+import {isProcessRunning, processIdentity} from '../../src/services/process-identity.js';
+import {writeVmRecord} from '../../src/services/stale-vms.js';
+import {createSupervisor, NoAvailableCidError, SupervisorShutDownError, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
+
+const logger = winston.createLogger({silent: true});
+const folders: string[] = [];
+const sleepers: ResultPromise[] = [];
+const supervisors: Supervisor[] = [];
+
+function makeFolder(): string {
+	const folder = mkdtempSync(join(tmpdir(), 'vmwarden-supervisor-test-'));
+	folders.push(folder);
+	return folder;
+}
+
+function supervise(options: Parameters<typeof createSupervisor>[0] = {}): {supervisor: Supervisor; events: SupervisorEvent[]} {
+	const supervisor = createSupervisor({logger, crosvmPath: '/nonexistent/crosvm', ...options});
+	supervisors.push(supervisor);
+	const events: SupervisorEvent[] = [];
+	supervisor.events$.subscribe(event => events.push(event));
+	return {supervisor, events};
+}
+
+afterEach(async () => {
+	await Promise.all(supervisors.splice(0).map(async supervisor => supervisor.shutdown()));
+	for (const sleeper of sleepers.splice(0)) {
+		sleeper.kill('SIGKILL');
+		await sleeper;
+	}
+
+	for (const folder of folders.splice(0)) {
+		rmSync(folder, {recursive: true, force: true});
+	}
+});
+
+// A real file: validation checks that the kernel exists. The VMM is missing, so nothing ever runs.
+const kernelFolder = mkdtempSync(join(tmpdir(), 'vmwarden-supervisor-kernel-'));
+const kernelConfig = {kernel: join(kernelFolder, 'kernel')};
+writeFileSync(kernelConfig.kernel, '#!crosvm-sim-guest\npoweroff\n');
+afterAll(() => {
+	rmSync(kernelFolder, {recursive: true, force: true});
+});
+
+describe('createSupervisor', () => {
+	test('refuses a bad cidRange, naming it', () => {
+		expect(() => createSupervisor({logger, cidRange: {first: 100, last: 50}})).toThrow(InvalidConfigError);
+		expect(() => createSupervisor({logger, cidRange: {first: 100, last: 50}})).toThrow(/cidRange/);
+	});
+
+	test('hands out CIDs in order, wraps past held ones, and refuses when exhausted', async () => {
+		const {supervisor} = supervise({cidRange: {first: 10, last: 12}});
+		const vms = [supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig)];
+		expect(vms.map(vm => vm.cid)).toEqual([10, 11, 12]);
+		expect(() => supervisor.createVm(kernelConfig)).toThrow(NoAvailableCidError);
+		expect(supervisor.vms().map(vm => vm.cid)).toEqual([10, 11, 12]);
+		expect(supervisor.get(11)).toBe(vms[1]);
+	});
+
+	test('an invalid config throws InvalidConfigError and holds no CID', () => {
+		const {supervisor} = supervise({cidRange: {first: 10, last: 10}});
+		expect(() => supervisor.createVm({memoryMib: -1} as never)).toThrow(InvalidConfigError);
+		expect(supervisor.vms()).toEqual([]);
+		// The range holds one CID: it is still free.
+		expect(supervisor.createVm(kernelConfig).cid).toBe(10);
+	});
+
+	test('a VM that fails to start releases its CID once it is Failed and cleaned up', async () => {
+		const tempRoot = makeFolder();
+		const {supervisor, events} = supervise({cidRange: {first: 10, last: 10}, tempRoot});
+		const vm = supervisor.createVm(kernelConfig);
+		await expect(vm.start()).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
+		await new Promise(resolve => {
+			setImmediate(resolve);
+		});
+		expect(events.map(event => event.type)).toEqual(['supervisor.cid.allocated', 'failed', 'supervisor.cid.released']);
+		expect(supervisor.get(10)).toBeUndefined();
+		expect(supervisor.createVm(kernelConfig).cid).toBe(10);
+		expect(readdirSync(tempRoot)).toEqual([]);
+	});
+
+	test('createVm after shutdown is refused with a typed error', async () => {
+		const {supervisor, events} = supervise();
+		const unstarted = supervisor.createVm(kernelConfig);
+		await supervisor.shutdown();
+		expect(() => supervisor.createVm(kernelConfig)).toThrow(SupervisorShutDownError);
+		await expect(unstarted.start()).rejects.toBeInstanceOf(SupervisorShutDownError);
+		expect(events.map(event => event.type)).toEqual([
+			'supervisor.cid.allocated',
+			'supervisor.shutdown.started',
+			'supervisor.cid.released',
+			'supervisor.shutdown.completed',
+		]);
+		expect(supervisor.vms()).toEqual([]);
+	});
+
+	test('a subscriber may create a VM from inside its callback', async () => {
+		const {supervisor} = supervise();
+		const created: number[] = [];
+		supervisor.events$.subscribe(event => {
+			if (event.type === 'supervisor.cid.allocated' && created.length < 2) {
+				created.push(supervisor.createVm(kernelConfig).cid);
+			}
+		});
+		supervisor.createVm(kernelConfig);
+		await new Promise(resolve => {
+			setImmediate(resolve);
+		});
+		expect(created).toEqual([2049, 2050]);
+	});
+});
+
+describe('state directory', () => {
+	test('a second supervisor continues after the last CID the first allocated', async () => {
+		const stateDir = makeFolder();
+		const first = supervise({stateDir}).supervisor;
+		expect([first.createVm(kernelConfig).cid, first.createVm(kernelConfig).cid]).toEqual([2048, 2049]);
+		await first.shutdown();
+
+		const second = supervise({stateDir}).supervisor;
+		expect(second.createVm(kernelConfig).cid).toBe(2050);
+	});
+
+	test('a state directory owned by a live supervisor is refused', () => {
+		const stateDir = makeFolder();
+		supervise({stateDir});
+		expect(() => createSupervisor({logger, stateDir})).toThrow(/stateDir/);
+	});
+
+	test('a previous instance\'s VMs are reaped: killed, temp dir removed, CID freed and reported; a reused PID is left alone', async () => {
+		const stateDir = makeFolder();
+		const tempRoot = makeFolder();
+		const start = (cid: number) => {
+			const sleeper = execa('sleep', ['600'], {reject: false});
+			sleepers.push(sleeper);
+			const tempDir = join(tempRoot, `vmwarden-${cid}-x`);
+			mkdirSync(tempDir);
+			return {sleeper, identity: processIdentity(sleeper.pid!)!, tempDir};
+		};
+
+		const stale = start(2048);
+		const unrelated = start(2049);
+		writeVmRecord(stateDir, {cid: 2048, pid: stale.identity.pid, startTime: stale.identity.startTime, tempDir: stale.tempDir, supervisorPid: 1});
+		writeVmRecord(stateDir, {cid: 2049, pid: unrelated.identity.pid, startTime: `${unrelated.identity.startTime}0`, tempDir: unrelated.tempDir, supervisorPid: 1});
+
+		const {supervisor, events} = supervise({stateDir, tempRoot, cidRange: {first: 2048, last: 2049}});
+		// Both CIDs are held until reaped.
+		expect(() => supervisor.createVm(kernelConfig)).toThrow(NoAvailableCidError);
+		await supervisor.reaped;
+		await new Promise(resolve => {
+			setImmediate(resolve);
+		});
+
+		expect(isProcessRunning(stale.identity)).toBe(false);
+		expect(isProcessRunning(unrelated.identity)).toBe(true);
+		expect(existsSync(stale.tempDir)).toBe(false);
+		expect(readdirSync(join(stateDir, 'vms'))).toEqual([]);
+		const reaped = events.filter(event => event.type === 'supervisor.staleVm.reaped');
+		expect(reaped).toEqual([
+			expect.objectContaining({cid: 2048, pid: stale.identity.pid, outcome: 'killed', initiator: 'supervisor', tempDirRemoved: true}),
+			expect.objectContaining({cid: 2049, pid: unrelated.identity.pid, outcome: 'pid-reused', initiator: 'supervisor'}),
+		]);
+		expect([supervisor.createVm(kernelConfig).cid, supervisor.createVm(kernelConfig).cid].sort()).toEqual([2048, 2049]);
+	});
+});
