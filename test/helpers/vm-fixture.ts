@@ -65,7 +65,7 @@ export function useVmFixture() {
 	});
 	afterEach(async () => {
 		// A failed assertion may leave a VM running; kill it so the next test starts clean.
-		const running = context.vms.filter(vm => vm.state === 'Running');
+		const running = context.vms.filter(vm => vm.state === 'Running' && vm.actor.getSnapshot().status === 'active');
 		for (const vm of running) {
 			vm.kill();
 		}

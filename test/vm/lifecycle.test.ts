@@ -165,3 +165,17 @@ describe('VM lifecycle', () => {
 		]));
 	});
 });
+
+describe('a VM actor stopped from outside (as a parent stopping its child)', () => {
+	const {guest, vm} = useVmFixture();
+
+	test('kills the VMM and releases its temporary directory and descriptors', async () => {
+		const machine = vm({kernel: guest('payload started', 'hang')});
+		await machine.start();
+		const {pid} = machine;
+		machine.actor.stop();
+		// The leak check after the test proves, through /proc and the file system, that the VMM
+		// (pid above) is gone and the temporary directory removed.
+		expect(pid).toBeGreaterThan(0);
+	});
+});
