@@ -263,7 +263,7 @@ type PayloadReportEvent = Extract<VmMachineEvent, {type: 'PAYLOAD.REPORT'}>;
 function payloadTransitions(later: PayloadState[]) {
 	return [
 		...later.map(state => ({guard: {type: 'reportsPayloadState' as const, params: {state}}, target: state, actions: ['emitPayloadMove' as const, 'recordPayloadState' as const]})),
-		{actions: ['refusePayloadMove' as const]},
+		{actions: ['logPayloadRefusal' as const, 'refusePayloadMove' as const]},
 	];
 }
 
@@ -335,10 +335,13 @@ export const vmMachine = setup({
 		}),
 		refusePayloadMove: emit(({context, event}) => {
 			const {state, initiator} = event as PayloadReportEvent;
-			const error = new InvalidPayloadTransitionError(context.payloadState, state);
-			context.env.logger.warn(`${initiator} report refused: ${error.message}`);
-			return {type: 'payload-refused' as const, cid: context.cid, initiator, from: context.payloadState, to: state, message: error.message};
+			const {message} = new InvalidPayloadTransitionError(context.payloadState, state);
+			return {type: 'payload-refused' as const, cid: context.cid, initiator, from: context.payloadState, to: state, message};
 		}),
+		logPayloadRefusal: ({context, event}) => {
+			const {state, initiator} = event as PayloadReportEvent;
+			context.env.logger.warn(`${initiator} report refused: ${new InvalidPayloadTransitionError(context.payloadState, state).message}`);
+		},
 		markHungUp: assign({hungUp: true}),
 		emitHangup: emit(({context}) => ({type: 'hangup' as const, cid: context.cid, initiator: 'guest' as const, timeoutMs: context.bootHangupTimeoutMs})),
 		logHangup: ({context}) => {
@@ -381,18 +384,20 @@ export const vmMachine = setup({
 			const status = exit.signal === undefined ? `exit status ${exit.exitCode ?? 'unknown'}` : `signal ${exit.signal}`;
 			context.env.logger.info(`${context.env.driver.name}(${context.pid}) exited with ${status}`);
 		},
+		logDeathFacts: ({context, event}) => {
+			const done = event as Extract<VmMachineEvent, {type: 'VMM.DONE'}>;
+			const {logger, driver} = context.env;
+			if (done.waitError !== undefined) {
+				logger.error(`Error waiting for ${driver.name}(${context.pid}) to die: ${done.waitError}`);
+			}
+
+			if (done.failureText.length > 0) {
+				logger.info(`VM returned failure reason '${done.failureText}'${done.failureTruncated ? ' (truncated)' : ''}`);
+			}
+		},
 		recordDeath: assign({
 			death: ({context, event}) => {
 				const done = event as Extract<VmMachineEvent, {type: 'VMM.DONE'}>;
-				const {logger} = context.env;
-				if (done.waitError !== undefined) {
-					logger.error(`Error waiting for ${context.env.driver.name}(${context.pid}) to die: ${done.waitError}`);
-				}
-
-				if (done.failureText.length > 0) {
-					logger.info(`VM returned failure reason '${done.failureText}'${done.failureTruncated ? ' (truncated)' : ''}`);
-				}
-
 				const reason = decideDeathReason({waitError: done.waitError, failureText: done.failureText, hungUp: context.hungUp, exitReason: done.exitReason});
 				return {
 					cid: context.cid,
@@ -478,7 +483,7 @@ export const vmMachine = setup({
 			],
 			on: {
 				KILL: {guard: 'canKill', actions: ['noteEndRequester', 'emitKilling', 'killVmm', 'markKillSent']},
-				'VMM.DONE': {target: 'Dead', actions: 'recordDeath'},
+				'VMM.DONE': {target: 'Dead', actions: ['logDeathFacts', 'recordDeath']},
 			},
 			states: {
 				process: {
