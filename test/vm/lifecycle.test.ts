@@ -5,7 +5,7 @@ import {filter, firstValueFrom} from 'rxjs';
 import {InvalidConfigError} from '../../src/errors.js';
 import {DeathReason} from '../../src/services/death-reason.js';
 import {VmSpawnError, VmStateError} from '../../src/services/vm-errors.js';
-import type {VmDeath, VmEvent} from '../../src/vm.js';
+import {createVmHandle, type VmDeath, type VmEvent} from '../../src/vm.js';
 import {SIM_PATH, silentLogger, useVmFixture} from '../helpers/vm-fixture.js';
 
 describe('VM lifecycle', () => {
@@ -84,7 +84,29 @@ describe('VM lifecycle', () => {
 		expect(machine.tempDir).toBeUndefined();
 		const unreadable = vm({kernel: path.join(context.scripts, 'no-kernel')});
 		await expect(unreadable.start()).rejects.toMatchObject({name: 'InvalidConfigError', field: 'kernel'});
+		// A descriptor that is not open is a bad descriptor, refused the same way.
+		const closedDescriptor = vm({kernel: 987});
+		await expect(closedDescriptor.start()).rejects.toMatchObject({name: 'InvalidConfigError', field: 'kernel'});
+		expect(closedDescriptor.state).toBe('Failed');
 		// The leak check after the test proves no process, descriptor or temporary directory is left.
+	});
+
+	test('a kill asked for while starting is carried out once running', async () => {
+		const machine = vm({kernel: guest('payload started', 'hang')});
+		const starting = machine.start();
+		machine.kill();
+		await starting;
+		await expect(machine.died).resolves.toMatchObject({reason: DeathReason.KILLED, signal: 'SIGKILL', initiator: 'caller'});
+	});
+
+	test('a handle made for an actor that is already dead takes the death from its snapshot', async () => {
+		const machine = vm({kernel: guest('watchdog')});
+		await machine.start();
+		const death = await machine.died;
+		const late = createVmHandle(machine.actor);
+		expect(late.state).toBe('Dead');
+		await expect(late.died).resolves.toEqual(death);
+		await expect(late.stop()).resolves.toEqual(death);
 	});
 
 	test('a bad cid is refused before anything exists', () => {
