@@ -1,0 +1,255 @@
+/**
+ * `npm start`: a supervisor runs a small fleet on crosvm-sim whose guests take every path a VM can
+ * take, shows their states live, and ends with a table of CID, reason and timings. Exits 0 when every
+ * VM ended with its expected reason (and initiator), 1 otherwise.
+ *
+ * Usage: node dist/demo/main.js [--record FILE]
+ */
+import {existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {Writable} from 'node:stream';
+import {fileURLToPath} from 'node:url';
+import {parseArgs} from 'node:util';
+import winston from 'winston';
+import {createSupervisor, type SupervisorEvent} from '../supervisor.js';
+import type {Vm} from '../vm.js';
+import {LiveTable, rowMatches, summaryTable, type FleetRow} from './display.js';
+import {startRecording, type DemoRecording} from './recording.js';
+import {SCENARIOS, type Scenario} from './scenarios.js';
+
+/** The simulator beside this compiled file (dist/demo/main.js -> dist/sim/cli.js), whatever the cwd. */
+export const SIM_PATH = fileURLToPath(new URL('../sim/cli.js', import.meta.url));
+
+/** The whole demo must be over by then; a VM still alive is then killed and counted as wrong. */
+const DEMO_DEADLINE_MS = 30_000;
+const BOOT_HANGUP_TIMEOUT_MS = 1500;
+
+interface LoggedLine {
+	level: string;
+	message: string;
+	label?: string;
+}
+
+function collectingLogger(lines: LoggedLine[]): winston.Logger {
+	const sink = new Writable({
+		objectMode: true,
+		write(info: LoggedLine, _encoding, callback) {
+			lines.push(info);
+			callback();
+		},
+	});
+	return winston.createLogger({level: 'info', transports: [new winston.transports.Stream({stream: sink})]});
+}
+
+function describeEvent(event: SupervisorEvent): string {
+	switch (event.type) {
+		case 'started': {
+			return `running, pid ${event.pid}`;
+		}
+
+		case 'payload': {
+			return `payload ${event.from} -> ${event.to}`;
+		}
+
+		case 'payload-refused': {
+			return `refused: ${event.message}`;
+		}
+
+		case 'hangup': {
+			return `no payload within ${event.timeoutMs} ms: hang-up`;
+		}
+
+		case 'stopping': {
+			return `stop requested (kill after ${event.timeoutMs} ms)`;
+		}
+
+		case 'killing': {
+			return `killing pid ${event.pid}`;
+		}
+
+		case 'died': {
+			const {death} = event;
+			const failure = death.failureReason === undefined ? '' : ` (${death.failureReason}${death.failureContext === undefined ? '' : `: ${death.failureContext}`})`;
+			return `died: ${death.reason}${failure}`;
+		}
+
+		case 'failed': {
+			return `failed to start: ${event.error.message}`;
+		}
+
+		case 'supervisor.cid.allocated': {
+			return 'CID allocated';
+		}
+
+		case 'supervisor.cid.released': {
+			return `CID released (${event.cause})`;
+		}
+
+		case 'supervisor.staleVm.reaped': {
+			return `stale VM pid ${event.pid}: ${event.outcome}`;
+		}
+
+		case 'supervisor.shutdown.started': {
+			return `shutdown: stopping ${event.vms} VM(s)`;
+		}
+
+		case 'supervisor.shutdown.completed': {
+			return 'shutdown complete';
+		}
+	}
+}
+
+async function delay(ms: number): Promise<void> {
+	return new Promise(resolve => {
+		setTimeout(resolve, ms).unref();
+	});
+}
+
+/** Runs the demo; resolves with the exit code. */
+export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.stdout): Promise<number> {
+	const {values} = parseArgs({args: argv, options: {record: {type: 'string'}, help: {type: 'boolean'}}});
+	if (values.help) {
+		out.write('Usage: node dist/demo/main.js [--record FILE]\n');
+		return 0;
+	}
+
+	if (!existsSync(SIM_PATH)) {
+		out.write(`crosvm-sim not found at ${SIM_PATH}: run npm run build first\n`);
+		return 1;
+	}
+
+	const tty = out.isTTY === true;
+	const work = mkdtempSync(join(tmpdir(), 'vmwarden-demo-'));
+	const scripts = join(work, 'guests');
+	const tempRoot = join(work, 'vms');
+	mkdirSync(scripts);
+	mkdirSync(tempRoot);
+	const logLines: LoggedLine[] = [];
+	let recording: DemoRecording | undefined;
+	try {
+		recording = values.record === undefined ? undefined : await startRecording(values.record);
+		const supervisor = createSupervisor({
+			crosvmPath: SIM_PATH,
+			dialect: 'current',
+			tempRoot,
+			stateDir: join(work, 'state'),
+			logger: collectingLogger(logLines),
+			bootHangupTimeoutMs: BOOT_HANGUP_TIMEOUT_MS,
+			stopTimeoutMs: 3000,
+			inspect: recording?.inspect,
+		});
+		const started = Date.now();
+		const rows = new Map<number, FleetRow>();
+		const table = new LiveTable(text => out.write(text));
+		let footer = `supervisor on ${SIM_PATH}`;
+		const redraw = () => {
+			if (tty) {
+				table.draw([...rows.values()], Date.now(), footer);
+			}
+		};
+
+		supervisor.events$.subscribe(event => {
+			const cid = 'cid' in event ? event.cid : undefined;
+			const row = cid === undefined ? undefined : rows.get(cid);
+			const description = describeEvent(event);
+			if (row !== undefined) {
+				const vm = supervisor.get(row.cid);
+				row.state = vm?.state ?? row.state;
+				row.payloadState = vm?.payloadState ?? row.payloadState;
+				row.lastEvent = `${description} [${event.initiator}]`;
+				if (event.type === 'started') {
+					row.runningAt = Date.now();
+				} else if (event.type === 'died') {
+					row.state = 'Dead';
+					row.diedAt = Date.now();
+					row.reason = event.death.reason;
+					row.initiator = event.death.initiator;
+					row.payloadState = event.death.payloadState;
+				} else if (event.type === 'failed') {
+					row.state = 'Failed';
+					row.diedAt = Date.now();
+				}
+			} else if (cid === undefined) {
+				footer = description;
+			}
+
+			if (tty) {
+				redraw();
+			} else {
+				const who = cid === undefined ? 'supervisor' : `cid ${cid}${row === undefined ? '' : ` (${row.scenario.name})`}`;
+				out.write(`+${((Date.now() - started) / 1000).toFixed(3)}s ${who}: ${description} [by ${event.initiator}]\n`);
+			}
+		});
+		const ticker = tty ? setInterval(redraw, 200) : undefined;
+
+		const fleet: Array<{scenario: Scenario; vm: Vm}> = SCENARIOS.map((scenario, index) => {
+			const kernel = join(scripts, `guest-${index}`);
+			writeFileSync(kernel, ['#!crosvm-sim-guest', ...scenario.guest, ''].join('\n'));
+			const vm = supervisor.createVm({kernel, detectHangup: scenario.detectHangup ?? false});
+			rows.set(vm.cid, {scenario, cid: vm.cid, state: vm.state, payloadState: vm.payloadState, lastEvent: 'created', createdAt: Date.now(), runningAt: undefined, diedAt: undefined, reason: undefined, initiator: undefined, failure: undefined});
+			return {scenario, vm};
+		});
+		redraw();
+
+		const outcomes = await Promise.allSettled(fleet.map(async ({vm}) => vm.start()));
+		for (const [index, outcome] of outcomes.entries()) {
+			if (outcome.status === 'rejected') {
+				rows.get(fleet[index]!.vm.cid)!.failure = String(outcome.reason);
+			}
+		}
+
+		for (const {scenario, vm} of fleet) {
+			const {host} = scenario;
+			if (host.kind === 'stop') {
+				setTimeout(() => void vm.stop({timeoutMs: host.timeoutMs}), host.afterMs).unref();
+			} else if (host.kind === 'kill') {
+				setTimeout(() => {
+					vm.kill();
+				}, host.afterMs).unref();
+			}
+		}
+
+		// Everything but the VMs left for the shutdown ends on its own (or by the demo's stop and kill).
+		const ending = fleet.filter(({scenario, vm}) => scenario.host.kind !== 'shutdown' && vm.state !== 'Failed').map(async ({vm}) => vm.died);
+		const finished = await Promise.race([Promise.all(ending).then(() => true), delay(DEMO_DEADLINE_MS).then(() => false)]);
+		if (!finished) {
+			footer = `deadline of ${DEMO_DEADLINE_MS} ms passed: shutting down`;
+		}
+
+		await delay(300);
+		await supervisor.shutdown({stopTimeoutMs: finished ? 3000 : 500});
+		if (ticker !== undefined) {
+			clearInterval(ticker);
+		}
+
+		redraw();
+		const finalRows = [...rows.values()];
+		out.write(`\n${summaryTable(finalRows, tty)}\n`);
+		const wrong = finalRows.filter(row => !rowMatches(row));
+		for (const row of wrong) {
+			out.write(`cid ${row.cid} (${row.scenario.name}) ended ${row.reason ?? 'without a death'}${row.failure === undefined ? '' : `: ${row.failure}`}\n`);
+		}
+
+		if (wrong.length > 0) {
+			for (const line of logLines.filter(entry => entry.level === 'error' || entry.level === 'warn')) {
+				out.write(`log ${line.level} [${line.label ?? 'vmwarden'}] ${line.message}\n`);
+			}
+		}
+
+		out.write(wrong.length === 0 ? `\nAll ${finalRows.length} VMs ended as expected in ${((Date.now() - started) / 1000).toFixed(1)} s.\n` : `\n${wrong.length} of ${finalRows.length} VMs did not end as expected.\n`);
+		return wrong.length === 0 ? 0 : 1;
+	} finally {
+		await recording?.finish();
+		rmSync(work, {recursive: true, force: true});
+	}
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+	runDemo(process.argv.slice(2)).then(code => {
+		process.exitCode = code;
+	}, (error: unknown) => {
+		console.error(error instanceof Error ? error.message : error);
+		process.exitCode = 1;
+	});
+}
