@@ -89,9 +89,10 @@ function checkTarget(target: CrosvmTarget): void {
 /**
  * The descriptor plan: child descriptors from 3 in the reference's order (indirect files, console,
  * log, failure pipe, bootloader, initrd, each disk, kernel), then the payload channel, last so
- * that it shifts none of the reference's numbers.
+ * that it shifts none of the reference's numbers. Shared with other VMMs' drivers (QEMU), which
+ * hand over the same files in the same numbering.
  */
-function planDescriptors(files: ConfigFile[], payloadChannel: boolean): DescriptorAssignment[] {
+export function planDescriptors(files: ConfigFile[], payloadChannel: boolean): DescriptorAssignment[] {
 	const beforeFailure = new Set(['indirect', 'console', 'log']);
 	const plan: DescriptorAssignment[] = [];
 	const add = (entry: ConfigFile | {role: 'failure' | 'payload'; field: string; kind: 'channel'}): void => {
