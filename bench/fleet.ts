@@ -127,8 +127,9 @@ async function main(): Promise<void> {
 		const perVmKib = pssKib(vm.pid!);
 		await supervisor.shutdown();
 		const available = memAvailableKib();
-		// Two fleets never run at once; keep a third of the memory free for everything else.
-		const fits = Math.floor((available * 2 / 3) / perVmKib);
+		// Two fleets never run at once; keep a third of the memory free for everything else. Each VM
+		// counts twice: at shutdown each one also runs a `crosvm-sim stop` (another Node process).
+		const fits = Math.floor((available * 2 / 3) / (2 * perVmKib));
 		const count = Math.min(REQUESTED, fits);
 		console.log(`each simulated VM: ${(perVmKib / 1024).toFixed(1)} MiB PSS; available: ${(available / 1024 / 1024).toFixed(1)} GiB -> room for ${fits}`);
 		if (count < REQUESTED) {

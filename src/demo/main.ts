@@ -237,6 +237,10 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 			}
 		}
 
+		if (recording !== undefined) {
+			out.write(`${recording.describe()}\n`);
+		}
+
 		out.write(wrong.length === 0 ? `\nAll ${finalRows.length} VMs ended as expected in ${((Date.now() - started) / 1000).toFixed(1)} s.\n` : `\n${wrong.length} of ${finalRows.length} VMs did not end as expected.\n`);
 		return wrong.length === 0 ? 0 : 1;
 	} finally {

@@ -1,15 +1,35 @@
 import type {InspectionEvent} from 'xstate';
+import {createInspectionRecorder} from '../services/inspection-recorder.js';
 
 /**
- * Where `--record FILE` plugs in: returns the inspector to hand to the supervisor (it then sees every
- * actor of the fleet) and a function that finishes the recording. Without a recorder this build
- * refuses the option rather than silently ignoring it.
+ * `--record FILE`: the inspector to hand to the supervisor (it then sees every actor of the fleet)
+ * and the function that finishes the recording. Replay it with the inspector tools (docs/inspector.md).
  */
 export interface DemoRecording {
 	inspect: (event: InspectionEvent) => void;
 	finish(): Promise<void>;
+	/** Where it was written and how many inspection events it holds. */
+	describe(): string;
 }
 
 export async function startRecording(file: string): Promise<DemoRecording> {
-	throw new Error(`--record ${file}: recording is not available in this build`);
+	let failure: Error | undefined;
+	const recorder = createInspectionRecorder({
+		file,
+		onError(error) {
+			failure = error;
+		},
+	});
+	return {
+		inspect: event => {
+			recorder.next(event);
+		},
+		async finish() {
+			recorder.close();
+			if (failure !== undefined) {
+				throw new Error(`recording to ${file} failed: ${failure.message}`);
+			}
+		},
+		describe: () => `${recorder.recorded} inspection events recorded to ${file}`,
+	};
 }
