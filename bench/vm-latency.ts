@@ -16,7 +16,8 @@ import winston from 'winston';
 import {createVm} from '../src/vm.js';
 
 const iterations = Number(process.argv[2] ?? 30);
-const simPath = path.resolve('dist/sim/cli.js');
+// VMWARDEN_TEST_VMM points it at another VMM, as in the tests.
+const simPath = process.env['VMWARDEN_TEST_VMM'] ?? path.resolve('dist/sim/cli.js');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'vmw-bench-'));
 const kernel = path.join(scratch, 'guest');
 writeFileSync(kernel, '#!crosvm-sim-guest\npayload started\npoweroff\n');
