@@ -1,0 +1,164 @@
+/**
+ * The supervisor with real VMs on crosvm-sim (built by `npm run build`): stopping, shutting a fleet
+ * down without leaving anything behind (checked through /proc and the file system), and a host
+ * killed with SIGKILL taking its VMs with it.
+ */
+import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join, resolve} from 'node:path';
+import {execa} from 'execa';
+import winston from 'winston';
+import {isProcessRunning, processIdentity, waitForProcessExit, type ProcessIdentity} from '../../src/services/process-identity.js';
+import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
+import {settleLeaks, takeSnapshot} from '../helpers/leak-checker.js';
+
+const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/sim/cli.js');
+const logger = winston.createLogger({silent: true});
+
+let work: string;
+let tempRoot: string;
+let stateDir: string;
+let supervisor: Supervisor | undefined;
+
+function guest(...directives: string[]): string {
+	const file = join(work, `guest-${Math.random().toString(36).slice(2)}`);
+	writeFileSync(file, ['#!crosvm-sim-guest', ...directives, ''].join('\n'));
+	return file;
+}
+
+function supervise(options: Parameters<typeof createSupervisor>[0] = {}): {supervisor: Supervisor; events: SupervisorEvent[]} {
+	const created = createSupervisor({crosvmPath: SIM_PATH, tempRoot, stateDir, logger, stopTimeoutMs: 5000, ...options});
+	supervisor = created;
+	const events: SupervisorEvent[] = [];
+	created.events$.subscribe(event => events.push(event));
+	return {supervisor: created, events};
+}
+
+beforeAll(async () => {
+	if (!existsSync(SIM_PATH)) {
+		throw new Error(`${SIM_PATH} is missing: run npm run build first`);
+	}
+
+	// The first spawn creates libuv's signal pipe for good: keep it out of every baseline.
+	await execa(process.execPath, ['-e', '0']);
+});
+
+beforeEach(() => {
+	work = mkdtempSync(join(tmpdir(), 'vmwarden-fleet-test-'));
+	tempRoot = mkdtempSync(join(tmpdir(), 'vmwarden-fleet-root-'));
+	stateDir = join(work, 'state');
+});
+
+afterEach(async () => {
+	await supervisor?.shutdown({stopTimeoutMs: 500});
+	supervisor = undefined;
+	rmSync(work, {recursive: true, force: true});
+	rmSync(tempRoot, {recursive: true, force: true});
+});
+
+describe('stopping', () => {
+	test('a graceful stop gives SHUTDOWN; a guest that ignores it is KILLED after the timeout', async () => {
+		const {supervisor} = supervise();
+		const polite = supervisor.createVm({kernel: guest('payload started', 'hang')});
+		const wedged = supervisor.createVm({kernel: guest('ignore-stop', 'hang')});
+		await Promise.all([polite.start(), wedged.start()]);
+
+		const stoppedAt = Date.now();
+		const [politeDeath, wedgedDeath] = await Promise.all([polite.stop({timeoutMs: 5000}), wedged.stop({timeoutMs: 400})]);
+		expect(politeDeath).toMatchObject({reason: 'SHUTDOWN', initiator: 'caller'});
+		expect(wedgedDeath).toMatchObject({reason: 'KILLED', signal: 'SIGKILL', initiator: 'caller'});
+		expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(400);
+	});
+
+	test('a CID is released only after its VM is dead and cleaned up, and its record removed', async () => {
+		const {supervisor, events} = supervise();
+		const vm = supervisor.createVm({kernel: guest('payload started', 'sleep 200', 'poweroff')});
+		await vm.start();
+		const record = JSON.parse(readFileSync(join(stateDir, 'vms', `${vm.cid}.json`), 'utf8')) as {pid: number; startTime: string; tempDir: string};
+		expect(record).toMatchObject({pid: vm.pid, startTime: processIdentity(vm.pid!)!.startTime, tempDir: vm.tempDir});
+
+		const seenAtRelease: Array<{state: string; tempDirExists: boolean; recordExists: boolean}> = [];
+		supervisor.actor.on('supervisor.cid.released', () => {
+			seenAtRelease.push({state: vm.state, tempDirExists: existsSync(record.tempDir), recordExists: existsSync(join(stateDir, 'vms', `${vm.cid}.json`))});
+		});
+		expect((await vm.died).reason).toBe('SHUTDOWN');
+		await new Promise(resolve => {
+			setTimeout(resolve, 50);
+		});
+		expect(seenAtRelease).toEqual([{state: 'Dead', tempDirExists: false, recordExists: false}]);
+		const types = events.map(event => event.type);
+		expect(types.indexOf('died')).toBeLessThan(types.indexOf('supervisor.cid.released'));
+		expect(supervisor.get(vm.cid)).toBeUndefined();
+	});
+});
+
+describe('shutdown', () => {
+	test('50 VMs are stopped in parallel, leaving no process, descriptor, CID, record or temp dir', async () => {
+		const baseline = takeSnapshot([tempRoot]);
+		const {supervisor, events} = supervise();
+		const kernel = guest('payload started', 'payload ready', 'hang');
+		const vms = Array.from({length: 50}, () => supervisor.createVm({kernel}));
+		await Promise.all(vms.map(async vm => vm.start()));
+		expect(new Set(vms.map(vm => vm.cid)).size).toBe(50);
+		expect(readdirSync(join(stateDir, 'vms'))).toHaveLength(50);
+
+		await supervisor.shutdown();
+
+		const deaths = await Promise.all(vms.map(async vm => vm.died));
+		expect(deaths.every(death => death.reason === 'SHUTDOWN' && death.initiator === 'supervisor')).toBe(true);
+		expect(supervisor.vms()).toEqual([]);
+		expect(events.filter(event => event.type === 'supervisor.cid.released')).toHaveLength(50);
+		expect(events.at(-1)?.type).toBe('supervisor.shutdown.completed');
+		expect(readdirSync(join(stateDir, 'vms'))).toEqual([]);
+		expect(await settleLeaks(baseline, [tempRoot])).toEqual([]);
+	});
+});
+
+describe('never leaving a VM behind', () => {
+	test('a host killed with SIGKILL takes its VMs with it; the next supervisor cleans up after it', async () => {
+		const count = 3;
+		const host = execa(process.execPath, ['--import', 'tsx', resolve('test/supervisor/fixtures/host.ts'), SIM_PATH, tempRoot, stateDir, guest('payload started', 'hang'), String(count)], {reject: false, buffer: false, stdout: 'pipe', stderr: 'inherit'});
+		const line = await new Promise<string>((resolvePromise, reject) => {
+			let text = '';
+			host.stdout.on('data', (chunk: Buffer) => {
+				text += chunk.toString();
+				if (text.includes('\n')) {
+					resolvePromise(text.slice(0, text.indexOf('\n')));
+				}
+			});
+			void host.then(() => {
+				reject(new Error(`host exited before starting its VMs: ${text}`));
+			});
+		});
+		const started = JSON.parse(line) as Array<{cid: number; pid: number; tempDir: string}>;
+		expect(started).toHaveLength(count);
+		const identities = started.map(vm => processIdentity(vm.pid)).filter((identity): identity is ProcessIdentity => identity !== undefined);
+		expect(identities).toHaveLength(count);
+		// The VMs are the host's children, as /proc shows.
+		for (const {pid} of started) {
+			expect(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]).toBe(String(host.pid));
+		}
+
+		host.kill('SIGKILL');
+		await host;
+		const gone = await Promise.all(identities.map(async identity => waitForProcessExit(identity, {timeoutMs: 5000})));
+		expect(gone).toEqual(identities.map(() => true));
+		expect(identities.some(identity => isProcessRunning(identity))).toBe(false);
+		// The host died before it could clean up: its temp dirs and records are still there...
+		expect(started.every(vm => existsSync(vm.tempDir))).toBe(true);
+
+		// ...until the next supervisor takes the state directory over.
+		const {supervisor: next, events} = supervise();
+		await next.reaped;
+		await new Promise(resolvePromise => {
+			setImmediate(resolvePromise);
+		});
+		const reaped = events.filter(event => event.type === 'supervisor.staleVm.reaped');
+		expect(reaped.map(event => (event as {cid: number}).cid).sort()).toEqual(started.map(vm => vm.cid).sort());
+		expect(reaped.every(event => (event as {outcome: string}).outcome === 'gone')).toBe(true);
+		expect(readdirSync(tempRoot)).toEqual([]);
+		expect(readdirSync(join(stateDir, 'vms'))).toEqual([]);
+		// Its CIDs are free again, and the next one follows the host's last.
+		expect(next.createVm({kernel: guest('poweroff')}).cid).toBe(Math.max(...started.map(vm => vm.cid)) + 1);
+	});
+});
