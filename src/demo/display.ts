@@ -45,19 +45,24 @@ export function rowMatches(row: FleetRow): boolean {
 export class LiveTable {
 	#linesDrawn = 0;
 	readonly #write: (text: string) => void;
+	readonly #columns: () => number;
 
-	constructor(write: (text: string) => void) {
+	/** `columns` is read at each draw: a line longer than the terminal would wrap and break the redraw. */
+	constructor(write: (text: string) => void, columns: () => number) {
 		this.#write = write;
+		this.#columns = columns;
 	}
 
 	draw(rows: readonly FleetRow[], now: number, footer: string): void {
+		// CID, VM, state, payload and elapsed take 74 columns; the last event gets what is left.
+		const eventWidth = Math.max(10, this.#columns() - 75);
 		const lines = [
 			`${BOLD}${pad('CID', 6)} ${pad('VM', 36)} ${pad('state', 11)} ${pad('payload', 9)} ${pad('elapsed', 8)} last event${RESET}`,
 			...rows.map(row => {
 				const elapsed = `${(((row.diedAt ?? now) - row.createdAt) / 1000).toFixed(1)}s`;
-				return `${pad(String(row.cid), 6)} ${pad(row.scenario.name, 36)} ${colourState(row.state, pad(row.state, 11))} ${pad(row.payloadState, 9)} ${pad(elapsed, 8)} ${row.lastEvent}`;
+				return `${pad(String(row.cid), 6)} ${pad(row.scenario.name, 36)} ${colourState(row.state, pad(row.state, 11))} ${pad(row.payloadState, 9)} ${pad(elapsed, 8)} ${pad(row.lastEvent, eventWidth).trimEnd()}`;
 			}),
-			`${DIM}${footer}${RESET}`,
+			`${DIM}${pad(footer, this.#columns() - 1).trimEnd()}${RESET}`,
 		];
 		// Move up over what was drawn last time, then rewrite each line.
 		let text = this.#linesDrawn > 0 ? `\u001B[${this.#linesDrawn}A` : '';

@@ -18,8 +18,11 @@ import {LiveTable, rowMatches, summaryTable, type FleetRow} from './display.js';
 import {startRecording, type DemoRecording} from './recording.js';
 import {SCENARIOS, type Scenario} from './scenarios.js';
 
-/** The simulator beside this compiled file (dist/demo/main.js -> dist/sim/cli.js), whatever the cwd. */
-export const SIM_PATH = fileURLToPath(new URL('../sim/cli.js', import.meta.url));
+/**
+ * The simulator beside this compiled file (dist/demo/main.js -> dist/sim/cli.js), whatever the cwd;
+ * VMWARDEN_DEMO_VMM runs the demo on another build of it.
+ */
+export const SIM_PATH = process.env['VMWARDEN_DEMO_VMM'] ?? fileURLToPath(new URL('../sim/cli.js', import.meta.url));
 
 /** The whole demo must be over by then; a VM still alive is then killed and counted as wrong. */
 const DEMO_DEADLINE_MS = 30_000;
@@ -141,7 +144,7 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 		});
 		const started = Date.now();
 		const rows = new Map<number, FleetRow>();
-		const table = new LiveTable(text => out.write(text));
+		const table = new LiveTable(text => out.write(text), () => out.columns ?? 80);
 		let footer = `supervisor on ${SIM_PATH}`;
 		const redraw = () => {
 			if (tty) {
@@ -157,7 +160,11 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 				const vm = supervisor.get(row.cid);
 				row.state = vm?.state ?? row.state;
 				row.payloadState = vm?.payloadState ?? row.payloadState;
-				row.lastEvent = `${description} [${event.initiator}]`;
+				// The death says more than the release that follows it.
+				if (event.type !== 'supervisor.cid.released') {
+					row.lastEvent = `${description} [${event.initiator}]`;
+				}
+
 				if (event.type === 'started') {
 					row.runningAt = Date.now();
 				} else if (event.type === 'died') {
