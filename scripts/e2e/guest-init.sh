@@ -48,13 +48,24 @@ wait_for_power_button() {
 	mkdir -p /etc/acpi/PWRF
 	cat > /etc/acpi/PWRF/00000080 <<'SCRIPT'
 #!/bin/sh
-echo "vmwarden-guest: power button"
+echo "vmwarden-guest: power button" > /dev/console
 echo "VMW1 FINISHED 0" > /dev/ttyS2
 sync
 poweroff -f
 SCRIPT
 	chmod +x /etc/acpi/PWRF/00000080
-	acpid -c /etc/acpi
+	# acpid opens the event devices it finds when it starts: wait for the power button's.
+	for attempt in $(seq 50); do
+		for name in /sys/class/input/input*/name; do
+			if [ "$(cat "$name")" = "Power Button" ] && ls "${name%/name}"/event* >/dev/null 2>&1; then
+				event="$(basename "$(ls -d "${name%/name}"/event* | head -n 1)")"
+				[ -c "/dev/input/$event" ] && break 2
+			fi
+		done
+		sleep 0.1
+	done
+	# Its log file must exist in a writable place (the default is /var/log/acpid.log).
+	acpid -c /etc/acpi -l /tmp/acpid.log
 }
 
 case "$scenario" in
