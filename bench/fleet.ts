@@ -19,7 +19,7 @@ import {createSupervisor} from '../src/supervisor.js';
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-const SIM_PATH = resolve('dist/sim/cli.js');
+const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/sim/cli.js');
 const REQUESTED = Number(process.argv[2] ?? 1000);
 const HOLD_MS = 2000;
 
@@ -78,7 +78,7 @@ async function bareSpawns(kernel: string, count: number) {
 	return {
 		async start() {
 			for (let index = 0; index < count; index++) {
-				children.push(execa(SIM_PATH, ['--extended-status', 'run', '--disable-sandbox', '--cid', String(3 + index), kernel], {reject: false, stdio: 'ignore'}));
+				children.push(execa(SIM_PATH, ['--extended-status', 'run', '--disable-sandbox', '--vsock', `cid=${3 + index}`, kernel], {reject: false, stdio: 'ignore'}));
 			}
 
 			await Promise.all(children.map(async child => new Promise(resolvePromise => {
