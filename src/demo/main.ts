@@ -103,9 +103,13 @@ function describeEvent(event: SupervisorEvent): string {
 	}
 }
 
-async function delay(ms: number): Promise<void> {
+/** Waits `ms`; an `unref`ed wait does not keep the process alive (for deadlines that may never matter). */
+async function delay(ms: number, {unref = false} = {}): Promise<void> {
 	return new Promise(resolve => {
-		setTimeout(resolve, ms).unref();
+		const timer = setTimeout(resolve, ms);
+		if (unref) {
+			timer.unref();
+		}
 	});
 }
 
@@ -189,6 +193,14 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 			}
 		});
 		const ticker = tty ? setInterval(redraw, 200) : undefined;
+		// Ctrl-C stops the fleet properly (the VMs would die with the process anyway, by their
+		// parent-death signal, but their temporary directories would stay).
+		const interrupt = () => {
+			footer = 'interrupted: shutting down';
+			void supervisor.shutdown({stopTimeoutMs: 500});
+		};
+
+		process.once('SIGINT', interrupt);
 
 		const fleet: Array<{scenario: Scenario; vm: Vm}> = SCENARIOS.map((scenario, index) => {
 			const kernel = join(scripts, `guest-${index}`);
@@ -219,7 +231,7 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 
 		// Everything but the VMs left for the shutdown ends on its own (or by the demo's stop and kill).
 		const ending = fleet.filter(({scenario, vm}) => scenario.host.kind !== 'shutdown' && vm.state !== 'Failed').map(async ({vm}) => vm.died);
-		const finished = await Promise.race([Promise.all(ending).then(() => true), delay(DEMO_DEADLINE_MS).then(() => false)]);
+		const finished = await Promise.race([Promise.all(ending).then(() => true), delay(DEMO_DEADLINE_MS, {unref: true}).then(() => false)]);
 		if (!finished) {
 			footer = `deadline of ${DEMO_DEADLINE_MS} ms passed: shutting down`;
 		}
@@ -230,12 +242,15 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 			clearInterval(ticker);
 		}
 
+		process.off('SIGINT', interrupt);
+
 		redraw();
 		const finalRows = [...rows.values()];
 		out.write(`\n${summaryTable(finalRows, tty)}\n`);
 		const wrong = finalRows.filter(row => !rowMatches(row));
 		for (const row of wrong) {
-			out.write(`cid ${row.cid} (${row.scenario.name}) ended ${row.reason ?? 'without a death'}${row.failure === undefined ? '' : `: ${row.failure}`}\n`);
+			const ended = row.reason === undefined ? 'without a death' : `${row.reason} by ${row.initiator ?? '?'}`;
+			out.write(`cid ${row.cid} (${row.scenario.name}) ended ${ended}, expected ${row.scenario.expected} by ${row.scenario.expectedInitiator}${row.failure === undefined ? '' : `: ${row.failure}`}\n`);
 		}
 
 		if (wrong.length > 0) {
