@@ -163,38 +163,45 @@ export const supervisorMachine = setup({
 		refuseShuttingDown: assign(({event}) => ({
 			lastCreation: {requestId: (event as CreateVmRequest).requestId, error: new SupervisorShutDownError()},
 		})),
-		recordRunningVm: assign(({context, event}) => {
+		recordRunningVm({context, event}) {
 			const cid = cidOfActorId(event.type.slice('xstate.snapshot.'.length))!;
 			const vmm = runningVmmOf((event as {snapshot: SnapshotFrom<typeof vmMachine>}).snapshot)!;
 			const identity = processIdentity(vmm.pid);
-			if (identity !== undefined) {
-				try {
-					writeVmRecord(context.stateDir!, {cid, pid: vmm.pid, startTime: identity.startTime, tempDir: vmm.tempDir, supervisorPid: process.pid});
-				} catch (error) {
-					context.vmDefaults.logger.error(`Could not record VM ${cid} in ${context.stateDir!}: ${String(error)}`);
-				}
+			if (identity === undefined) {
+				// Already gone: its death is on its way, and there is nothing a successor could kill.
+				return;
 			}
 
-			context.recorded.add(cid);
-			return {recorded: context.recorded};
-		}),
+			try {
+				writeVmRecord(context.stateDir!, {cid, pid: vmm.pid, startTime: identity.startTime, tempDir: vmm.tempDir, supervisorPid: process.pid});
+			} catch (error) {
+				context.vmDefaults.logger.error(`Could not record VM ${cid} in ${context.stateDir!}: ${String(error)}`);
+			}
+		},
+		markVmRecorded: assign(({context, event}) => ({
+			recorded: new Set(context.recorded).add(cidOfActorId(event.type.slice('xstate.snapshot.'.length))!),
+		})),
+		forgetVmRecord({context, event}) {
+			const cid = cidOfActorId((event as DoneActorEvent).actorId)!;
+			if (context.stateDir !== undefined && context.recorded.has(cid)) {
+				removeVmRecord(context.stateDir, cid);
+			}
+		},
+		logVmActorFailure({context, event}) {
+			if (event.type.startsWith('xstate.error.actor.')) {
+				context.vmDefaults.logger.error(`VM actor ${(event as ErrorActorEvent).actorId ?? ''} failed: ${String((event as ErrorActorEvent).error)}`);
+			}
+		},
 		releaseVm: enqueueActions(({context, event, enqueue}) => {
 			const actorId = (event as DoneActorEvent).actorId;
 			const cid = cidOfActorId(actorId)!;
-			const failed = event.type.startsWith('xstate.error.actor.');
-			if (failed) {
-				context.vmDefaults.logger.error(`VM actor ${cid} failed: ${String((event as ErrorActorEvent).error)}`);
-			}
-
-			if (context.recorded.delete(cid) && context.stateDir !== undefined) {
-				removeVmRecord(context.stateDir, cid);
-			}
-
+			const recorded = new Set(context.recorded);
+			recorded.delete(cid);
 			context.vms.delete(cid);
 			releaseCid(context.pool, cid);
 			enqueue(stopChild(actorId));
-			enqueue.assign({vms: context.vms, recorded: context.recorded});
-			enqueue.emit({type: 'supervisor.cid.released', cid, cause: failed ? 'vm actor failed' : 'vm cleaned up', initiator: 'supervisor'});
+			enqueue.assign({vms: context.vms, recorded});
+			enqueue.emit({type: 'supervisor.cid.released', cid, cause: event.type.startsWith('xstate.error.actor.') ? 'vm actor failed' : 'vm cleaned up', initiator: 'supervisor'});
 		}),
 		releaseStaleCids: enqueueActions(({context, event, enqueue}) => {
 			const reaped = (event as DoneActorEvent<ReapedVm[]>).output;
@@ -245,9 +252,9 @@ export const supervisorMachine = setup({
 		shutdownStopTimeoutMs: undefined,
 	}),
 	on: {
-		'xstate.done.actor.*': {guard: 'isVmActor', actions: 'releaseVm'},
-		'xstate.error.actor.*': {guard: 'isVmActor', actions: 'releaseVm'},
-		'xstate.snapshot.*': {guard: 'vmRunningUnrecorded', actions: 'recordRunningVm'},
+		'xstate.done.actor.*': {guard: 'isVmActor', actions: ['forgetVmRecord', 'releaseVm']},
+		'xstate.error.actor.*': {guard: 'isVmActor', actions: ['logVmActorFailure', 'forgetVmRecord', 'releaseVm']},
+		'xstate.snapshot.*': {guard: 'vmRunningUnrecorded', actions: ['recordRunningVm', 'markVmRecorded']},
 	},
 	initial: 'Serving',
 	states: {
