@@ -209,6 +209,11 @@ export function planPath(events: readonly VmModelEvent[]): PathPlan {
 				directives.push('hang');
 				break;
 			case 'STOP':
+				// A grandchild holding the failure channel keeps the VM's death pending for the bounded
+				// grace after crosvm exits, so the stop request's own completion is seen first (the real
+				// machine's stop region then passes through `waiting`).
+				directives.push('spawn-holder 1000', 'hang');
+				break;
 			case 'KILL':
 				directives.push('hang');
 				break;
