@@ -74,7 +74,7 @@ describe(`VM model: ${shortestPaths.length} shortest paths (${simplePaths.length
 			const events = modelPath.steps.map(step => step.event);
 			const plan = planPath(events);
 			const machine = vm({kernel: guest(...plan.directives), detectHangup: true}, {
-				crosvmPath: plan.startFails ? path.join(context.scripts, 'no-such-crosvm') : undefined,
+				...(plan.startFails ? {crosvmPath: path.join(context.scripts, 'no-such-crosvm')} : {}),
 				bootHangupTimeoutMs: plan.hangup ? 300 : 30_000,
 				inspect: recordStatesOf(vmMachine, visitedRealStates),
 			});
