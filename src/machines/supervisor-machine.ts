@@ -60,11 +60,14 @@ export interface SupervisorContext {
 	lastCreation: CreateVmOutcome | undefined;
 	/** The stop timeout `shutdown()` asked for, if any. */
 	shutdownStopTimeoutMs: number | undefined;
+	/** During shutdown: the CIDs of the VMs not yet sent STOP. */
+	stopQueue: number[];
 }
 
 export type SupervisorMachineEvent =
 	| ({type: 'VM.CREATE'} & CreateVmRequest)
 	| {type: 'SHUTDOWN'; stopTimeoutMs?: number}
+	| {type: 'STOP.NEXT_BATCH'}
 	| DoneActorEvent<unknown, string>
 	| ErrorActorEvent<unknown, string>
 	| {type: `xstate.snapshot.${string}`; snapshot: SnapshotFrom<typeof vmMachine>};
@@ -82,6 +85,9 @@ export type SupervisorMachineEmitted =
 const vmLogic: AnyStateMachine = vmMachine;
 
 const VM_ID_PREFIX = 'vm-';
+
+/** How many VMs are sent STOP per macrotask during shutdown. */
+export const STOP_BATCH_SIZE = 16;
 
 /** The child id of the VM actor with `cid`. */
 export function vmActorId(cid: number): string {
@@ -119,6 +125,10 @@ export const supervisorMachine = setup({
 	actors: {
 		vm: vmLogic,
 		reapStaleVms: fromPromise<ReapedVm[], {stateDir: string; records: VmRecord[]}>(async ({input}) => reapStaleVms(input.stateDir, input.records)),
+	},
+	delays: {
+		// Zero: the next batch goes out on the next macrotask, after pending I/O callbacks.
+		stopBatchPause: 0,
 	},
 	guards: {
 		hasFreeCid: ({context}) => hasFreeCid(context.pool),
@@ -220,8 +230,7 @@ export const supervisorMachine = setup({
 			shutdownStopTimeoutMs: event.type === 'SHUTDOWN' ? event.stopTimeoutMs : undefined,
 		})),
 		emitShutdownStarted: emit(({context}) => ({type: 'supervisor.shutdown.started' as const, cause: 'shutdown()' as const, initiator: 'caller' as const, vms: context.vms.size})),
-		stopEveryVm: enqueueActions(({context, enqueue}) => {
-			const timeoutMs = context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs;
+		discardUnstartedVms: enqueueActions(({context, enqueue}) => {
 			for (const [cid, actor] of context.vms) {
 				if (actor.getSnapshot().matches({NotStarted: 'idle'})) {
 					// Never started: nothing runs and nothing was created, so there is nothing to stop.
@@ -229,13 +238,30 @@ export const supervisorMachine = setup({
 					releaseCid(context.pool, cid);
 					enqueue(stopChild(actor));
 					enqueue.emit({type: 'supervisor.cid.released', cid, cause: 'vm never started', initiator: 'supervisor'});
-				} else {
+				}
+			}
+
+			enqueue.assign({vms: context.vms, stopQueue: [...context.vms.keys()]});
+		}),
+		stopNextBatch: enqueueActions(({context, enqueue}) => {
+			// Every stop spawns a process (`crosvm stop`), and spawning blocks the event loop until the
+			// child has exec'd: STOP goes out in batches, one batch per macrotask, so a large fleet
+			// does not freeze the host's event loop for the whole shutdown. All stops still overlap.
+			const timeoutMs = context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs;
+			const batch = context.stopQueue.slice(0, STOP_BATCH_SIZE);
+			for (const cid of batch) {
+				const actor = context.vms.get(cid);
+				if (actor !== undefined) {
 					// Launching or running: the VM machine stops it (a launch finishes first, then stops).
 					enqueue.sendTo(actor, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
 				}
 			}
 
-			enqueue.assign({vms: context.vms});
+			const rest = context.stopQueue.slice(batch.length);
+			enqueue.assign({stopQueue: rest});
+			if (rest.length > 0) {
+				enqueue.raise({type: 'STOP.NEXT_BATCH'}, {delay: 'stopBatchPause'});
+			}
 		}),
 		emitShutdownCompleted: emit({type: 'supervisor.shutdown.completed', cause: 'shutdown()', initiator: 'caller'}),
 	},
@@ -250,6 +276,7 @@ export const supervisorMachine = setup({
 		staleVms: input.staleVms,
 		lastCreation: undefined,
 		shutdownStopTimeoutMs: undefined,
+		stopQueue: [],
 	}),
 	on: {
 		'xstate.done.actor.*': {guard: 'isVmActor', actions: ['forgetVmRecord', 'releaseVm']},
@@ -295,7 +322,10 @@ export const supervisorMachine = setup({
 							},
 						},
 						Draining: {
-							entry: ['emitShutdownStarted', 'stopEveryVm'],
+							entry: ['emitShutdownStarted', 'discardUnstartedVms', 'stopNextBatch'],
+							on: {
+								'STOP.NEXT_BATCH': {actions: 'stopNextBatch'},
+							},
 							always: {guard: 'fleetIsEmpty', target: 'Drained'},
 						},
 						Drained: {type: 'final'},

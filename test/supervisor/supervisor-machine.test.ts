@@ -2,7 +2,7 @@ import {createActor, setup, type AnyActorRef} from 'xstate';
 import winston from 'winston';
 import {NoAvailableCidError, isCidHeld} from '../../src/services/cid-allocator.js';
 import {crosvmDriver} from '../../src/services/crosvm-driver.js';
-import {supervisorMachine, vmActorId, type SupervisorMachineEmitted, type SupervisorMachineInput} from '../../src/machines/supervisor-machine.js';
+import {STOP_BATCH_SIZE, supervisorMachine, vmActorId, type SupervisorMachineEmitted, type SupervisorMachineInput} from '../../src/machines/supervisor-machine.js';
 
 /**
  * A stand-in for the VM machine with the same outline (NotStarted.idle, Running, a final state) and
@@ -132,5 +132,30 @@ describe('supervisor machine: CIDs', () => {
 			'supervisor.cid.released',
 			'supervisor.shutdown.completed',
 		]);
+	});
+
+	test('shutdown sends STOP in batches, one batch per macrotask, until every VM got it', async () => {
+		const {actor, create, child} = startSupervisor();
+		const cids = Array.from({length: 2 * STOP_BATCH_SIZE + 3}, () => create().cid!);
+		for (const cid of cids) {
+			child(cid)!.send({type: 'START'});
+		}
+
+		const stopping = () => cids.filter(cid => child(cid)!.getSnapshot().value === 'CleaningUp').length;
+		actor.send({type: 'SHUTDOWN'});
+		expect(stopping()).toBe(STOP_BATCH_SIZE);
+		await new Promise(resolve => {
+			setTimeout(resolve, 0);
+		});
+		expect(stopping()).toBe(2 * STOP_BATCH_SIZE);
+		await new Promise(resolve => {
+			setTimeout(resolve, 5);
+		});
+		expect(stopping()).toBe(cids.length);
+		for (const cid of cids) {
+			child(cid)!.send({type: 'CLEANED'});
+		}
+
+		expect(actor.getSnapshot().status).toBe('done');
 	});
 });
