@@ -63,7 +63,7 @@ export interface ExpectedDeath {
 	failureReason?: string;
 	failureContext?: string;
 	/** How the VM came to die: which model event. */
-	cause: 'EXIT' | 'HANGUP' | 'STOP' | 'STOP_IGNORED' | 'KILL';
+	cause: 'EXIT' | 'HANGUP' | 'STOP' | 'STOP_RETRIED' | 'STOP_IGNORED' | 'KILL';
 }
 
 export type VmModelEvent =
@@ -73,6 +73,8 @@ export type VmModelEvent =
 	| {type: 'EXIT'; exit: GuestExitName}
 	| {type: 'HANGUP'}
 	| {type: 'STOP'}
+	/** A stop whose first request fails (the control socket is not answering yet) and is retried. */
+	| {type: 'STOP_RETRIED'}
 	| {type: 'STOP_IGNORED'}
 	| {type: 'KILL'};
 
@@ -93,6 +95,7 @@ export const VM_MODEL_EVENTS: VmModelEvent[] = [
 	...(Object.keys(GUEST_EXITS) as GuestExitName[]).map(exit => ({type: 'EXIT' as const, exit})),
 	{type: 'HANGUP'},
 	{type: 'STOP'},
+	{type: 'STOP_RETRIED'},
 	{type: 'STOP_IGNORED'},
 	{type: 'KILL'},
 ];
@@ -122,6 +125,7 @@ export const vmModel = setup({
 		}),
 		recordHangup: assign({death: ({context}) => ({reason: 'HANGUP' as const, payloadState: context.payload, initiator: 'guest' as const, signal: 'SIGKILL' as const, cause: 'HANGUP' as const})}),
 		recordStop: assign({death: ({context}) => ({reason: 'SHUTDOWN' as const, payloadState: context.payload, initiator: 'caller' as const, exitCode: 0, cause: 'STOP' as const})}),
+		recordRetriedStop: assign({death: ({context}) => ({reason: 'SHUTDOWN' as const, payloadState: context.payload, initiator: 'caller' as const, exitCode: 0, cause: 'STOP_RETRIED' as const})}),
 		recordIgnoredStop: assign({death: ({context}) => ({reason: 'KILLED' as const, payloadState: context.payload, initiator: 'caller' as const, signal: 'SIGKILL' as const, cause: 'STOP_IGNORED' as const})}),
 		recordKill: assign({death: ({context}) => ({reason: 'KILLED' as const, payloadState: context.payload, initiator: 'caller' as const, signal: 'SIGKILL' as const, cause: 'KILL' as const})}),
 	},
@@ -141,6 +145,7 @@ export const vmModel = setup({
 			on: {
 				EXIT: {target: 'Dead', actions: 'recordExit'},
 				STOP: {target: 'Dead', actions: 'recordStop'},
+				STOP_RETRIED: {target: 'Dead', actions: 'recordRetriedStop'},
 				STOP_IGNORED: {target: 'Dead', actions: 'recordIgnoredStop'},
 				KILL: {target: 'Dead', actions: 'recordKill'},
 			},
@@ -182,6 +187,8 @@ export interface PathPlan {
 	startFails: boolean;
 	/** Whether the path waits for the boot hang-up watch. */
 	hangup: boolean;
+	/** Whether the VMM driver must fail the first stop request. */
+	failFirstStopRequest: boolean;
 }
 
 /**
@@ -195,7 +202,7 @@ export function planPath(events: readonly VmModelEvent[]): PathPlan {
 	for (const event of events) {
 		switch (event.type) {
 			case 'REPORT':
-				directives.push(`payload ${event.state.toLowerCase()}`);
+				directives.push(event.state === 'Finished' ? 'payload finished 0' : `payload ${event.state.toLowerCase()}`);
 				break;
 			case 'EXIT':
 				directives.push(...GUEST_EXITS[event.exit].directives);
@@ -209,6 +216,7 @@ export function planPath(events: readonly VmModelEvent[]): PathPlan {
 				directives.push('hang');
 				break;
 			case 'STOP':
+			case 'STOP_RETRIED':
 				// A grandchild holding the failure channel keeps the VM's death pending for the bounded
 				// grace after crosvm exits, so the stop request's own completion is seen first (the real
 				// machine's stop region then passes through `waiting`).
@@ -222,5 +230,10 @@ export function planPath(events: readonly VmModelEvent[]): PathPlan {
 		}
 	}
 
-	return {directives, startFails: events.some(event => event.type === 'START_FAILS'), hangup};
+	return {
+		directives,
+		startFails: events.some(event => event.type === 'START_FAILS'),
+		hangup,
+		failFirstStopRequest: events.some(event => event.type === 'STOP_RETRIED'),
+	};
 }

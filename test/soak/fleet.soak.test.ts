@@ -45,7 +45,7 @@ interface Plan {
 function planVm(next: () => number): Plan {
 	const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
 	const directives: string[] = [];
-	for (const state of ['started', 'ready', 'finished']) {
+	for (const state of ['started', 'ready', 'finished 0']) {
 		if (next() < 0.5) {
 			directives.push(`payload ${state}`);
 		}
