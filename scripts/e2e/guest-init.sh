@@ -54,18 +54,27 @@ sync
 poweroff -f
 SCRIPT
 	chmod +x /etc/acpi/PWRF/00000080
-	# acpid opens the event devices it finds when it starts: wait for the power button's.
-	for attempt in $(seq 50); do
+	# acpid opens the event devices it finds when it starts: wait for the power button's device,
+	# then until acpid holds it open, so a press right after READY is never lost.
+	event=
+	for attempt in $(seq 100); do
 		for name in /sys/class/input/input*/name; do
-			if [ "$(cat "$name")" = "Power Button" ] && ls "${name%/name}"/event* >/dev/null 2>&1; then
-				event="$(basename "$(ls -d "${name%/name}"/event* | head -n 1)")"
-				[ -c "/dev/input/$event" ] && break 2
+			if [ "$(cat "$name")" = "Power Button" ]; then
+				event="$(ls -d "${name%/name}"/event* 2>/dev/null | head -n 1)"
+				event="${event##*/}"
 			fi
 		done
-		sleep 0.1
+		[ -n "$event" ] && [ -c "/dev/input/$event" ] && break
+		sleep 0.05
 	done
-	# Its log file must exist in a writable place (the default is /var/log/acpid.log).
-	acpid -c /etc/acpi -l /tmp/acpid.log
+	# Its log file must be writable (the default is /var/log/acpid.log).
+	acpid -f -c /etc/acpi -l /tmp/acpid.log &
+	acpid_pid=$!
+	for attempt in $(seq 100); do
+		ls -l "/proc/$acpid_pid/fd" 2>/dev/null | grep -q "/dev/input/$event" && return
+		sleep 0.05
+	done
+	say "acpid did not open the power button ($event)"
 }
 
 case "$scenario" in

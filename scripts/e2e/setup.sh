@@ -15,7 +15,7 @@
 set -euo pipefail
 
 readonly UNAVAILABLE=3
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+here="$(cd "${BASH_SOURCE[0]%/*}" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cache="${VMWARDEN_E2E_CACHE:-$root/.vmwarden-cache/e2e}"
 guest_init="$here/guest-init.sh"
@@ -60,6 +60,13 @@ package_installed() {
 }
 
 command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || unavailable "apt-get and dpkg-deb not found: not a Debian system"
+
+# One setup at a time (test files may start it together): the others wait, then find it done.
+mkdir -p "$cache"
+if command -v flock >/dev/null; then
+	exec 9>"$cache/.lock"
+	flock 9
+fi
 [[ "$(dpkg --print-architecture)" == amd64 ]] || unavailable "the guest kernel package is built for amd64, this is $(dpkg --print-architecture)"
 
 # 1. Packages.
