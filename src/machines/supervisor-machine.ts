@@ -87,7 +87,7 @@ const vmLogic: AnyStateMachine = vmMachine;
 const VM_ID_PREFIX = 'vm-';
 
 /** How many VMs are sent STOP per macrotask during shutdown. */
-export const STOP_BATCH_SIZE = 16;
+export const STOP_BATCH_SIZE = 8;
 
 /** The child id of the VM actor with `cid`. */
 export function vmActorId(cid: number): string {
