@@ -14,8 +14,8 @@ import {SIM_PATH, silentLogger} from '../helpers/vm-fixture.js';
 const TOTAL_VMS = 300;
 const MAX_LIVE = 16;
 const CREATE_BUDGET_MS = 30_000;
-/** Smaller than the fleet, so CIDs are released and handed out again many times. */
-const CID_RANGE = {first: 7000, last: 7039};
+/** As many CIDs as live VMs: each CID is handed out again many times, as soon as its VM is cleaned up. */
+const CID_RANGE = {first: 7000, last: 7015};
 const SEED = Number(process.env['VMWARDEN_SOAK_SEED'] ?? 20_261_126);
 
 /** A small seeded generator (mulberry32), so a failing soak can be replayed with its seed. */
@@ -107,6 +107,10 @@ describe(`soak: ${TOTAL_VMS} VMs on crosvm-sim, at most ${MAX_LIVE} at once, ove
 			while (created < TOTAL_VMS && Date.now() - started < CREATE_BUDGET_MS) {
 				if (live.size >= MAX_LIVE) {
 					await Promise.race([...live].map(async vm => vm.died));
+					// Let the death's own continuations (which empty `live`) run before looking again.
+					await new Promise(resolve => {
+						setImmediate(resolve);
+					});
 					continue;
 				}
 
@@ -129,7 +133,10 @@ describe(`soak: ${TOTAL_VMS} VMs on crosvm-sim, at most ${MAX_LIVE} at once, ove
 				created++;
 				const deaths: VmDeath[] = [];
 				deathsByVm.set(vm, deaths);
-				vm.onDied(death => deaths.push(death));
+				vm.onDied(death => {
+					deaths.push(death);
+					live.delete(vm);
+				});
 				live.add(vm);
 				finished.push((async () => {
 					await vm.start();
@@ -160,7 +167,6 @@ describe(`soak: ${TOTAL_VMS} VMs on crosvm-sim, at most ${MAX_LIVE} at once, ove
 					}
 
 					await vm.died;
-					live.delete(vm);
 				})());
 			}
 
