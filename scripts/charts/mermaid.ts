@@ -1,28 +1,4 @@
-import type {Chart, ChartState, ChartTransition} from './chart-model.js';
-
-/** The ancestors of every state, nearest first, by id. */
-export function ancestorsById(chart: Chart): Map<string, string[]> {
-	const ancestors = new Map<string, string[]>();
-	const walk = (state: ChartState, chain: string[]): void => {
-		ancestors.set(state.id, chain);
-		for (const child of state.children) {
-			walk(child, [state.id, ...chain]);
-		}
-	};
-
-	walk(chart.root, []);
-	return ancestors;
-}
-
-/**
- * The deepest state that properly contains both ends of a transition (where a drawing nests it),
- * or undefined when one end is the machine's root.
- */
-export function transitionOwner(transition: ChartTransition, ancestors: Map<string, string[]>): string | undefined {
-	const fromSource = ancestors.get(transition.source) ?? [];
-	const fromTarget = new Set(ancestors.get(transition.target) ?? []);
-	return fromSource.find(id => fromTarget.has(id));
-}
+import {ancestorsById, transitionOwner, type Chart, type ChartState, type ChartTransition} from './chart-model.js';
 
 /** Mermaid state ids: letters, digits and underscores only, unique in the diagram. */
 function mermaidIds(chart: Chart): Map<string, string> {

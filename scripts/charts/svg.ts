@@ -1,4 +1,4 @@
-import type {Chart, ChartTransition} from './chart-model.js';
+import {ancestorsById, transitionOwner, type Chart, type ChartTransition} from './chart-model.js';
 import {LINE_HEIGHT, layoutChart, textWidth, type LaidOutState} from './layout.js';
 
 /** Numbers as the SVG writes them: at most one decimal, no `-0`. */
@@ -200,6 +200,17 @@ export function toSvg(chart: Chart): string {
 	};
 
 	drawState(layout.root, false);
+	// A downward edge leaving a nested state is labelled below the outermost box it leaves (the
+	// child of the state that holds both ends): that is the gap the layout made room in.
+	const ancestors = ancestorsById(chart);
+	const labelLevel = (transition: ChartTransition, startY: number): number => {
+		const owner = transitionOwner(transition, ancestors);
+		const chain = [transition.source, ...(ancestors.get(transition.source) ?? [])];
+		const leftBox = owner === undefined ? undefined : layout.byId.get(chain[chain.indexOf(owner) - 1] ?? transition.source);
+		const bottom = leftBox === undefined ? startY : Math.max(startY, leftBox.y + leftBox.height);
+		return bottom + 6 + (LINE_HEIGHT / 2);
+	};
+
 	const placedLabels: Rect[] = [];
 	for (const {transition, curve, kind} of routeEdges(chart.transitions, layout.byId)) {
 		const {start, control1, control2, end} = curve;
@@ -207,7 +218,7 @@ export function toSvg(chart: Chart): string {
 		grow({x: Math.min(start.x, control1.x, control2.x, end.x), y: Math.min(start.y, control1.y, control2.y, end.y), width: Math.abs(Math.max(start.x, control1.x, control2.x, end.x) - Math.min(start.x, control1.x, control2.x, end.x)), height: Math.abs(Math.max(start.y, control1.y, control2.y, end.y) - Math.min(start.y, control1.y, control2.y, end.y))});
 		// Downward edges label in the gap under their source (the layout made room there), others
 		// at the curve's middle; then moved down until the label covers no earlier one.
-		const middle = kind === 'down' ? pointAtY(curve, start.y + 6 + (LINE_HEIGHT / 2)) : pointOnCurve(curve, 0.5);
+		const middle = kind === 'down' ? pointAtY(curve, labelLevel(transition, start.y)) : pointOnCurve(curve, 0.5);
 		const width = textWidth(transition.label) + 8;
 		const label: Rect = {x: middle.x - (width / 2), y: middle.y - (LINE_HEIGHT / 2) - 2, width, height: LINE_HEIGHT + 2};
 		while (placedLabels.some(placed => overlaps(placed, label))) {
