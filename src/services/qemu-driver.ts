@@ -55,13 +55,17 @@ export function lastShutdownCause(eventLog: string): number | undefined {
 	return last === undefined ? undefined : Number(last[1]);
 }
 
+// QEMU's own words when SIGTERM, SIGINT or SIGHUP made it exit 0 (untraced).
+const TERMINATED_BY_SIGNAL = /terminating on signal \d+/;
+
 /**
  * The death reason of a QEMU exit. Exit 0 is read from the traced shutdown cause: guest power-off
  * SHUTDOWN, pvpanic GUEST_PANIC; a guest reset is not traced when `-action reboot=shutdown` turns it
- * into an exit, so exit 0 with no cause is REBOOT. Exit 1 is QEMU's error exit (ERROR). A signal
- * is KILLED, or CRASH when it is one QEMU dies of by itself (SIGSEGV, SIGABRT, ...).
+ * into an exit, so exit 0 with no cause is REBOOT, unless QEMU's stderr says a signal ended it
+ * (KILLED). Exit 1 is QEMU's error exit (ERROR). A signal is KILLED, or CRASH when it is one QEMU
+ * dies of by itself (SIGSEGV, SIGABRT, ...).
  */
-export function qemuExitReason(exit: VmmExit, eventLog: string): DeathReason {
+export function qemuExitReason(exit: VmmExit, eventLog: string, stderrTail = ''): DeathReason {
 	if (exit.signal !== undefined) {
 		return CRASH_SIGNALS.has(exit.signal) ? DeathReason.CRASH : DeathReason.KILLED;
 	}
@@ -69,7 +73,11 @@ export function qemuExitReason(exit: VmmExit, eventLog: string): DeathReason {
 	switch (exit.exitCode) {
 		case 0: {
 			const cause = lastShutdownCause(eventLog);
-			return cause === undefined ? DeathReason.REBOOT : SHUTDOWN_CAUSES.get(cause) ?? DeathReason.UNKNOWN;
+			if (cause === undefined) {
+				return TERMINATED_BY_SIGNAL.test(stderrTail) ? DeathReason.KILLED : DeathReason.REBOOT;
+			}
+
+			return SHUTDOWN_CAUSES.get(cause) ?? DeathReason.UNKNOWN;
 		}
 
 		case 1: {
@@ -123,8 +131,8 @@ export function createQemuDriver(options: QemuDriverOptions = {}): VmmDriver {
 				throw new StopRequestError(`cannot ask QEMU (pid ${context.pid}) to power off: ${(error as Error).message}`, {}, {cause: error});
 			}
 		},
-		async exitReason(exit, {tempDir}) {
-			return qemuExitReason(exit, await readEventLog(tempDir));
+		async exitReason(exit, {tempDir, stderrTail}) {
+			return qemuExitReason(exit, await readEventLog(tempDir), stderrTail);
 		},
 	};
 }

@@ -39,6 +39,14 @@ export interface VmmExit {
 	signal: NodeJS.Signals | undefined;
 }
 
+/** What a driver may read besides the exit itself. */
+export interface VmmExitContext {
+	/** The VM's temporary directory, still there. */
+	tempDir: string;
+	/** The last bytes the VMM wrote to stderr, when the caller has them. */
+	stderrTail?: string;
+}
+
 export interface VmmStopContext {
 	vmmPath: string;
 	tempDir: string;
@@ -63,5 +71,5 @@ export interface VmmDriver {
 	 * The reason for an exit, once the failure text and the hang-up watch have had their say.
 	 * `tempDir` still exists here: a driver may read what the VMM left there.
 	 */
-	exitReason(exit: VmmExit, context: {tempDir: string}): DeathReason | Promise<DeathReason>;
+	exitReason(exit: VmmExit, context: VmmExitContext): DeathReason | Promise<DeathReason>;
 }

@@ -194,6 +194,13 @@ describe('QEMU exit reasons', () => {
 		expect(qemuExitReason(exit, log)).toBe(reason);
 	});
 
+	test('exit 0 without a traced cause is KILLED when QEMU\'s stderr says a signal ended it', () => {
+		const stderr = 'qemu-system-x86_64: terminating on signal 15 from pid 4242 (node)\n';
+		expect(qemuExitReason({exitCode: 0, signal: undefined}, '', stderr)).toBe(DeathReason.KILLED);
+		// A traced cause still wins: the guest had already powered off.
+		expect(qemuExitReason({exitCode: 0, signal: undefined}, trace(6), stderr)).toBe(DeathReason.SHUTDOWN);
+	});
+
 	test('the last traced cause wins, whatever else the log holds', () => {
 		expect(lastShutdownCause(`12@1.5:qemu_system_shutdown_request reason=8\nnoise\n${trace(6)}`)).toBe(6);
 		expect(lastShutdownCause('noise only')).toBeUndefined();
@@ -205,6 +212,8 @@ describe('QEMU exit reasons', () => {
 		await expect(driver.exitReason({exitCode: 0, signal: undefined}, {tempDir})).resolves.toBe(DeathReason.REBOOT);
 		writeFileSync(path.join(tempDir, 'qemu-events.log'), trace(8));
 		await expect(driver.exitReason({exitCode: 0, signal: undefined}, {tempDir})).resolves.toBe(DeathReason.GUEST_PANIC);
+		rmSync(path.join(tempDir, 'qemu-events.log'));
+		await expect(driver.exitReason({exitCode: 0, signal: undefined}, {tempDir, stderrTail: 'terminating on signal 2'})).resolves.toBe(DeathReason.KILLED);
 	});
 });
 
