@@ -216,7 +216,7 @@ const watchVmm = fromCallback<{type: 'NONE'}, WatchInput, VmmWatchEvent>(({input
 		const [failure] = await Promise.all([vmm.failure, streamSettled(vmm.payloadStream, vmm.terminated, FAILURE_CHANNEL_GRACE_MS)]);
 		let exitReason: DeathReason;
 		try {
-			exitReason = await env.driver.exitReason(exit, {tempDir});
+			exitReason = await env.driver.exitReason(exit, {tempDir, stderrTail: vmm.stderrTail});
 		} catch (error) {
 			env.logger.error(`The ${env.driver.name} driver could not read the exit: ${String(error)}`);
 			exitReason = DeathReason.UNKNOWN;
