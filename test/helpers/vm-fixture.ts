@@ -55,7 +55,7 @@ export function useVmFixture() {
 		}
 
 		// Warm up: the first spawn creates libuv's signal pipe and execa's listeners for good.
-		await execa(process.execPath, ['-e', '0']);
+		await execa(process.execPath, ['-e', '0'], {cleanup: false});
 	});
 	beforeEach(() => {
 		context.scripts = mkdtempSync(path.join(os.tmpdir(), 'vmw-test-scripts-'));
@@ -100,4 +100,21 @@ export function useVmFixture() {
 	};
 
 	return {context, guest, vm, notExecutable};
+}
+
+/**
+ * When the VM actor saw its VMM exit (the process region's `exited` state), in `Date.now()` time:
+ * the moment from which the death must follow within a bounded time.
+ */
+export async function vmmExitSeen(vm: Vm): Promise<number> {
+	return new Promise(resolve => {
+		const subscription = vm.snapshots$.subscribe(snapshot => {
+			if (snapshot.matches({Running: {process: 'exited'}}) || snapshot.status !== 'active') {
+				resolve(Date.now());
+				queueMicrotask(() => {
+					subscription.unsubscribe();
+				});
+			}
+		});
+	});
 }

@@ -1,7 +1,7 @@
 import {writeFileSync} from 'node:fs';
 import {describe, expect, test} from '@jest/globals';
 import {DeathReason, FAILURE_TEXT_REASONS} from '../../src/services/death-reason.js';
-import {useVmFixture} from '../helpers/vm-fixture.js';
+import {useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
 
 describe('each exit path gives its reason', () => {
 	const {guest, vm} = useVmFixture();
@@ -74,15 +74,18 @@ describe('each exit path gives its reason', () => {
 	});
 
 	test('no hang-up once the payload started, nor without detectHangup', async () => {
-		const started = vm({kernel: guest('payload started', 'sleep 600', 'poweroff'), detectHangup: true}, {bootHangupTimeoutMs: 200});
+		const started = vm({kernel: guest('sleep 600', 'poweroff'), detectHangup: true}, {bootHangupTimeoutMs: 200});
 		const undetected = vm({kernel: guest('sleep 600', 'poweroff')}, {bootHangupTimeoutMs: 200});
 		await Promise.all([started.start(), undetected.start()]);
-		await expect(started.died).resolves.toMatchObject({reason: DeathReason.SHUTDOWN});
-		await expect(undetected.died).resolves.toMatchObject({reason: DeathReason.SHUTDOWN});
+		// Reported at once (the watch began when the VM started running, 200 ms cannot have passed).
+		started.updatePayloadState('Started');
+		await expect(started.died).resolves.toMatchObject({reason: DeathReason.SHUTDOWN, payloadState: 'Started'});
+		await expect(undetected.died).resolves.toMatchObject({reason: DeathReason.SHUTDOWN, payloadState: 'Starting'});
 	});
 
 	test('a failure text wins over the hang-up', async () => {
-		const machine = vm({kernel: guest('fail MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE', 'hang'), detectHangup: true}, {bootHangupTimeoutMs: 300});
+		// Long enough for a busy host to start the simulator and write the text before the deadline.
+		const machine = vm({kernel: guest('fail MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE', 'hang'), detectHangup: true}, {bootHangupTimeoutMs: 2000});
 		await machine.start();
 		await expect(machine.died).resolves.toMatchObject({reason: DeathReason.MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE, signal: 'SIGKILL'});
 	});
@@ -95,11 +98,12 @@ describe('each exit path gives its reason', () => {
 				hangups.push(event);
 			}
 		});
-		const startedAt = Date.now();
+		const exitSeen = vmmExitSeen(machine);
 		await machine.start();
 		const death = await machine.died;
+		const diedAt = Date.now();
 		expect(death).toMatchObject({reason: DeathReason.CRASH, exitCode: 33, payloadState: 'Starting'});
-		expect(Date.now() - startedAt).toBeLessThan(1000);
+		expect(diedAt - await exitSeen).toBeLessThan(1000);
 		expect(hangups).toEqual([]);
 	});
 });

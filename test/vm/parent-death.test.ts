@@ -35,7 +35,7 @@ describe('never leaving a VM behind', () => {
 	const {context, guest} = useVmFixture();
 
 	test('a host process killed with SIGKILL takes its VMM with it (checked through /proc)', async () => {
-		const host = execa(process.execPath, ['--import', 'tsx', path.resolve('test/vm/fixtures/host.ts'), SIM_PATH, guest('hang'), context.tempRoot], {reject: false});
+		const host = execa(process.execPath, ['--import', 'tsx', path.resolve('test/vm/fixtures/host.ts'), SIM_PATH, guest('hang'), context.tempRoot], {reject: false, cleanup: false});
 		const line = await new Promise<string>((resolve, reject) => {
 			host.stdout.once('data', (chunk: Buffer) => {
 				resolve(chunk.toString());
