@@ -161,6 +161,16 @@ describe('real Linux guests under QEMU (TCG), through createVm', () => {
 		expect(death).toMatchObject({reason: DeathReason.KILLED, signal: 'SIGKILL', initiator: 'caller'});
 	}, BOOT_TEST_TIMEOUT_MS);
 
+	test('SIGTERM from outside (QEMU exits 0, untraced): KILLED, not REBOOT', async () => {
+		const {vm} = guest('serve');
+		await vm.start();
+		await payloadReaches(vm, 'Ready');
+		process.kill(vm.pid!, 'SIGTERM');
+		const death = await vm.died;
+		expect(death).toMatchObject({reason: DeathReason.KILLED, exitCode: 0, signal: undefined, payloadState: 'Ready'});
+		expect(death.stderrTail).toContain('terminating on signal 15');
+	}, BOOT_TEST_TIMEOUT_MS);
+
 	test('kill() of a running guest: KILLED', async () => {
 		const {vm} = guest('serve');
 		await vm.start();
