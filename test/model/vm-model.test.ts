@@ -6,7 +6,7 @@ import type {SnapshotFrom} from 'xstate';
 import {VmwardenError} from '../../src/errors.js';
 import {vmMachine} from '../../src/machines/vm-machine.js';
 import {createCrosvmDriver} from '../../src/services/crosvm-driver.js';
-import type {VmmDriver} from '../../src/services/vmm-driver.js';
+import type {VmmDriver, VmmStopContext} from '../../src/services/vmm-driver.js';
 import type {PayloadState} from '../../src/services/payload-state.js';
 import type {Vm, VmEvent} from '../../src/vm.js';
 import {useVmFixture} from '../helpers/vm-fixture.js';
@@ -61,26 +61,29 @@ async function eventually<T>(what: string, probe: () => T | undefined): Promise<
 	}
 }
 
-/**
- * The crosvm driver, except that its first stop request fails as one does when the control socket
- * is not answering yet: the VM must retry and still stop gracefully.
- */
-function failingFirstStopRequest(driver: VmmDriver): VmmDriver {
-	let failed = false;
+/** The crosvm driver with another way of asking the VMM to stop (a fault injected at the driver seam). */
+function withStopRequest(driver: VmmDriver, requestStop: (context: VmmStopContext, driver: VmmDriver) => Promise<void>): VmmDriver {
 	return {
-		...driver,
 		name: driver.name,
 		defaultPath: driver.defaultPath,
 		command: driver.command.bind(driver),
 		exitReason: driver.exitReason.bind(driver),
 		async requestStop(context) {
-			if (!failed) {
-				failed = true;
-				throw new Error('connect ECONNREFUSED (injected)');
-			}
-
-			return driver.requestStop(context);
+			return requestStop(context, driver);
 		},
+	};
+}
+
+/** Fails the first request as one fails when the control socket does not answer yet. */
+function failFirstStopRequest(): (context: VmmStopContext, driver: VmmDriver) => Promise<void> {
+	let failed = false;
+	return async (context, driver) => {
+		if (!failed) {
+			failed = true;
+			throw new Error('connect ECONNREFUSED (injected)');
+		}
+
+		return driver.requestStop(context);
 	};
 }
 
@@ -102,7 +105,8 @@ describe(`VM model: ${shortestPaths.length} shortest paths (${simplePaths.length
 				...(plan.startFails ? {crosvmPath: path.join(context.scripts, 'no-such-crosvm')} : {}),
 				bootHangupTimeoutMs: plan.hangup ? 300 : 30_000,
 				inspect: recordStatesOf(vmMachine, visitedRealStates),
-				...(plan.failFirstStopRequest ? {driver: failingFirstStopRequest(createCrosvmDriver())} : {}),
+				...(plan.failFirstStopRequest ? {driver: withStopRequest(createCrosvmDriver(), failFirstStopRequest())} : {}),
+				...(plan.swallowStopRequests ? {driver: withStopRequest(createCrosvmDriver(), async () => undefined)} : {}),
 			});
 			const observed = observe(machine);
 			const reports: PayloadState[] = [];
@@ -123,6 +127,9 @@ describe(`VM model: ${shortestPaths.length} shortest paths (${simplePaths.length
 						await machine.stop();
 					},
 					async STOP_IGNORED() {
+						await machine.stop({timeoutMs: 300});
+					},
+					async STOP_TIMED_OUT() {
 						await machine.stop({timeoutMs: 300});
 					},
 					KILL() {
@@ -180,8 +187,8 @@ describe(`VM model: ${shortestPaths.length} shortest paths (${simplePaths.length
 						expect(types.filter(type => type === 'died')).toHaveLength(1);
 						expect(types.at(-1)).toBe('died');
 						expect(types.includes('hangup')).toBe(expected.cause === 'HANGUP');
-						expect(types.includes('stopping')).toBe(expected.cause === 'STOP' || expected.cause === 'STOP_RETRIED' || expected.cause === 'STOP_IGNORED');
-						expect(types.includes('killing')).toBe(expected.cause === 'KILL' || expected.cause === 'STOP_IGNORED');
+						expect(types.includes('stopping')).toBe(expected.cause.startsWith('STOP'));
+						expect(types.includes('killing')).toBe(expected.cause === 'KILL' || expected.cause === 'STOP_IGNORED' || expected.cause === 'STOP_TIMED_OUT');
 						expect(observed.events.filter(event => event.type === 'payload').map(event => event.type === 'payload' && event.to)).toEqual(reports);
 					},
 				},
