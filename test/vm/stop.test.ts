@@ -1,7 +1,12 @@
 import {describe, expect, test} from '@jest/globals';
 import {DeathReason} from '../../src/services/death-reason.js';
-import type {VmEvent} from '../../src/vm.js';
+import {filter, firstValueFrom} from 'rxjs';
+import type {Vm, VmEvent} from '../../src/vm.js';
 import {useVmFixture} from '../helpers/vm-fixture.js';
+
+async function payloadStarted(vm: Vm): Promise<void> {
+	await firstValueFrom(vm.snapshots$.pipe(filter(snapshot => snapshot.context.payloadState !== 'Starting')));
+}
 
 describe('stop()', () => {
 	const {guest, vm} = useVmFixture();
@@ -15,8 +20,10 @@ describe('stop()', () => {
 	});
 
 	test('a VMM that never answers is killed after the timeout: KILLED', async () => {
-		const machine = vm({kernel: guest('payload started', 'ignore-stop', 'hang')});
+		const machine = vm({kernel: guest('ignore-stop', 'payload started', 'hang')});
 		await machine.start();
+		// The guest reports Started only once it ignores stop requests.
+		await payloadStarted(machine);
 		const startedAt = Date.now();
 		const death = await machine.stop({timeoutMs: 400});
 		expect(death).toMatchObject({reason: DeathReason.KILLED, signal: 'SIGKILL', initiator: 'caller'});
@@ -24,7 +31,7 @@ describe('stop()', () => {
 	});
 
 	test('concurrent stops share one stop', async () => {
-		const machine = vm({kernel: guest('payload started', 'ignore-stop', 'hang')});
+		const machine = vm({kernel: guest('ignore-stop', 'payload started', 'hang')});
 		const stopping: VmEvent[] = [];
 		machine.events$.subscribe(event => {
 			if (event.type === 'stopping') {
@@ -32,6 +39,7 @@ describe('stop()', () => {
 			}
 		});
 		await machine.start();
+		await payloadStarted(machine);
 		const [first, second, third] = await Promise.all([machine.stop({timeoutMs: 300}), machine.stop({timeoutMs: 60_000}), machine.stop()]);
 		expect(first).toMatchObject({reason: DeathReason.KILLED});
 		expect(second).toBe(first);
