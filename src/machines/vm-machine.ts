@@ -10,7 +10,6 @@ import {openDescriptors} from '../services/open-descriptors.js';
 import {payloadChannelReader} from '../services/payload-channel.js';
 import {isForwardMove, type PayloadState} from '../services/payload-state.js';
 import type {PayloadReport} from '../services/payload-protocol.js';
-import {streamSettled} from '../services/stream-settled.js';
 import {createTempDir, removeTempDir} from '../services/temp-dir.js';
 import {validateConfig} from '../services/validate-config.js';
 import type {VmConfig} from '../services/vm-config.js';
@@ -213,7 +212,7 @@ const watchVmm = fromCallback<{type: 'NONE'}, WatchInput, VmmWatchEvent>(({input
 		}
 
 		sendBack({type: 'VMM.EXIT', exit});
-		const [failure] = await Promise.all([vmm.failure, streamSettled(vmm.payloadStream, vmm.terminated, FAILURE_CHANNEL_GRACE_MS)]);
+		const failure = await vmm.settled(FAILURE_CHANNEL_GRACE_MS);
 		let exitReason: DeathReason;
 		try {
 			exitReason = await env.driver.exitReason(exit, {tempDir, stderrTail: vmm.stderrTail});

@@ -6,6 +6,7 @@ import type winston from 'winston';
 import {VmSpawnError} from './vm-errors.js';
 import type {VmmExit} from './vmm-driver.js';
 import {readFailureChannel, type FailureChannelOptions, type FailureText} from './failure-channel.js';
+import {streamSettled} from './stream-settled.js';
 
 /** util-linux's `setpriv`, which sets the parent-death signal and then execs the VMM. */
 export const SETPRIV_PATH = '/usr/bin/setpriv';
@@ -126,6 +127,20 @@ export class VmmProcess {
 		const failureStream = options.failureFd === undefined ? undefined : (subprocess.stdio[options.failureFd] as Readable | undefined);
 		this.failure = failureStream === undefined ? Promise.resolve({text: '', truncated: false}) : readFailureChannel(failureStream, this.terminated, options.failureChannel);
 		this.payloadStream = options.payloadFd === undefined ? undefined : (subprocess.stdio[options.payloadFd] as Readable | undefined);
+	}
+
+	/**
+	 * Resolves with the failure text once every channel from the VMM has ended, or `graceMs` after
+	 * its exit for one that some other process keeps open: the payload channel (a report written
+	 * just before exit still counts) and stderr (for the tail) get the failure channel's bound.
+	 */
+	async settled(graceMs: number): Promise<FailureText> {
+		const [failure] = await Promise.all([
+			this.failure,
+			streamSettled(this.payloadStream, this.terminated, graceMs),
+			streamSettled(this.#subprocess.stderr ?? undefined, this.terminated, graceMs),
+		]);
+		return failure;
 	}
 
 	get hasExited(): boolean {
