@@ -147,14 +147,15 @@ export function toJsonValue(value: unknown, options: SerializeOptions = {}): Jso
 			return object.toString();
 		}
 
-		if (isPlainObject(object)) {
-			return convertEntries(Object.entries(object), depth);
-		}
-
-		// A class that says how it serializes (VmEnvironment, the VMM process) is taken at its word.
+		// An object that says how it serializes (VmEnvironment, the VMM process, the CID pool) is
+		// taken at its word.
 		const {toJSON} = object as {toJSON?: unknown};
 		if (typeof toJSON === 'function') {
 			return convert(toJSON.call(object), depth + 1) ?? null;
+		}
+
+		if (isPlainObject(object)) {
+			return convertEntries(Object.entries(object), depth);
 		}
 
 		// Other class instances (loggers, drivers, child processes, streams) are named, not walked.

@@ -50,6 +50,10 @@ test('cycles are cut, shared references are kept, deep nesting is bounded', () =
 
 test('class instances are summarized by their toJSON or their class name; actors by session id', () => {
 	expect(toJsonValue({process: new Summarized(), driver: new Opaque()})).toEqual({process: {pid: 42}, driver: {$instance: 'Opaque'}});
+	// A plain object with a hidden toJSON (the supervisor's CID pool) is summarized too.
+	const pool = {levels: [new Uint32Array(4)], held: 2};
+	Object.defineProperty(pool, 'toJSON', {value: () => ({held: 2}), enumerable: false});
+	expect(toJsonValue({pool})).toEqual({pool: {held: 2}});
 	expect(toJsonValue({child: {sessionId: 'x:3', id: 'vm-5', send() {}}})).toEqual({child: {$actor: 'x:3', id: 'vm-5'}});
 	expect(toJsonValue({n: Number.NaN, big: 10n, fn: function named() {}, sym: Symbol('s'), skipped: undefined})).toEqual({n: 'NaN', big: '10n', fn: '[Function named]', sym: 'Symbol(s)'});
 });

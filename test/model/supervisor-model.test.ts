@@ -57,7 +57,7 @@ describe(`supervisor model: ${shortestPaths.length} shortest paths, ${simplePath
 			const stateDir = mkdtempSync(path.join(context.scripts, 'state-'));
 			// A record a previous instance left of a VM that is gone (its CID outside the range), so the
 			// supervisor starts in Reaping.
-			const finished = execa('true');
+			const finished = execa('true', {cleanup: false});
 			const finishedPid = finished.pid!;
 			await finished;
 			const staleTempDir = path.join(context.tempRoot, 'stale-vm');

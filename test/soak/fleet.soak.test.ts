@@ -79,7 +79,7 @@ function planVm(next: () => number): Plan {
 describe(`soak: up to ${TOTAL_VMS} VMs on crosvm-sim within ${CREATE_BUDGET_MS / 1000} s, at most ${MAX_LIVE} at once, over ${CID_RANGE.last - CID_RANGE.first + 1} CIDs (seed ${SEED})`, () => {
 	test('every VM reports exactly one death, and nothing is left: no process, descriptor, CID or temporary directory', async () => {
 		expect(existsSync(SIM_PATH)).toBe(true);
-		await execa(process.execPath, ['-e', '0']);
+		await execa(process.execPath, ['-e', '0'], {cleanup: false});
 		const next = random(SEED);
 		const scripts = mkdtempSync(path.join(os.tmpdir(), 'vmw-soak-scripts-'));
 		const tempRoot = mkdtempSync(path.join(os.tmpdir(), 'vmw-soak-root-'));
