@@ -54,6 +54,11 @@ export function useVmFixture() {
 			throw new Error(`${SIM_PATH} is missing: run npm run build first`);
 		}
 
+		// The simulator plays the current crosvm build, matching the driver's default dialect.
+		for (const name of ['CROSVM_SIM_BUILD', 'CROSVM_SIM_OS', 'CROSVM_SIM_ARCH']) {
+			delete process.env[name];
+		}
+
 		// Warm up: the first spawn creates libuv's signal pipe and execa's listeners for good.
 		await execa(process.execPath, ['-e', '0'], {cleanup: false});
 	});
