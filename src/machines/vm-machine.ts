@@ -205,6 +205,15 @@ interface WatchInput {
 const watchVmm = fromCallback<{type: 'NONE'}, WatchInput, VmmWatchEvent>(({input, sendBack}) => {
 	const {vmm, env, tempDir} = input;
 	let active = true;
+	// Set once VMM.DONE is sent: from then on the machine (Dead) releases everything.
+	let delivered = false;
+	const deliver = (event: Extract<VmmWatchEvent, {type: 'VMM.DONE'}>) => {
+		if (active) {
+			delivered = true;
+			sendBack(event);
+		}
+	};
+
 	const watch = async () => {
 		const {exit, waitError} = await vmm.terminated;
 		if (!active) {
@@ -221,27 +230,29 @@ const watchVmm = fromCallback<{type: 'NONE'}, WatchInput, VmmWatchEvent>(({input
 			exitReason = DeathReason.UNKNOWN;
 		}
 
-		if (active) {
-			sendBack({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail});
-		}
+		deliver({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail});
 	};
 
 	watch().catch((error: unknown) => {
 		// Never expected; still the VM must die with a reason rather than hang in Running.
-		if (active) {
-			sendBack({type: 'VMM.DONE', exit: {exitCode: undefined, signal: undefined}, waitError: String(error), failureText: '', failureTruncated: false, exitReason: DeathReason.UNKNOWN, stderrTail: vmm.stderrTail});
-		}
+		deliver({type: 'VMM.DONE', exit: {exitCode: undefined, signal: undefined}, waitError: String(error), failureText: '', failureTruncated: false, exitReason: DeathReason.UNKNOWN, stderrTail: vmm.stderrTail});
 	});
 	return () => {
 		active = false;
-		if (!vmm.hasExited) {
-			env.logger.warn(`VM actor stopped while ${env.driver.name}(${vmm.pid}) runs: killing it`);
-			vmm.kill('SIGKILL');
-			void vmm.terminated.then(async () => vmm.failure).then(() => {
-				vmm.dispose();
-				removeTempDir(tempDir, env.logger);
-			});
+		if (delivered) {
+			return;
 		}
+
+		// The actor was stopped from outside (a parent stopping its child): nobody will enter Dead,
+		// so end the VMM here and release what it held once it is gone.
+		if (vmm.kill('SIGKILL')) {
+			env.logger.warn(`VM actor stopped while ${env.driver.name}(${vmm.pid}) runs: killed it`);
+		}
+
+		void vmm.settled(FAILURE_CHANNEL_GRACE_MS).then(() => {
+			vmm.dispose();
+			removeTempDir(tempDir, env.logger);
+		});
 	};
 });
 

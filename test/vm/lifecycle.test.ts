@@ -6,7 +6,7 @@ import {InvalidConfigError} from '../../src/errors.js';
 import {DeathReason} from '../../src/services/death-reason.js';
 import {VmSpawnError, VmStateError} from '../../src/services/vm-errors.js';
 import {createVmHandle, type VmDeath, type VmEvent} from '../../src/vm.js';
-import {SIM_PATH, silentLogger, useVmFixture} from '../helpers/vm-fixture.js';
+import {SIM_PATH, silentLogger, useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
 
 describe('VM lifecycle', () => {
 	const {context, guest, vm, notExecutable} = useVmFixture();
@@ -199,5 +199,16 @@ describe('a VM actor stopped from outside (as a parent stopping its child)', () 
 		// The leak check after the test proves, through /proc and the file system, that the VMM
 		// (pid above) is gone and the temporary directory removed.
 		expect(pid).toBeGreaterThan(0);
+	});
+
+	test('also when stopped after the VMM exited, before its death was decided', async () => {
+		// The grandchild keeps the failure channel open, so the death waits out the channel's grace.
+		const machine = vm({kernel: guest('spawn-holder 3000', 'crash')});
+		const exitSeen = vmmExitSeen(machine);
+		await machine.start();
+		await exitSeen;
+		expect(machine.state).toBe('Running');
+		machine.actor.stop();
+		// The leak check after the test proves the temporary directory and descriptors are released.
 	});
 });
