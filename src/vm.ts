@@ -211,18 +211,28 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 		};
 	});
 
+	// Resolves with the first snapshot `accept` takes, or the last one if the actor stops first (a
+	// parent may stop its child at any time).
 	const whenSettled = async (accept: (current: VmSnapshot) => boolean): Promise<VmSnapshot> => new Promise(resolve => {
 		const current = snapshot();
-		if (accept(current)) {
+		if (accept(current) || actor.getSnapshot().status !== 'active') {
 			resolve(current);
 			return;
 		}
 
-		const subscription = actor.subscribe(next => {
-			if (accept(next)) {
-				subscription.unsubscribe();
-				resolve(next);
-			}
+		const subscription = actor.subscribe({
+			next(next) {
+				if (accept(next)) {
+					subscription.unsubscribe();
+					resolve(next);
+				}
+			},
+			error() {
+				resolve(snapshot());
+			},
+			complete() {
+				resolve(snapshot());
+			},
 		});
 	});
 
@@ -258,7 +268,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 		events$: events.asObservable(),
 		actor,
 		async start() {
-			if (!snapshot().matches({NotStarted: 'idle'})) {
+			if (!snapshot().matches({NotStarted: 'idle'}) || snapshot().status !== 'active') {
 				throw new VmStateError('VM already started or failed');
 			}
 
@@ -267,6 +277,10 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 			if (settled.matches('Failed')) {
 				throw settled.context.startError as VmwardenError;
 			}
+
+			if (settled.matches('NotStarted')) {
+				throw new VmStateError('VM actor was stopped before the VM started');
+			}
 		},
 		async stop(stopOptions = {}) {
 			const current = snapshot();
@@ -274,8 +288,8 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 				return current.context.death;
 			}
 
-			if (current.matches('Failed') || current.matches({NotStarted: 'idle'})) {
-				return undefined;
+			if (current.status !== 'active' || current.matches('Failed') || current.matches({NotStarted: 'idle'})) {
+				return current.context.death;
 			}
 
 			actor.send({type: 'STOP', timeoutMs: stopOptions.timeoutMs, initiator});

@@ -211,4 +211,12 @@ describe('a VM actor stopped from outside (as a parent stopping its child)', () 
 		machine.actor.stop();
 		// The leak check after the test proves the temporary directory and descriptors are released.
 	});
+
+	test('also when stopped while starting: start() rejects and nothing is left', async () => {
+		const machine = vm({kernel: guest('payload started', 'hang')});
+		const starting = machine.start();
+		machine.actor.stop();
+		await expect(starting).rejects.toThrow(VmStateError);
+		await expect(machine.stop()).resolves.toBeUndefined();
+	});
 });
