@@ -20,6 +20,7 @@ const acceptances: Acceptance[] = [
 	{name: 'options after the kernel', args: ['run', '$G', '--mem', '512', '--cpus', '2'], choice: CURRENT_X86},
 	{name: 'key-value and hex forms', args: ['run', '--mem', 'size=0x200', '--cpus', 'num-cores=2,boot-cpu=1', '$G'], choice: CURRENT_X86},
 	{name: 'the split at "=": --mem=1024 and a params value starting with "-"', args: ['run', '--mem=1024', '--params', '-x', '-p=quiet', '$G'], choice: CURRENT_X86},
+	{name: 'a value holding "=" after "--params=" survives the single split', args: ['run', '--params=-x=1 console=hvc0', '$G'], choice: CURRENT_X86},
 	{name: '-- ends options', args: ['run', '--mem', '256', '--', '$G'], choice: CURRENT_X86},
 	{name: 'switches repeat; repeatable options repeat', args: ['--extended-status', '--extended-status', 'run', '--disable-sandbox', '--disable-sandbox', '--params', 'a', '--params', 'b c', '$G'], choice: CURRENT_X86},
 	{name: 'top-level flags before the subcommand', args: ['--log-level', 'error', '--no-syslog', '--syslog-tag', 'vm', 'run', '$G'], choice: CURRENT_X86},

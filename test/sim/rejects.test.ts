@@ -31,6 +31,7 @@ const rejections: Rejection[] = [
 	{args: ['suspend'], status: 35, stderr: 'Required positional arguments not provided'},
 	// The split at the first '=' turns a switch's value into a positional.
 	{args: ['run', '--disable-sandbox=true', '$G'], status: 35, stderr: `${PARSE}Unrecognized argument: $G`},
+	{args: ['run', '--params', '-x=1', '$G'], status: 35, stderr: `${PARSE}Unrecognized argument: $G`},
 	{args: ['run', '$G', '$F'], status: 35, stderr: `${PARSE}Unrecognized argument: $F`},
 	{args: ['run', '--foo', '$G'], status: 35, stderr: 'Unrecognized argument: --foo'},
 	{args: ['run', '$G', '--mem'], status: 35, stderr: "No value provided for option '--mem'."},
