@@ -1,10 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --v8-pool-size=1
 /**
  * crosvm-sim: a stand-in for crosvm that parses crosvm's command line as one crosvm build would and
  * plays a guest script instead of booting a kernel. See docs/crosvm-sim.md.
  *
  * Only what every path needs is imported here; `run` and the control clients load their code lazily,
- * so an idle simulated VM stays small.
+ * so an idle simulated VM stays small. `--v8-pool-size=1`: one V8 worker thread instead of one per
+ * core, 8 threads per idle VM instead of 11 (threads count against pid_max with a thousand VMs);
+ * other V8 flags (--jitless, --max-semi-space-size=1, --lite-mode) were measured and did not lower
+ * the private memory of an idle VM (docs/crosvm-sim.md, "Weight").
  */
 import {parseCommand, prepareArguments, flagValue, hasSwitch, type CommandSpec} from './arguments.js';
 import {argumentErrorStatus, buildFromEnvironment, SimEnvironmentError, type SimBuild} from './build.js';
