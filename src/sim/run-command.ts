@@ -1,5 +1,5 @@
 import {CpuAffinityError, parseCpuAffinity} from '../services/cpu-affinity.js';
-import {flagValue, flagValues, hasSwitch, parseCommand, type CommandSpec, type FlagSpec} from './arguments.js';
+import {flagValue, flagValues, parseCommand, type CommandSpec, type FlagSpec} from './arguments.js';
 import type {SimBuild} from './build.js';
 import {diskParser, parseBlockCurrent, type DiskParameters} from './disk-options.js';
 import {ValueError} from './failures.js';
@@ -156,10 +156,6 @@ export function parseRunCommand(build: SimBuild, args: readonly string[]): RunCo
 
 	if (command.cid !== undefined && build.dialect === 'current') {
 		log('warn', '`--cid` is deprecated, use `--vsock cid=N` instead');
-	}
-
-	if (hasSwitch(parsed, '--disable-sandbox')) {
-		log('debug', 'sandbox disabled');
 	}
 
 	return command;

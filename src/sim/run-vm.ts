@@ -1,7 +1,7 @@
-import {closeSync, fstatSync, readSync} from 'node:fs';
+import {closeSync, readSync} from 'node:fs';
 import type {SimBuild} from './build.js';
 import {startControlServer, type ControlServer} from './control-server.js';
-import {openFileOrInherited} from './descriptors.js';
+import {openFileOrInherited, osErrorText} from './descriptors.js';
 import {ConfigurationError} from './failures.js';
 import type {GuestDevices, GuestHost} from './guest-runner.js';
 import {GuestScriptError, parseGuestScript, type FinalAction, type GuestScript} from './guest-script.js';
@@ -21,27 +21,40 @@ const FINAL_STATUS = {
 	watchdog: {code: 36, message: 'exiting with watchdog reset'},
 } as const;
 
+/** Reads a descriptor to its end (a pipe has no size to go by), refusing more than `limit` bytes. */
+function readAtMost(fd: number, limit: number): string | undefined {
+	const chunks: Buffer[] = [];
+	let total = 0;
+	for (;;) {
+		const chunk = Buffer.allocUnsafe(64 * 1024);
+		const read = readSync(fd, chunk, 0, chunk.length, null);
+		if (read === 0) {
+			return Buffer.concat(chunks, total).toString('utf8');
+		}
+
+		chunks.push(chunk.subarray(0, read));
+		total += read;
+		if (total > limit) {
+			return undefined;
+		}
+	}
+}
+
 function readGuestScript(path: string, what: string): GuestScript {
 	const {fd, opened} = openFileOrInherited(path, 'r', what);
 	try {
-		const buffer = Buffer.alloc(Math.min(MAX_SCRIPT_BYTES + 1, Math.max(fstatSync(fd).size, 0) + 1 || MAX_SCRIPT_BYTES + 1));
-		let length = 0;
-		for (let read = -1; read !== 0 && length < buffer.length;) {
-			read = readSync(fd, buffer, length, buffer.length - length, null);
-			length += read;
-		}
-
-		if (length > MAX_SCRIPT_BYTES) {
+		const text = readAtMost(fd, MAX_SCRIPT_BYTES);
+		if (text === undefined) {
 			throw new GuestScriptError(1, `not a guest script: larger than ${MAX_SCRIPT_BYTES} bytes`);
 		}
 
-		return parseGuestScript(buffer.toString('utf8', 0, length));
+		return parseGuestScript(text);
 	} catch (error) {
 		if (error instanceof GuestScriptError) {
 			throw new ConfigurationError(`failed to load ${what} ${path}: invalid guest script: ${error.message}`);
 		}
 
-		throw new ConfigurationError(`failed to load ${what} ${path}: ${(error as Error).message}`);
+		throw new ConfigurationError(`failed to load ${what} ${path}: ${osErrorText(error)}`);
 	} finally {
 		if (opened) {
 			closeSync(fd);

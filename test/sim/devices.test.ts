@@ -88,6 +88,22 @@ test('a kernel, a disk and a serial output passed as inherited descriptors are u
 	expect(result.exitCode).toBe(0);
 });
 
+test('a guest script read from a stream descriptor (no size to go by) plays whole', async () => {
+	const lines = Array.from({length: 2000}, (_, index) => `console line ${index}`);
+	const result = await execa(SIM, ['--extended-status', 'run', '--serial', 'type=stdout', '/proc/self/fd/0'], {
+		reject: false,
+		input: ['#!crosvm-sim-guest', ...lines, 'reboot', ''].join('\n'),
+	});
+	expect(result.exitCode).toBe(32);
+	expect(result.stdout.split('\n')).toEqual(lines.map(line => line.slice('console '.length)));
+});
+
+test('a kernel that is a directory fails the start', async () => {
+	const result = await runSim(['run', scratch.dir]);
+	expect(result.exitCode).toBe(1);
+	expect(result.stderr).toContain(`failed to load kernel image ${scratch.dir}: Is a directory (os error 21)`);
+});
+
 test.each([6, 7, 9, 63])('a /proc/self/fd/%i that the VM did not inherit fails the start (exit 1)', async fd => {
 	const guest = scratch.guest(`closed-fd-${fd}`, 'console should not run', 'poweroff');
 	const result = await execa(SIM, ['run', '--serial', `type=file,path=/proc/self/fd/${fd},num=1`, guest], {
