@@ -51,11 +51,11 @@ test('abort: crosvm\'s own panic, a message and SIGABRT', async () => {
 });
 
 /**
- * Starts a VM and resolves once its guest wrote its first console line. The subprocess is wrapped:
+ * Starts a VM whose guest plays `lines`, writes a console line and hangs; resolves on that line. The subprocess is wrapped:
  * an async function returning execa's (thenable) subprocess would wait for it to end.
  */
 async function startHanging(...lines: string[]) {
-	const vm = execa(SIM, ['run', '--serial', 'type=stdout', scratch.guest(`hang-${lines.length}-${Date.now()}`, 'console up', ...lines, 'hang')], {reject: false});
+	const vm = execa(SIM, ['run', '--serial', 'type=stdout', scratch.guest(`hang-${lines.length}-${Date.now()}`, ...lines, 'console up', 'hang')], {reject: false});
 	await once(vm.stdout, 'data');
 	return {vm};
 }
