@@ -11,4 +11,6 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true, tsconfig: 'tsconfig.json' }],
   },
   testTimeout: 30000,
+  // execa's exit hook keeps a global emitter that Jest 30's globals cleanup breaks.
+  testEnvironmentOptions: {globalsCleanup: 'off'},
 };

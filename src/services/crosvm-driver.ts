@@ -56,7 +56,7 @@ async function requestStop(context: VmmStopContext, timeoutMs: number): Promise<
 	}
 
 	try {
-		await execa(context.vmmPath, ['stop', context.controlSocket], {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000});
+		await execa(context.vmmPath, ['stop', context.controlSocket], {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false});
 	} catch (error) {
 		if (error instanceof ExecaError) {
 			const stderr = String(error.stderr ?? '').trim();
