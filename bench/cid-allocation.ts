@@ -7,7 +7,8 @@
  * Run: npx tsx bench/cid-allocation.ts
  */
 import {performance} from 'node:perf_hooks';
-import {allocateCid, createCidPool, DEFAULT_CID_RANGE, releaseCid, type CidRange} from '../src/services/cid-allocator.js';
+import {allocateCid, createCidPool, releaseCid} from '../src/services/cids/allocator.js';
+import {DEFAULT_CID_RANGE, type CidRange} from '../src/services/cids/range.js';
 
 const ROUNDS = 200_000;
 const HELD = 60_000;

@@ -4,7 +4,7 @@
  * phase, the supervising process's memory per VM, and its event-loop delay.
  *
  * Run: npx tsx bench/fleet.ts [COUNT]   (default 1000, lowered when the machine's memory is short)
- * Needs `npm run build` (dist/sim/cli.js).
+ * Needs `npm run build` (dist/crosvm-sim/cli.js).
  */
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
@@ -19,7 +19,7 @@ import {createSupervisor} from '../src/supervisor.js';
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/sim/cli.js');
+const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');
 const REQUESTED = Number(process.argv[2] ?? 1000);
 const HOLD_MS = 2000;
 

@@ -18,8 +18,8 @@ import type {Readable} from 'node:stream';
 import {execa} from 'execa';
 import {filter, firstValueFrom} from 'rxjs';
 import winston from 'winston';
-import {qemuCommand} from '../src/services/qemu-command.js';
-import {createQemuDriver} from '../src/services/qemu-driver.js';
+import {qemuCommand} from '../src/services/qemu/command.js';
+import {createQemuDriver} from '../src/services/qemu/driver.js';
 import {createVm} from '../src/vm.js';
 
 const iterations = Number(process.argv[2] ?? 3);

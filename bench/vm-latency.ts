@@ -17,7 +17,7 @@ import {createVm} from '../src/vm.js';
 
 const iterations = Number(process.argv[2] ?? 30);
 // VMWARDEN_TEST_VMM points it at another VMM, as in the tests.
-const simPath = process.env['VMWARDEN_TEST_VMM'] ?? path.resolve('dist/sim/cli.js');
+const simPath = process.env['VMWARDEN_TEST_VMM'] ?? path.resolve('dist/crosvm-sim/cli.js');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'vmw-bench-'));
 const kernel = path.join(scratch, 'guest');
 writeFileSync(kernel, '#!crosvm-sim-guest\npayload started\npoweroff\n');

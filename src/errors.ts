@@ -1,11 +1,30 @@
 /**
- * Every error vmwarden throws on purpose is a `VmwardenError` with a stable `code`, so callers can
- * branch on the kind of failure without parsing messages.
+ * Every error vmwarden throws on purpose, in one place. Each is a `VmwardenError` with a stable
+ * `code` (one of `VmwardenErrorCode`), so callers can branch on the kind of failure without parsing
+ * messages.
  */
-export class VmwardenError extends Error {
-	readonly code: string;
+import type {CidRange} from './services/cids/range.js';
+import type {PayloadState} from './services/payload/state.js';
 
-	constructor(code: string, message: string, options?: ErrorOptions) {
+/** Every `code` a `VmwardenError` can carry. */
+export type VmwardenErrorCode =
+	| 'INVALID_CONFIG'
+	| VmSpawnErrorCode
+	| 'INVALID_PAYLOAD_TRANSITION'
+	| 'VM_STATE'
+	| 'QMP_FAILED'
+	| 'STOP_REQUEST_FAILED'
+	| 'NO_AVAILABLE_CID'
+	| 'INSPECTION_FILE'
+	| 'SUPERVISOR_SHUT_DOWN'
+	| 'SUPERVISOR_BUSY'
+	| 'CPU_AFFINITY'
+	| 'INVALID_DESCRIPTOR_PLAN';
+
+export class VmwardenError extends Error {
+	readonly code: VmwardenErrorCode;
+
+	constructor(code: VmwardenErrorCode, message: string, options?: ErrorOptions) {
 		super(message, options);
 		this.name = new.target.name;
 		this.code = code;
@@ -23,5 +42,97 @@ export class InvalidConfigError extends VmwardenError {
 		super('INVALID_CONFIG', `Invalid VM config: ${field}: ${reason}`, options);
 		this.field = field;
 		this.reason = reason;
+	}
+}
+
+/** Why the VMM could not be spawned: `VMM_NOT_FOUND`, `VMM_NOT_EXECUTABLE` or `VMM_SPAWN_FAILED`. */
+export type VmSpawnErrorCode = 'VMM_NOT_FOUND' | 'VMM_NOT_EXECUTABLE' | 'VMM_SPAWN_FAILED';
+
+/** The VMM binary is missing, not executable, or the operating system refused to start it. */
+export class VmSpawnError extends VmwardenError {
+	/** The VMM path as the caller gave it. */
+	readonly vmmPath: string;
+
+	constructor(code: VmSpawnErrorCode, vmmPath: string, message: string, options?: ErrorOptions) {
+		super(code, message, options);
+		this.vmmPath = vmmPath;
+	}
+}
+
+/** A payload state move that is not forward, with the reference's wording. */
+export class InvalidPayloadTransitionError extends VmwardenError {
+	readonly from: PayloadState;
+	readonly to: PayloadState;
+
+	constructor(from: PayloadState, to: PayloadState) {
+		super('INVALID_PAYLOAD_TRANSITION', `Invalid payload state transition from ${from} to ${to}`);
+		this.from = from;
+		this.to = to;
+	}
+}
+
+/** An operation the VM's lifecycle state does not allow, such as a second `start()`. */
+export class VmStateError extends VmwardenError {
+	constructor(message: string) {
+		super('VM_STATE', message);
+	}
+}
+
+/** A QMP exchange failed: no socket, no greeting, an error reply, or no answer in time. */
+export class QmpError extends VmwardenError {
+	constructor(message: string, options?: ErrorOptions) {
+		super('QMP_FAILED', message, options);
+	}
+}
+
+/** `crosvm stop SOCKET` failed: the VM did not get (or did not acknowledge) the request. */
+export class StopRequestError extends VmwardenError {
+	/** The stop command's exit status, when it ran and exited. */
+	readonly exitCode: number | undefined;
+	/** Its stderr, trimmed. */
+	readonly stderr: string;
+
+	constructor(message: string, details: {exitCode?: number | undefined; stderr?: string}, options?: ErrorOptions) {
+		super('STOP_REQUEST_FAILED', message, options);
+		this.exitCode = details.exitCode;
+		this.stderr = details.stderr ?? '';
+	}
+}
+
+/** Every CID of the range is held by a VM that is not yet dead and cleaned up. */
+export class NoAvailableCidError extends VmwardenError {
+	readonly range: CidRange;
+
+	constructor(range: CidRange) {
+		super('NO_AVAILABLE_CID', `no available CID: all ${range.last - range.first + 1} CIDs of ${range.first}..${range.last} are held`);
+		this.range = {first: range.first, last: range.last};
+	}
+}
+
+/** The error thrown for a file that is not a vmwarden inspection recording. */
+export class InspectionFileError extends VmwardenError {
+	constructor(file: string, line: number, reason: string) {
+		super('INSPECTION_FILE', `${file}:${line}: ${reason}`);
+	}
+}
+
+/** `createVm` after `shutdown()`: the supervisor no longer takes VMs. */
+export class SupervisorShutDownError extends VmwardenError {
+	constructor() {
+		super('SUPERVISOR_SHUT_DOWN', 'The supervisor is shutting down or shut down: no new VM is accepted');
+	}
+}
+
+/** `createVm` was called while the supervisor was busy with an event (from a synchronous callback of an actor). */
+export class SupervisorBusyError extends VmwardenError {
+	constructor() {
+		super('SUPERVISOR_BUSY', 'createVm was called from inside a synchronous actor callback; call it after an await');
+	}
+}
+
+/** Thrown with crosvm's wording; the caller adds the field name. */
+export class CpuAffinityError extends VmwardenError {
+	constructor(message: string) {
+		super('CPU_AFFINITY', message);
 	}
 }

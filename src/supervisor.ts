@@ -1,27 +1,22 @@
 import {Observable, Subject} from 'rxjs';
 import {createActor, type Actor, type InspectionEvent, type Observer} from 'xstate';
 import type winston from 'winston';
-import {VmwardenError} from './errors.js';
-import {
-	SupervisorShutDownError,
-	supervisorMachine,
-	vmActorId,
-	type SupervisorMachineEmitted,
-	type VmActorRef,
-	type VmDefaults,
-} from './machines/supervisor-machine.js';
-import {DEFAULT_CID_RANGE, validateCidRange, type CidRange} from './services/cid-allocator.js';
-import {ensureStateDir, readLastCid} from './services/cid-store.js';
-import type {CrosvmDialect} from './services/crosvm-command.js';
-import {claimStateDir, readVmRecords} from './services/stale-vms.js';
-import {validateConfig} from './services/validate-config.js';
-import type {VmConfig} from './services/vm-config.js';
-import type {VmmDriver} from './services/vmm-driver.js';
-import {createVmHandle, vmMachineInput, type Requester, type Vm, type VmEvent} from './vm.js';
+import {SupervisorShutDownError, SupervisorBusyError} from './errors.js';
+import {supervisorMachine, vmActorId, type SupervisorMachineEmitted, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
+import {validateCidRange} from './services/cids/allocator.js';
+import {ensureStateDir, readLastCid} from './services/cids/store.js';
+import type {CrosvmDialect} from './services/crosvm/command.js';
+import {claimStateDir, readVmRecords} from './services/state-dir/stale-vms.js';
+import {validateConfig} from './services/config/validate.js';
+import type {VmConfig} from './services/config/vm-config.js';
+import type {VmmDriver} from './services/vmm/driver.js';
+import {createVmHandle, vmMachineInput, type Vm} from './vm.js';
+import {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
+import {defaultRequester, type Requester, type VmEvent} from './types.js';
+export {NoAvailableCidError, SupervisorShutDownError} from './errors.js';
+export {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 
-export {NoAvailableCidError, DEFAULT_CID_RANGE, type CidRange} from './services/cid-allocator.js';
-export {SupervisorShutDownError} from './machines/supervisor-machine.js';
-export type {ReapedVm, StaleVmOutcome} from './services/stale-vms.js';
+export type {ReapedVm, StaleVmOutcome} from './services/state-dir/stale-vms.js';
 
 export interface SupervisorOptions {
 	/** The VMM binary. Default: the driver's `defaultPath` (`crosvm` on PATH). */
@@ -78,13 +73,6 @@ export interface Supervisor {
 	 */
 	shutdown(options?: {stopTimeoutMs?: number}): Promise<void>;
 	readonly actor: Actor<typeof supervisorMachine>;
-}
-
-/** `createVm` was called while the supervisor was busy with an event (from a synchronous callback of an actor). */
-export class SupervisorBusyError extends VmwardenError {
-	constructor() {
-		super('SUPERVISOR_BUSY', 'createVm was called from inside a synchronous actor callback; call it after an await');
-	}
 }
 
 /**
@@ -213,7 +201,7 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 				type: 'VM.CREATE',
 				requestId,
 				config,
-				requester: vmOptions.requester ?? {uid: process.getuid?.() ?? -1, sid: '', debugPid: process.pid},
+				requester: vmOptions.requester ?? defaultRequester(),
 				payloadChannel: vmOptions.payloadChannel ?? true,
 				ticket,
 			});

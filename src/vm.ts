@@ -2,68 +2,19 @@ import os from 'node:os';
 import {Observable, Subject} from 'rxjs';
 import {createActor, type ActorRefFrom, type InspectionEvent, type Observer, type SnapshotFrom} from 'xstate';
 import type winston from 'winston';
-import {InvalidConfigError, type VmwardenError} from './errors.js';
-import {vmMachine, type VmMachineInput} from './machines/vm-machine.js';
-import {defaultBootHangupTimeoutMs} from './services/boot-timeout.js';
-import {createCrosvmDriver, crosvmDriver} from './services/crosvm-driver.js';
-import type {CrosvmDialect} from './services/crosvm-command.js';
-import type {DeathReason} from './services/death-reason.js';
-import type {Initiator} from './services/death.js';
-import {getDefaultLogger} from './services/logger.js';
-import {isForwardMove, isPayloadState, type PayloadState} from './services/payload-state.js';
-import type {VmConfig} from './services/vm-config.js';
-import {InvalidPayloadTransitionError, VmStateError} from './services/vm-errors.js';
-import type {VmmDriver} from './services/vmm-driver.js';
+import {InvalidConfigError, InvalidPayloadTransitionError, VmStateError, type VmwardenError} from './errors.js';
+import {checkGuestCid} from './services/cids/range.js';
+import {vmMachine, type VmMachineInput} from './machines/vm.machine.js';
+import {defaultBootHangupTimeoutMs} from './services/config/boot-timeout.js';
+import {createCrosvmDriver, crosvmDriver} from './services/crosvm/driver.js';
+import type {CrosvmDialect} from './services/crosvm/command.js';
+import type {DeathReason} from './services/death/reason.js';
+import {getDefaultLogger} from './services/logging/logger.js';
+import {isForwardMove, isPayloadState, type PayloadState} from './services/payload/state.js';
+import type {VmConfig} from './services/config/vm-config.js';
+import type {VmmDriver} from './services/vmm/driver.js';
+import {defaultRequester, type Initiator, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
 
-export type {Initiator} from './services/death.js';
-/** The VM's own lifecycle, as the reference's `VmState`. */
-export type VmState = 'NotStarted' | 'Running' | 'Dead' | 'Failed';
-
-/** Who asked for the VM: the reference's requester uid, sid and (untrusted) debug pid. */
-export interface Requester {
-	uid: number;
-	sid: string;
-	/** May no longer exist or belong to another process by now: for logs only. */
-	debugPid: number;
-}
-
-/** How a VM died: reported once, to every callback, observable and the `died` promise. */
-export interface VmDeath {
-	cid: number;
-	reason: DeathReason;
-	/** The VMM's exit status, when it exited. */
-	exitCode: number | undefined;
-	/** The signal that killed the VMM, when one did. */
-	signal: NodeJS.Signals | undefined;
-	/** The failure text up to its first `|` (undefined when the guest wrote none). */
-	failureReason: string | undefined;
-	/** The failure text after its first `|`. */
-	failureContext: string | undefined;
-	/** The payload state at death. */
-	payloadState: PayloadState;
-	/** The last few KiB the VMM wrote to stderr. */
-	stderrTail: string;
-	/** Who caused the death: the caller or supervisor when they stopped or killed it, else guest or VMM. */
-	initiator: Initiator;
-}
-
-export interface VmEventBase {
-	cid: number;
-	initiator: Initiator;
-}
-
-/** Typed lifecycle events of one VM (`vm.events$`, and `actor.on(type, ...)`). */
-export type VmEvent =
-	| (VmEventBase & {type: 'started'; pid: number; tempDir: string})
-	| (VmEventBase & {type: 'payload'; from: PayloadState; to: PayloadState})
-	| (VmEventBase & {type: 'payload-refused'; from: PayloadState; to: PayloadState; message: string})
-	| (VmEventBase & {type: 'hangup'; timeoutMs: number})
-	| (VmEventBase & {type: 'stopping'; timeoutMs: number})
-	| (VmEventBase & {type: 'killing'; pid: number})
-	| (VmEventBase & {type: 'died'; death: VmDeath})
-	| (VmEventBase & {type: 'failed'; error: VmwardenError});
-
-export type VmEventType = VmEvent['type'];
 
 /** The default time `stop()` waits for the VMM to exit before killing it (Android's, late 2025). */
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
@@ -320,27 +271,19 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 	};
 }
 
-function checkCid(cid: unknown): number {
-	if (typeof cid !== 'number' || !Number.isInteger(cid) || cid < 3 || cid > 0xFF_FF_FF_FE) {
-		throw new InvalidConfigError('cid', 'must be an integer from 3 to 4294967294 (0-2 are the hypervisor, loopback and host)');
-	}
-
-	return cid;
-}
-
 /** The machine input `createVm` builds from its options (exported for parents that spawn VMs). */
 export function vmMachineInput(config: VmConfig, options: CreateVmOptions): VmMachineInput {
 	const driver = options.driver ?? (options.dialect === undefined ? crosvmDriver : createCrosvmDriver({dialect: options.dialect}));
 	return {
 		config,
-		cid: checkCid(options.cid),
+		cid: checkGuestCid(options.cid),
 		driver,
 		vmmPath: options.crosvmPath ?? driver.defaultPath,
 		tempRoot: options.tempRoot ?? os.tmpdir(),
 		logger: options.logger ?? getDefaultLogger(),
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs ?? defaultBootHangupTimeoutMs(),
 		stopTimeoutMs: options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
-		requester: options.requester ?? {uid: process.getuid?.() ?? -1, sid: '', debugPid: process.pid},
+		requester: options.requester ?? defaultRequester(),
 		payloadChannel: options.payloadChannel ?? true,
 	};
 }

@@ -1,6 +1,6 @@
 import type {AnyStateMachine} from 'xstate';
-import {supervisorMachine} from '../../src/machines/supervisor-machine.js';
-import {vmMachine} from '../../src/machines/vm-machine.js';
+import {supervisorMachine} from '../../src/machines/supervisor.machine.js';
+import {vmMachine} from '../../src/machines/vm.machine.js';
 
 /** The machines whose charts docs/charts/ carries, by file name. */
 export const chartedMachines: ReadonlyArray<{name: string; machine: AnyStateMachine}> = [

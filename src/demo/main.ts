@@ -19,10 +19,10 @@ import {startRecording, type DemoRecording} from './recording.js';
 import {SCENARIOS, type Scenario} from './scenarios.js';
 
 /**
- * The simulator beside this compiled file (dist/demo/main.js -> dist/sim/cli.js), whatever the cwd;
+ * The simulator beside this compiled file (dist/demo/main.js -> dist/crosvm-sim/cli.js), whatever the cwd;
  * VMWARDEN_DEMO_VMM runs the demo on another build of it.
  */
-export const SIM_PATH = process.env['VMWARDEN_DEMO_VMM'] ?? fileURLToPath(new URL('../sim/cli.js', import.meta.url));
+export const SIM_PATH = process.env['VMWARDEN_DEMO_VMM'] ?? fileURLToPath(new URL('../crosvm-sim/cli.js', import.meta.url));
 
 /** The whole demo must be over by then; a VM still alive is then killed and counted as wrong. */
 const DEMO_DEADLINE_MS = 30_000;

@@ -1,5 +1,5 @@
 import type {InspectionEvent} from 'xstate';
-import {createInspectionRecorder} from '../services/inspection-recorder.js';
+import {createInspectionRecorder} from '../services/inspection/recorder.js';
 
 /**
  * `--record FILE`: the inspector to hand to the supervisor (it then sees every actor of the fleet)

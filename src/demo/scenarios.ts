@@ -1,5 +1,5 @@
-import type {DeathReason} from '../services/death-reason.js';
-import type {Initiator} from '../services/death.js';
+import type {DeathReason} from '../services/death/reason.js';
+import {type Initiator} from '../types.js';
 
 /** What the demo does to a VM from the host side once it runs. */
 export type HostAction =

@@ -5,7 +5,7 @@ import {chartFromMachine, chartStateIds} from '../../scripts/charts/chart-model.
 import {renderChart} from '../../scripts/charts/charts.js';
 import {layoutChart, type LaidOutState} from '../../scripts/charts/layout.js';
 import {chartedMachines} from '../../scripts/charts/machines.js';
-import {counterMachine, workshopMachine} from './fixture-machines.js';
+import {counterMachine, workshopMachine} from '../helpers/fixture-machines.js';
 
 const chartsDirectory = fileURLToPath(new URL('../../docs/charts/', import.meta.url));
 

@@ -3,14 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import {afterEach, beforeEach, expect, test} from '@jest/globals';
 import {filter, firstValueFrom} from 'rxjs';
-import {DeathReason} from '../../src/services/death-reason.js';
-import type {PayloadState} from '../../src/services/payload-state.js';
-import {createQemuDriver} from '../../src/services/qemu-driver.js';
-import type {VmConfig} from '../../src/services/vm-config.js';
+import {DeathReason} from '../../src/services/death/reason.js';
+import type {PayloadState} from '../../src/services/payload/state.js';
+import {createQemuDriver} from '../../src/services/qemu/driver.js';
+import type {VmConfig} from '../../src/services/config/vm-config.js';
 import {createVm, type CreateVmOptions, type Vm} from '../../src/vm.js';
 import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
 import {silentLogger} from '../helpers/vm-fixture.js';
-import {describeWhenReady} from './e2e-environment.js';
+import {describeWhenReady} from '../helpers/e2e-environment.js';
 
 // Boots take about 5 s each under software emulation on 2 cores; several in a test, one at a time.
 const BOOT_TEST_TIMEOUT_MS = 120_000;

@@ -4,13 +4,13 @@ import path from 'node:path';
 import {afterEach, beforeEach, expect, test} from '@jest/globals';
 import {filter, firstValueFrom} from 'rxjs';
 import {InvalidConfigError} from '../../src/errors.js';
-import {DeathReason} from '../../src/services/death-reason.js';
-import {createQemuDriver} from '../../src/services/qemu-driver.js';
+import {DeathReason} from '../../src/services/death/reason.js';
+import {createQemuDriver} from '../../src/services/qemu/driver.js';
 import {createSupervisor, type Supervisor} from '../../src/supervisor.js';
 import {createVm, type Vm} from '../../src/vm.js';
 import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
 import {silentLogger} from '../helpers/vm-fixture.js';
-import {describeWhenReady} from './e2e-environment.js';
+import {describeWhenReady} from '../helpers/e2e-environment.js';
 
 const BOOT_TEST_TIMEOUT_MS = 120_000;
 

@@ -6,11 +6,11 @@ import {execa} from 'execa';
 import winston from 'winston';
 import {afterEach, beforeAll, beforeEach, expect} from '@jest/globals';
 import {createVm, type CreateVmOptions, type Vm} from '../../src/vm.js';
-import type {VmConfig} from '../../src/services/vm-config.js';
+import type {VmConfig} from '../../src/services/config/vm-config.js';
 import {settleLeaks, takeSnapshot, type ResourceSnapshot} from './leak-checker.js';
 
 /** The simulator, built by `npm run build` (VMWARDEN_TEST_VMM overrides it, to try another VMM). */
-export const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? path.resolve('dist/sim/cli.js');
+export const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? path.resolve('dist/crosvm-sim/cli.js');
 
 /** A log line as the test logger keeps it. */
 export interface LoggedLine {

@@ -3,12 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import {describe, expect, test} from '@jest/globals';
 import {execa} from 'execa';
-import {PAYLOAD_STATES} from '../../src/services/payload-state.js';
-import {NoAvailableCidError} from '../../src/services/cid-allocator.js';
+import {PAYLOAD_STATES} from '../../src/services/payload/state.js';
 import {createSupervisor, type SupervisorEvent} from '../../src/supervisor.js';
-import type {Vm, VmDeath} from '../../src/vm.js';
+import type {Vm} from '../../src/vm.js';
 import {settleLeaks, takeSnapshot} from '../helpers/leak-checker.js';
 import {SIM_PATH, silentLogger} from '../helpers/vm-fixture.js';
+import {NoAvailableCidError} from '../../src/errors.js';
+import {type VmDeath} from '../../src/types.js';
 
 /** The soak's size and time budget: a few hundred VMs within about half a minute on two cores. */
 const TOTAL_VMS = 300;

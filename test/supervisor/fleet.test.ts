@@ -8,11 +8,11 @@ import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {execa} from 'execa';
 import winston from 'winston';
-import {isProcessRunning, processIdentity, waitForProcessExit, type ProcessIdentity} from '../../src/services/process-identity.js';
+import {isProcessRunning, processIdentity, waitForProcessExit, type ProcessIdentity} from '../../src/services/state-dir/process-identity.js';
 import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
 import {settleLeaks, takeSnapshot} from '../helpers/leak-checker.js';
 
-const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/sim/cli.js');
+const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');
 const logger = winston.createLogger({silent: true});
 
 let work: string;
@@ -117,7 +117,7 @@ describe('shutdown', () => {
 describe('never leaving a VM behind', () => {
 	test('a host killed with SIGKILL takes its VMs with it; the next supervisor cleans up after it', async () => {
 		const count = 3;
-		const host = execa(process.execPath, ['--import', 'tsx', resolve('test/supervisor/fixtures/host.ts'), SIM_PATH, tempRoot, stateDir, guest('payload started', 'hang'), String(count)], {reject: false, buffer: false, stdout: 'pipe', stderr: 'inherit'});
+		const host = execa(process.execPath, ['--import', 'tsx', resolve('test/helpers/hosts/supervisor-host.ts'), SIM_PATH, tempRoot, stateDir, guest('payload started', 'hang'), String(count)], {reject: false, buffer: false, stdout: 'pipe', stderr: 'inherit'});
 		const line = await new Promise<string>((resolvePromise, reject) => {
 			let text = '';
 			host.stdout.on('data', (chunk: Buffer) => {

@@ -3,10 +3,10 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa, type ResultPromise} from 'execa';
 import winston from 'winston';
-import {InvalidConfigError} from '../../src/errors.js';
-import {isProcessRunning, processIdentity} from '../../src/services/process-identity.js';
-import {writeVmRecord} from '../../src/services/stale-vms.js';
-import {createSupervisor, NoAvailableCidError, SupervisorShutDownError, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
+import {InvalidConfigError, NoAvailableCidError, SupervisorShutDownError} from '../../src/errors.js';
+import {isProcessRunning, processIdentity} from '../../src/services/state-dir/process-identity.js';
+import {writeVmRecord} from '../../src/services/state-dir/stale-vms.js';
+import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
 
 const logger = winston.createLogger({silent: true});
 const folders: string[] = [];

@@ -1,6 +1,6 @@
 import {writeFileSync} from 'node:fs';
 import {describe, expect, test} from '@jest/globals';
-import {DeathReason, FAILURE_TEXT_REASONS} from '../../src/services/death-reason.js';
+import {DeathReason, FAILURE_TEXT_REASONS} from '../../src/services/death/reason.js';
 import {useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
 
 describe('each exit path gives its reason', () => {

@@ -1,5 +1,5 @@
 import {describe, expect, test} from '@jest/globals';
-import {DeathReason} from '../../src/services/death-reason.js';
+import {DeathReason} from '../../src/services/death/reason.js';
 import {useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
 
 describe('the failure channel', () => {

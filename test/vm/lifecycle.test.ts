@@ -2,11 +2,11 @@ import {statSync} from 'node:fs';
 import path from 'node:path';
 import {describe, expect, test} from '@jest/globals';
 import {filter, firstValueFrom} from 'rxjs';
-import {InvalidConfigError} from '../../src/errors.js';
-import {DeathReason} from '../../src/services/death-reason.js';
-import {VmSpawnError, VmStateError} from '../../src/services/vm-errors.js';
-import {createVmHandle, type VmDeath, type VmEvent} from '../../src/vm.js';
+import {InvalidConfigError, VmSpawnError, VmStateError} from '../../src/errors.js';
+import {DeathReason} from '../../src/services/death/reason.js';
+import {createVmHandle} from '../../src/vm.js';
 import {SIM_PATH, silentLogger, useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
+import {type VmDeath, type VmEvent} from '../../src/types.js';
 
 describe('VM lifecycle', () => {
 	const {context, guest, vm, notExecutable} = useVmFixture();

@@ -3,7 +3,7 @@ import path from 'node:path';
 import {execa} from 'execa';
 import winston from 'winston';
 import {describe, expect, test} from '@jest/globals';
-import {parentDeathCommand} from '../../src/services/vmm-process.js';
+import {parentDeathCommand} from '../../src/services/vmm/process.js';
 import {SIM_PATH, silentLogger, useVmFixture} from '../helpers/vm-fixture.js';
 
 /** Whether a pid is a live process (a zombie counts as gone: it no longer runs). */
@@ -35,7 +35,7 @@ describe('never leaving a VM behind', () => {
 	const {context, guest} = useVmFixture();
 
 	test('a host process killed with SIGKILL takes its VMM with it (checked through /proc)', async () => {
-		const host = execa(process.execPath, ['--import', 'tsx', path.resolve('test/vm/fixtures/host.ts'), SIM_PATH, guest('hang'), context.tempRoot], {reject: false, cleanup: false});
+		const host = execa(process.execPath, ['--import', 'tsx', path.resolve('test/helpers/hosts/vm-host.ts'), SIM_PATH, guest('hang'), context.tempRoot], {reject: false, cleanup: false});
 		const line = await new Promise<string>((resolve, reject) => {
 			host.stdout.once('data', (chunk: Buffer) => {
 				resolve(chunk.toString());

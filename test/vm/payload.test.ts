@@ -1,7 +1,7 @@
 import {describe, expect, test} from '@jest/globals';
-import type {VmEvent} from '../../src/vm.js';
-import {InvalidPayloadTransitionError, VmStateError} from '../../src/services/vm-errors.js';
 import {useVmFixture} from '../helpers/vm-fixture.js';
+import {InvalidPayloadTransitionError, VmStateError} from '../../src/errors.js';
+import {type VmEvent} from '../../src/types.js';
 
 function collect(events: {subscribe(observer: (event: VmEvent) => void): unknown}): VmEvent[] {
 	const seen: VmEvent[] = [];

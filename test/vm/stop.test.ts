@@ -1,8 +1,9 @@
 import {describe, expect, test} from '@jest/globals';
-import {DeathReason} from '../../src/services/death-reason.js';
+import {DeathReason} from '../../src/services/death/reason.js';
 import {filter, firstValueFrom} from 'rxjs';
-import type {Vm, VmEvent} from '../../src/vm.js';
+import type {Vm} from '../../src/vm.js';
 import {useVmFixture} from '../helpers/vm-fixture.js';
+import {type VmEvent} from '../../src/types.js';
 
 async function payloadStarted(vm: Vm): Promise<void> {
 	await firstValueFrom(vm.snapshots$.pipe(filter(snapshot => snapshot.context.payloadState !== 'Starting')));

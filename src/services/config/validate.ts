@@ -1,0 +1,233 @@
+import semver from 'semver';
+import {InvalidConfigError, CpuAffinityError} from '../../errors.js';
+import {listConfigFiles} from './files.js';
+import {parseCpuAffinity} from './cpu-affinity.js';
+import {checkDescriptor, checkPath, isFileHandle} from './file-access.js';
+import {PLATFORM_VERSION, type FileSource, type VmConfig} from './vm-config.js';
+
+const CONFIG_FIELDS: ReadonlySet<string> = new Set<keyof VmConfig>([
+	'bootloader',
+	'kernel',
+	'initrd',
+	'disks',
+	'params',
+	'protected',
+	'memoryMib',
+	'cpus',
+	'cpuAffinity',
+	'taskProfiles',
+	'consoleOutput',
+	'logOutput',
+	'indirectFiles',
+	'platformVersion',
+	'detectHangup',
+]);
+
+// The reference keeps memory and CPU counts in a NonZeroU32.
+const MAX_COUNT = 0xFF_FF_FF_FF;
+
+const NUL = '\0';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+	return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function checkString(field: string, value: unknown): asserts value is string {
+	if (typeof value !== 'string') {
+		throw new InvalidConfigError(field, 'must be a string');
+	}
+
+	if (value.includes(NUL)) {
+		throw new InvalidConfigError(field, 'contains a NUL byte');
+	}
+}
+
+function checkBoolean(field: string, value: unknown): void {
+	if (value !== undefined && typeof value !== 'boolean') {
+		throw new InvalidConfigError(field, 'must be a boolean');
+	}
+}
+
+function checkCount(field: string, value: unknown): void {
+	if (value === undefined) {
+		return;
+	}
+
+	if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+		throw new InvalidConfigError(field, 'must be a positive integer');
+	}
+
+	if (value > MAX_COUNT) {
+		throw new InvalidConfigError(field, `must be at most ${MAX_COUNT}`);
+	}
+}
+
+function checkArray(field: string, value: unknown): asserts value is unknown[] | undefined {
+	if (value !== undefined && !Array.isArray(value)) {
+		throw new InvalidConfigError(field, 'must be an array');
+	}
+}
+
+function checkSource(field: string, source: unknown): asserts source is FileSource {
+	if (typeof source === 'string') {
+		checkString(field, source);
+		if (source.length === 0) {
+			throw new InvalidConfigError(field, 'must not be an empty path');
+		}
+	} else if (typeof source === 'number') {
+		if (!Number.isSafeInteger(source) || source < 0) {
+			throw new InvalidConfigError(field, 'must be a non-negative integer when it is a descriptor');
+		}
+	} else if (isFileHandle(source)) {
+		// FileHandle.close() sets fd to -1.
+		if (source.fd === -1) {
+			throw new InvalidConfigError(field, 'the FileHandle is closed');
+		}
+	} else {
+		throw new InvalidConfigError(field, 'must be a path, an open descriptor number or a FileHandle');
+	}
+}
+
+function checkOptionalSource(field: string, source: unknown): void {
+	if (source !== undefined) {
+		checkSource(field, source);
+	}
+}
+
+function checkDisks(disks: unknown): void {
+	checkArray('disks', disks);
+	for (const [index, disk] of (disks ?? []).entries()) {
+		if (!isRecord(disk)) {
+			throw new InvalidConfigError(`disks[${index}]`, 'must be an object {image, writable}');
+		}
+
+		checkSource(`disks[${index}].image`, disk['image']);
+		if (typeof disk['writable'] !== 'boolean') {
+			throw new InvalidConfigError(`disks[${index}].writable`, 'must be a boolean');
+		}
+	}
+}
+
+function checkTaskProfiles(profiles: unknown): void {
+	checkArray('taskProfiles', profiles);
+	for (const [index, profile] of (profiles ?? []).entries()) {
+		const field = `taskProfiles[${index}]`;
+		checkString(field, profile);
+		if (profile.length === 0) {
+			throw new InvalidConfigError(field, 'must not be empty');
+		}
+
+		// The 2022 crosvm splits its --task-profiles value at commas: one name must stay one name.
+		if (profile.includes(',')) {
+			throw new InvalidConfigError(field, 'must not contain a comma');
+		}
+
+		if (/\s/.test(profile)) {
+			throw new InvalidConfigError(field, 'must not contain white space');
+		}
+	}
+}
+
+function checkCpuAffinity(affinity: unknown): void {
+	if (affinity === undefined) {
+		return;
+	}
+
+	checkString('cpuAffinity', affinity);
+	try {
+		parseCpuAffinity(affinity);
+	} catch (error) {
+		if (error instanceof CpuAffinityError) {
+			throw new InvalidConfigError('cpuAffinity', error.message, {cause: error});
+		}
+
+		throw error;
+	}
+}
+
+function checkPlatformVersion(range: unknown): void {
+	if (range === undefined) {
+		return;
+	}
+
+	checkString('platformVersion', range);
+	if (semver.validRange(range) === null) {
+		throw new InvalidConfigError('platformVersion', `${JSON.stringify(range)} is not a valid semver range`);
+	}
+
+	if (!semver.satisfies(PLATFORM_VERSION, range)) {
+		throw new InvalidConfigError(
+			'platformVersion',
+			`Incompatible platform version. The config is compatible with platform version(s) ${range}, but the actual platform version is ${PLATFORM_VERSION}`,
+		);
+	}
+}
+
+/**
+ * Everything `validateConfig` checks that needs no I/O: types, the reference's rules, value
+ * grammars. `crosvmCommand` runs it, so it never builds a command line for a config the reference
+ * would refuse.
+ */
+export function checkConfigShape(config: VmConfig): void {
+	if (!isRecord(config)) {
+		throw new InvalidConfigError('config', 'must be an object');
+	}
+
+	for (const key of Object.keys(config)) {
+		if (!CONFIG_FIELDS.has(key)) {
+			throw new InvalidConfigError(key, 'is not a VmConfig field');
+		}
+	}
+
+	const fields = config as Record<keyof VmConfig, unknown>;
+	checkOptionalSource('bootloader', fields.bootloader);
+	checkOptionalSource('kernel', fields.kernel);
+	checkOptionalSource('initrd', fields.initrd);
+	checkDisks(fields.disks);
+	if (fields.params !== undefined) {
+		checkString('params', fields.params);
+	}
+
+	checkBoolean('protected', fields.protected);
+	checkCount('memoryMib', fields.memoryMib);
+	checkCount('cpus', fields.cpus);
+	checkCpuAffinity(fields.cpuAffinity);
+	checkTaskProfiles(fields.taskProfiles);
+	checkOptionalSource('consoleOutput', fields.consoleOutput);
+	checkOptionalSource('logOutput', fields.logOutput);
+	checkArray('indirectFiles', fields.indirectFiles);
+	for (const [index, source] of (fields.indirectFiles ?? []).entries()) {
+		checkSource(`indirectFiles[${index}]`, source);
+	}
+
+	checkBoolean('detectHangup', fields.detectHangup);
+
+	// The reference's validate_config, in its order and with its messages.
+	if (config.bootloader === undefined && config.kernel === undefined) {
+		throw new InvalidConfigError('kernel', 'VM must have either a bootloader or a kernel image.');
+	}
+
+	if (config.bootloader !== undefined && (config.kernel !== undefined || config.initrd !== undefined)) {
+		throw new InvalidConfigError(config.kernel === undefined ? 'initrd' : 'kernel', 'Can\'t have both bootloader and kernel/initrd image.');
+	}
+
+	checkPlatformVersion(fields.platformVersion);
+}
+
+/**
+ * Refuses, with an `InvalidConfigError` naming the field and the reason, a config that crosvm or
+ * the reference would refuse, before anything is spawned: wrong types, the reference's rules, a
+ * `cpuAffinity` crosvm's grammar rejects, a task profile that would smuggle in others, a NUL byte,
+ * a path that cannot be opened with the access vmwarden needs, a descriptor that is not open.
+ * Opens (and at once closes) every path; creates nothing.
+ */
+export function validateConfig(config: VmConfig): void {
+	checkConfigShape(config);
+	for (const file of listConfigFiles(config)) {
+		const {source, access, field} = file;
+		const reason = typeof source === 'string' ? checkPath(source, access) : checkDescriptor(typeof source === 'number' ? source : source.fd, access);
+		if (reason !== undefined) {
+			throw new InvalidConfigError(field, reason);
+		}
+	}
+}

@@ -1,0 +1,86 @@
+import {join} from 'node:path';
+import {execa, ExecaError} from 'execa';
+import {StopRequestError} from '../../errors.js';
+import {crosvmCommand, type CrosvmDialect, type CrosvmTarget} from './command.js';
+import {DeathReason} from '../death/reason.js';
+import type {VmmDriver, VmmExit, VmmStopContext} from '../vmm/driver.js';
+
+export interface CrosvmDriverOptions {
+	/** Default `current`. */
+	dialect?: CrosvmDialect;
+	/** For dialect `current`; default the host's. */
+	target?: CrosvmTarget;
+	/**
+	 * How long `crosvm stop` may take before it is killed and the request counts as failed: a
+	 * wedged VM never answers. Default 10 s.
+	 */
+	stopRequestTimeoutMs?: number;
+}
+
+/** crosvm's `--extended-status` exit codes (docs/command-line.md, "Exit status"). */
+const EXIT_REASONS: ReadonlyMap<number, DeathReason> = new Map<number, DeathReason>([
+	[0, DeathReason.SHUTDOWN],
+	[1, DeathReason.ERROR],
+	[32, DeathReason.REBOOT],
+	[33, DeathReason.CRASH],
+	[34, DeathReason.GUEST_PANIC],
+	[36, DeathReason.WATCHDOG_REBOOT],
+]);
+
+/** The death reason crosvm's exit alone gives (before failure texts and hang-ups are considered). */
+export function crosvmExitReason(exit: VmmExit): DeathReason {
+	if (exit.signal !== undefined) {
+		return DeathReason.KILLED;
+	}
+
+	return (exit.exitCode === undefined ? undefined : EXIT_REASONS.get(exit.exitCode)) ?? DeathReason.UNKNOWN;
+}
+
+async function requestStop(context: VmmStopContext, timeoutMs: number): Promise<void> {
+	if (context.controlSocket === undefined) {
+		throw new StopRequestError(`cannot stop crosvm (pid ${context.pid}) gracefully: it has no control socket`, {});
+	}
+
+	try {
+		await execa(context.vmmPath, ['stop', context.controlSocket], {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false});
+	} catch (error) {
+		if (error instanceof ExecaError) {
+			const stderr = String(error.stderr ?? '').trim();
+			const how = error.timedOut ? `timed out after ${timeoutMs} ms` : error.exitCode === undefined ? error.shortMessage : `exited with ${error.exitCode}`;
+			throw new StopRequestError(`${context.vmmPath} stop ${context.controlSocket} ${how}${stderr ? `: ${stderr}` : ''}`, {exitCode: error.exitCode, stderr}, {cause: error});
+		}
+
+		throw error;
+	}
+}
+
+/**
+ * The crosvm driver: `crosvm run` with the command line of `crosvmCommand` plus a control socket
+ * in the VM's temporary directory, graceful stop through `crosvm stop`, and death reasons from
+ * crosvm's `--extended-status` exit codes.
+ */
+export function createCrosvmDriver(options: CrosvmDriverOptions = {}): VmmDriver {
+	const {dialect, target, stopRequestTimeoutMs = 10_000} = options;
+	return {
+		name: 'crosvm',
+		defaultPath: 'crosvm',
+		command(config, commandOptions) {
+			return crosvmCommand(config, {
+				cid: commandOptions.cid,
+				dialect,
+				target,
+				controlSocket: commandOptions.controlSocket ?? join(commandOptions.tempDir, 'crosvm.sock'),
+				payloadChannel: commandOptions.payloadChannel,
+			});
+		},
+		async requestStop(context) {
+			await requestStop(context, stopRequestTimeoutMs);
+		},
+		exitReason(exit) {
+			return crosvmExitReason(exit);
+		},
+	};
+}
+
+/** The crosvm driver with defaults: dialect `current`, the host's build. */
+export const crosvmDriver: VmmDriver = createCrosvmDriver();

@@ -1,0 +1,141 @@
+import {readFile} from 'node:fs/promises';
+import {join} from 'node:path';
+import {DeathReason} from '../death/reason.js';
+import {qemuCommand, SHUTDOWN_TRACE_EVENT, type QemuAccelerator} from './command.js';
+import {qmpExecute} from './qmp-client.js';
+import type {VmmDriver, VmmExit} from '../vmm/driver.js';
+import {StopRequestError} from '../../errors.js';
+
+export interface QemuDriverOptions {
+	/** Tried in order. Default `['kvm', 'tcg']`: KVM where it works, else software emulation. */
+	accelerators?: QemuAccelerator[];
+	/** Gives the guest a vhost-vsock device with its CID (needs `/dev/vhost-vsock`). Default false. */
+	vsock?: boolean;
+	/** Appended to every command line (for example `['-cpu', 'max']`). */
+	extraArgs?: string[];
+	/** How long the QMP power-down request may take. Default 10 s. */
+	stopRequestTimeoutMs?: number;
+}
+
+/** The file in the VM's temporary directory that QEMU traces its shutdown request to. */
+export const QEMU_EVENT_LOG = 'qemu-events.log';
+
+/**
+ * QEMU's `ShutdownCause` numbers (qapi/run-state.json), as `qemu_system_shutdown_request` traces
+ * them, and what each means for the VM.
+ */
+const SHUTDOWN_CAUSES: ReadonlyMap<number, DeathReason> = new Map<number, DeathReason>([
+	// host-error
+	[1, DeathReason.CRASH],
+	// host-qmp-quit: someone on QMP stopped it, like `crosvm stop`.
+	[2, DeathReason.SHUTDOWN],
+	// host-qmp-system-reset
+	[3, DeathReason.REBOOT],
+	// host-signal
+	[4, DeathReason.KILLED],
+	// host-ui
+	[5, DeathReason.SHUTDOWN],
+	// guest-shutdown
+	[6, DeathReason.SHUTDOWN],
+	// guest-reset
+	[7, DeathReason.REBOOT],
+	// guest-panic (pvpanic, with -action panic=shutdown)
+	[8, DeathReason.GUEST_PANIC],
+]);
+
+/** Signals that mean QEMU itself crashed rather than was killed. */
+const CRASH_SIGNALS: ReadonlySet<string> = new Set(['SIGSEGV', 'SIGABRT', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGSYS', 'SIGTRAP']);
+
+const SHUTDOWN_TRACE = new RegExp(`${SHUTDOWN_TRACE_EVENT} reason=(\\d+)`, 'g');
+
+/** The last shutdown cause in QEMU's event log, if it traced one. */
+export function lastShutdownCause(eventLog: string): number | undefined {
+	const causes = [...eventLog.matchAll(SHUTDOWN_TRACE)];
+	const last = causes.at(-1);
+	return last === undefined ? undefined : Number(last[1]);
+}
+
+// QEMU's own words when SIGTERM, SIGINT or SIGHUP made it exit 0 (untraced).
+const TERMINATED_BY_SIGNAL = /terminating on signal \d+/;
+
+/**
+ * The death reason of a QEMU exit. Exit 0 is read from the traced shutdown cause: guest power-off
+ * SHUTDOWN, pvpanic GUEST_PANIC; a guest reset is not traced when `-action reboot=shutdown` turns it
+ * into an exit, so exit 0 with no cause is REBOOT, unless QEMU's stderr says a signal ended it
+ * (KILLED). Exit 1 is QEMU's error exit (ERROR). A signal is KILLED, or CRASH when it is one QEMU
+ * dies of by itself (SIGSEGV, SIGABRT, ...).
+ */
+export function qemuExitReason(exit: VmmExit, eventLog: string, stderrTail = ''): DeathReason {
+	if (exit.signal !== undefined) {
+		return CRASH_SIGNALS.has(exit.signal) ? DeathReason.CRASH : DeathReason.KILLED;
+	}
+
+	switch (exit.exitCode) {
+		case 0: {
+			const cause = lastShutdownCause(eventLog);
+			if (cause === undefined) {
+				return TERMINATED_BY_SIGNAL.test(stderrTail) ? DeathReason.KILLED : DeathReason.REBOOT;
+			}
+
+			return SHUTDOWN_CAUSES.get(cause) ?? DeathReason.UNKNOWN;
+		}
+
+		case 1: {
+			return DeathReason.ERROR;
+		}
+
+		default: {
+			return DeathReason.UNKNOWN;
+		}
+	}
+}
+
+async function readEventLog(tempDir: string): Promise<string> {
+	try {
+		return await readFile(join(tempDir, QEMU_EVENT_LOG), 'utf8');
+	} catch (error) {
+		if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+			return '';
+		}
+
+		throw error;
+	}
+}
+
+/**
+ * The QEMU driver (`qemu-system-x86_64`): the command line of `qemuCommand`, graceful stop as an
+ * ACPI power button press (QMP `system_powerdown` on the socket in the VM's temporary directory),
+ * and death reasons from the exit and QEMU's traced shutdown cause. See docs/qemu.md.
+ */
+export function createQemuDriver(options: QemuDriverOptions = {}): VmmDriver {
+	const {accelerators, vsock, extraArgs, stopRequestTimeoutMs = 10_000} = options;
+	return {
+		name: 'qemu',
+		defaultPath: 'qemu-system-x86_64',
+		command(config, commandOptions) {
+			return qemuCommand(config, {
+				cid: commandOptions.cid,
+				qmpSocket: commandOptions.controlSocket ?? join(commandOptions.tempDir, 'qemu.sock'),
+				eventLog: join(commandOptions.tempDir, QEMU_EVENT_LOG),
+				payloadChannel: commandOptions.payloadChannel,
+				accelerators,
+				vsock,
+				extraArgs,
+			});
+		},
+		async requestStop(context) {
+			const socket = context.controlSocket ?? join(context.tempDir, 'qemu.sock');
+			try {
+				await qmpExecute(socket, 'system_powerdown', stopRequestTimeoutMs);
+			} catch (error) {
+				throw new StopRequestError(`cannot ask QEMU (pid ${context.pid}) to power off: ${(error as Error).message}`, {}, {cause: error});
+			}
+		},
+		async exitReason(exit, {tempDir, stderrTail}) {
+			return qemuExitReason(exit, await readEventLog(tempDir), stderrTail);
+		},
+	};
+}
+
+/** The QEMU driver with defaults: KVM, else TCG. */
+export const qemuDriver: VmmDriver = createQemuDriver();

@@ -1,0 +1,110 @@
+import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {crosvmCommand} from '../../../src/services/crosvm/command.js';
+import {createCrosvmDriver, crosvmDriver} from '../../../src/services/crosvm/driver.js';
+import {DeathReason} from '../../../src/services/death/reason.js';
+import {VmwardenError, StopRequestError} from '../../../src/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vmwarden-driver-'));
+
+afterAll(() => {
+	rmSync(dir, {recursive: true, force: true});
+});
+
+/** A stand-in VMM binary: records its argv, one per line, and exits with `code`. */
+function fakeVmm(name: string, body: string): string {
+	const path = join(dir, name);
+	writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$@" > "${path}.args"\n${body}\n`);
+	chmodSync(path, 0o755);
+	return path;
+}
+
+const context = (vmmPath: string, controlSocket = join(dir, 'crosvm.sock')) => ({vmmPath, tempDir: dir, pid: 4242, controlSocket});
+
+describe('exitReason: crosvm\'s --extended-status codes', () => {
+	test.each<[number | undefined, NodeJS.Signals | undefined, DeathReason]>([
+		[undefined, 'SIGKILL', DeathReason.KILLED],
+		[undefined, 'SIGTERM', DeathReason.KILLED],
+		[undefined, 'SIGABRT', DeathReason.KILLED],
+		[0, undefined, DeathReason.SHUTDOWN],
+		[1, undefined, DeathReason.ERROR],
+		[32, undefined, DeathReason.REBOOT],
+		[33, undefined, DeathReason.CRASH],
+		[34, undefined, DeathReason.GUEST_PANIC],
+		[35, undefined, DeathReason.UNKNOWN],
+		[36, undefined, DeathReason.WATCHDOG_REBOOT],
+		[2, undefined, DeathReason.UNKNOWN],
+		[255, undefined, DeathReason.UNKNOWN],
+		[undefined, undefined, DeathReason.UNKNOWN],
+	])('exit %p signal %p -> %s', (exitCode, signal, reason) => {
+		expect(crosvmDriver.exitReason({exitCode, signal}, {tempDir: dir})).toBe(reason);
+	});
+});
+
+describe('command', () => {
+	test('the crosvm driver puts the control socket in the VM\'s temporary directory', () => {
+		const driver = createCrosvmDriver({dialect: 'aosp-2022'});
+		expect(driver.name).toBe('crosvm');
+		expect(driver.defaultPath).toBe('crosvm');
+		const command = driver.command({kernel: '/vm/kernel'}, {cid: 20, tempDir: '/run/vm-20', payloadChannel: true});
+		expect(command).toEqual(crosvmCommand({kernel: '/vm/kernel'}, {cid: 20, dialect: 'aosp-2022', controlSocket: '/run/vm-20/crosvm.sock', payloadChannel: true}));
+		expect(command.args.slice(5, 7)).toEqual(['--socket', '/run/vm-20/crosvm.sock']);
+	});
+
+	test('the dialect and target reach the command line', () => {
+		const linux = createCrosvmDriver({target: {os: 'linux', arch: 'x86_64'}});
+		expect(() => linux.command({kernel: '/k', taskProfiles: ['a']}, {cid: 20, tempDir: '/t', payloadChannel: false})).toThrow(expect.objectContaining({field: 'taskProfiles'}) as Error);
+		const android = createCrosvmDriver({target: {os: 'android', arch: 'x86_64'}});
+		expect(android.command({kernel: '/k', taskProfiles: ['a']}, {cid: 20, tempDir: '/t', payloadChannel: false}).args).toContain('--task-profiles');
+	});
+
+	test('a control socket the caller names wins', () => {
+		const command = crosvmDriver.command({kernel: '/k'}, {cid: 20, tempDir: '/t', controlSocket: '/elsewhere.sock', payloadChannel: false});
+		expect(command.args).toContain('/elsewhere.sock');
+	});
+});
+
+describe('requestStop', () => {
+	test('runs <vmm> stop <socket> with an argument array', async () => {
+		const vmm = fakeVmm('stop-ok', 'exit 0');
+		const socket = join(dir, 'a socket; rm -rf $HOME');
+		await crosvmDriver.requestStop(context(vmm, socket));
+		expect(readFileSync(`${vmm}.args`, 'utf8')).toBe(`stop\n${socket}\n`);
+	});
+
+	test('a failing stop rejects with StopRequestError', async () => {
+		const vmm = fakeVmm('stop-fails', 'echo "failed to connect to socket" >&2; exit 1');
+		const promise = crosvmDriver.requestStop(context(vmm));
+		await expect(promise).rejects.toBeInstanceOf(StopRequestError);
+		await expect(promise).rejects.toBeInstanceOf(VmwardenError);
+		await expect(promise).rejects.toMatchObject({
+			code: 'STOP_REQUEST_FAILED',
+			exitCode: 1,
+			stderr: 'failed to connect to socket',
+			message: `${vmm} stop ${join(dir, 'crosvm.sock')} exited with 1: failed to connect to socket`,
+		});
+	});
+
+	test('a VMM binary that does not exist', async () => {
+		await expect(crosvmDriver.requestStop(context(join(dir, 'no-crosvm')))).rejects.toMatchObject({code: 'STOP_REQUEST_FAILED', exitCode: undefined});
+	});
+
+	test('no control socket: nothing to ask, nothing run', async () => {
+		const vmm = fakeVmm('unused', 'exit 0');
+		await expect(crosvmDriver.requestStop({...context(vmm), controlSocket: undefined})).rejects.toMatchObject({
+			code: 'STOP_REQUEST_FAILED',
+			message: 'cannot stop crosvm (pid 4242) gracefully: it has no control socket',
+		});
+		expect(existsSync(`${vmm}.args`)).toBe(false);
+	});
+
+	test('a stop that never gets an answer is killed after the timeout', async () => {
+		const vmm = fakeVmm('stop-hangs', 'exec sleep 30');
+		const driver = createCrosvmDriver({stopRequestTimeoutMs: 200});
+		await expect(driver.requestStop(context(vmm))).rejects.toMatchObject({
+			code: 'STOP_REQUEST_FAILED',
+			message: `${vmm} stop ${join(dir, 'crosvm.sock')} timed out after 200 ms`,
+		});
+	});
+});

@@ -1,0 +1,54 @@
+import {PassThrough} from 'node:stream';
+import {describe, expect, test} from '@jest/globals';
+import {MAX_FAILURE_TEXT_BYTES, readFailureChannel} from '../../../src/services/death/failure-channel.js';
+
+const never = new Promise<never>(() => undefined);
+
+describe('readFailureChannel', () => {
+	test('keeps everything up to the end of the channel', async () => {
+		const stream = new PassThrough();
+		const reading = readFailureChannel(stream, never);
+		stream.write('MICRODROID_');
+		stream.end('PAYLOAD_HAS_CHANGED|ctx');
+		await expect(reading).resolves.toEqual({text: 'MICRODROID_PAYLOAD_HAS_CHANGED|ctx', truncated: false});
+	});
+
+	test('keeps at most 50,000 bytes and still drains the rest', async () => {
+		const stream = new PassThrough({highWaterMark: 1024});
+		const reading = readFailureChannel(stream, never);
+		for (let index = 0; index < 70; index++) {
+			stream.write('y'.repeat(1000));
+		}
+
+		stream.end();
+		const {text, truncated} = await reading;
+		expect(MAX_FAILURE_TEXT_BYTES).toBe(50_000);
+		expect(text).toHaveLength(50_000);
+		expect(truncated).toBe(true);
+		expect(stream.readableLength).toBe(0);
+	});
+
+	test('finishes a bounded time after the exit although the write end stays open', async () => {
+		const stream = new PassThrough();
+		let exit!: () => void;
+		const exited = new Promise<void>(resolve => {
+			exit = resolve;
+		});
+		const reading = readFailureChannel(stream, exited, {graceMs: 50});
+		stream.write('HANGUP|held');
+		let settled = false;
+		void reading.then(() => {
+			settled = true;
+		});
+		await new Promise(resolve => {
+			setTimeout(resolve, 150);
+		});
+		// Not before the exit: the text might still grow.
+		expect(settled).toBe(false);
+		const exitedAt = Date.now();
+		exit();
+		await expect(reading).resolves.toEqual({text: 'HANGUP|held', truncated: false});
+		expect(Date.now() - exitedAt).toBeLessThan(1000);
+		expect(stream.destroyed).toBe(true);
+	});
+});
