@@ -138,10 +138,14 @@ export const supervisorMachine = setup({
 	},
 	guards: {
 		hasFreeCid: ({context}) => hasFreeCid(context.pool),
-		isHeldVm: ({context}, params: {actorId: string}) => context.vms.has(params.actorId),
-		vmRunningUnrecorded: ({context}, params: {snapshot: VmSnapshot}) => context.stateDir !== undefined
-			&& !context.recorded.has(params.snapshot.context.cid)
-			&& runningVmmOf(params.snapshot) !== undefined,
+		isHeldVm({context, event}) {
+			assertEvent(event, ['xstate.done.actor.vm.*', 'xstate.error.actor.vm.*']);
+			return context.vms.has(event.actorId);
+		},
+		vmRunningUnrecorded({context, event}) {
+			assertEvent(event, 'xstate.snapshot.vm.*');
+			return context.stateDir !== undefined && !context.recorded.has(event.snapshot.context.cid) && runningVmmOf(event.snapshot) !== undefined;
+		},
 		fleetIsEmpty: ({context}) => context.vms.size === 0,
 		nothingToReap: ({context}) => context.stateDir === undefined || context.staleVms.length === 0,
 	},
@@ -309,14 +313,14 @@ export const supervisorMachine = setup({
 	}),
 	on: {
 		'xstate.done.actor.vm.*': {
-			guard: {type: 'isHeldVm', params: ({event}) => ({actorId: event.actorId})},
+			guard: 'isHeldVm',
 			actions: [
 				{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
 				{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm cleaned up' as const})},
 			],
 		},
 		'xstate.error.actor.vm.*': {
-			guard: {type: 'isHeldVm', params: ({event}) => ({actorId: event.actorId})},
+			guard: 'isHeldVm',
 			actions: [
 				'logVmActorFailure',
 				{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
@@ -324,7 +328,7 @@ export const supervisorMachine = setup({
 			],
 		},
 		'xstate.snapshot.vm.*': {
-			guard: {type: 'vmRunningUnrecorded', params: ({event}) => ({snapshot: event.snapshot})},
+			guard: 'vmRunningUnrecorded',
 			actions: [
 				{type: 'recordRunningVm', params: ({event}) => ({snapshot: event.snapshot})},
 				{type: 'markVmRecorded', params: ({event}) => ({snapshot: event.snapshot})},
