@@ -208,6 +208,18 @@ function supervise({cidRange, vmDefaults, stateDir, inspect}: {
 		});
 	};
 
+	/** The actor is gone: nobody is left to answer, so every pending request is refused. */
+	const abandon = (error: Error) => {
+		for (const request of pending.values()) {
+			request.fail(error);
+		}
+
+		pending.clear();
+		if (!finished) {
+			finish();
+		}
+	};
+
 	actor.subscribe({
 		next(snapshot) {
 			if (snapshot.matches({Serving: {reaper: 'Reaped'}})) {
@@ -221,14 +233,11 @@ function supervise({cidRange, vmDefaults, stateDir, inspect}: {
 		error(error) {
 			// Never expected (a failed state write is reported, not thrown): the actor stopped its VMs.
 			logger.error(`The supervisor actor failed: ${String(error)}`);
-			for (const request of pending.values()) {
-				request.fail(new SupervisorFailedError(error));
-			}
-
-			pending.clear();
-			if (!finished) {
-				finish();
-			}
+			abandon(new SupervisorFailedError(error));
+		},
+		complete() {
+			// Only when someone stops `actor` by hand (ShutDown is not final): its VMs were stopped with it.
+			abandon(new SupervisorShutDownError());
 		},
 	});
 	actor.start();

@@ -200,6 +200,19 @@ describe('hostile input', () => {
 	});
 });
 
+describe('a supervisor actor stopped by hand', () => {
+	test('refuses every later request, resolves shutdown and gives the state directory back', async () => {
+		const stateDir = makeFolder();
+		const {supervisor} = supervise({stateDir});
+		const vm = await supervisor.createVm(kernelConfig);
+		supervisor.actor.stop();
+		await expect(supervisor.createVm(kernelConfig)).rejects.toBeInstanceOf(SupervisorShutDownError);
+		await expect(vm.start()).rejects.toBeInstanceOf(SupervisorShutDownError);
+		await supervisor.shutdown();
+		expect(existsSync(join(stateDir, 'supervisor.lock'))).toBe(false);
+	});
+});
+
 describe('state directory', () => {
 	test('a second supervisor continues after the last CID the first allocated', async () => {
 		const stateDir = makeFolder();
