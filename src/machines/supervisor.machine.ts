@@ -51,8 +51,6 @@ export interface SupervisorContext {
 	/** CIDs whose running VMM is recorded in the state directory. */
 	recorded: Set<number>;
 	staleVms: VmRecord[];
-	/** The VM the current `VM.CREATE` spawned, for the actions of the same transition that report it. */
-	spawned: ({requestId: number} & HeldVm) | undefined;
 	/** The stop timeout `shutdown()` asked for, if any. */
 	shutdownStopTimeoutMs: number | undefined;
 	/** During shutdown: the actor ids of the VMs not yet sent STOP. */
@@ -152,32 +150,34 @@ export const supervisorMachine = setup({
 	actions: {
 		allocateAndSpawnVm: assign(({context, event, spawn}) => {
 			assertEvent(event, 'VM.CREATE');
-			const {requestId, config, requester, payloadChannel} = event;
+			const {config, requester, payloadChannel} = event;
 			const cid = allocateCid(context.pool);
 			const id = vmActorId(cid);
 			const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput});
 			context.vms.set(id, {cid, ref});
-			return {vms: context.vms, spawned: {requestId, cid, ref}};
+			return {vms: context.vms};
 		}),
 		persistLastCid: enqueueActions(({context, enqueue}) => {
-			const {stateDir, spawned} = context;
-			if (stateDir === undefined || spawned === undefined) {
+			const {stateDir, pool: {lastAllocated: cid}} = context;
+			if (stateDir === undefined || cid === undefined) {
 				return;
 			}
 
 			try {
-				writeLastCid(stateDir, spawned.cid);
+				writeLastCid(stateDir, cid);
 			} catch (error) {
-				context.vmDefaults.logger.error(`Could not write the last CID ${spawned.cid} to ${stateDir}: ${String(error)}`);
-				enqueue.emit({type: 'supervisor.state.writeFailed', write: 'last-cid', cid: spawned.cid, stateDir, cause: String(error), initiator: 'supervisor'});
+				context.vmDefaults.logger.error(`Could not write the last CID ${cid} to ${stateDir}: ${String(error)}`);
+				enqueue.emit({type: 'supervisor.state.writeFailed', write: 'last-cid', cid, stateDir, cause: String(error), initiator: 'supervisor'});
 			}
 		}),
-		reportVmCreated: enqueueActions(({context, enqueue}) => {
-			const {spawned} = context;
-			if (spawned !== undefined) {
-				enqueue.emit({type: 'supervisor.cid.allocated', cid: spawned.cid, cause: 'createVm', initiator: 'caller'});
-				enqueue.emit({type: 'supervisor.vm.created', requestId: spawned.requestId, cid: spawned.cid, vm: spawned.ref});
-				enqueue.assign({spawned: undefined});
+		// After allocateAndSpawnVm: the pool's last allocated CID is the new VM's.
+		reportVmCreated: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'VM.CREATE');
+			const {lastAllocated: cid} = context.pool;
+			const held = cid === undefined ? undefined : context.vms.get(vmActorId(cid));
+			if (held !== undefined) {
+				enqueue.emit({type: 'supervisor.cid.allocated', cid: held.cid, cause: 'createVm', initiator: 'caller'});
+				enqueue.emit({type: 'supervisor.vm.created', requestId: event.requestId, cid: held.cid, vm: held.ref});
 			}
 		}),
 		refuseNoCid: emit(({context, event}) => {
@@ -307,7 +307,6 @@ export const supervisorMachine = setup({
 		vms: new Map(),
 		recorded: new Set(),
 		staleVms: input.staleVms,
-		spawned: undefined,
 		shutdownStopTimeoutMs: undefined,
 		stopQueue: [],
 	}),
@@ -365,7 +364,7 @@ export const supervisorMachine = setup({
 						Accepting: {
 							on: {
 								'VM.CREATE': [
-									{guard: 'hasFreeCid', actions: ['allocateAndSpawnVm', 'persistLastCid', 'reportVmCreated']},
+									{guard: 'hasFreeCid', actions: ['allocateAndSpawnVm', 'reportVmCreated', 'persistLastCid']},
 									{actions: 'refuseNoCid'},
 								],
 								'VM.START': {actions: 'acceptStart'},

@@ -429,6 +429,7 @@ describe('supervisor machine: the state directory', () => {
 		const {actor, emitted, create, cidOf, loggedErrors} = startSupervisor({stateDir});
 		expect(cidOf(create())).toBe(2048);
 		expect(cidOf(create())).toBe(2049);
+		expect(emitted.map(event => event.type)).toEqual(['supervisor.cid.allocated', 'supervisor.state.writeFailed', 'supervisor.cid.allocated', 'supervisor.state.writeFailed']);
 		expect(emitted.filter(event => event.type === 'supervisor.state.writeFailed')).toEqual([
 			expect.objectContaining({write: 'last-cid', cid: 2048, stateDir, initiator: 'supervisor'}),
 			expect.objectContaining({write: 'last-cid', cid: 2049, stateDir, initiator: 'supervisor'}),
