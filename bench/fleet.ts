@@ -102,7 +102,7 @@ async function supervisedFleet(kernel: string, count: number, tempRoot: string) 
 	const supervisor = createSupervisor({crosvmPath: SIM_PATH, tempRoot, logger: winston.createLogger({silent: true}), stopTimeoutMs: 120_000});
 	return {
 		async start() {
-			const vms = Array.from({length: count}, () => supervisor.createVm({kernel}));
+			const vms = await Promise.all(Array.from({length: count}, async () => supervisor.createVm({kernel})));
 			await Promise.all(vms.map(async vm => vm.start()));
 		},
 		async stop() {
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
 	try {
 		// One VM first, to see what each costs the machine.
 		const supervisor = createSupervisor({crosvmPath: SIM_PATH, tempRoot: work, logger: winston.createLogger({silent: true})});
-		const vm = supervisor.createVm({kernel});
+		const vm = await supervisor.createVm({kernel});
 		await vm.start();
 		await new Promise(resolvePromise => {
 			setTimeout(resolvePromise, 500);

@@ -17,9 +17,9 @@ export type VmwardenErrorCode =
 	| 'NO_AVAILABLE_CID'
 	| 'INSPECTION_FILE'
 	| 'SUPERVISOR_SHUT_DOWN'
-	| 'SUPERVISOR_BUSY'
 	| 'CPU_AFFINITY'
-	| 'INVALID_DESCRIPTOR_PLAN';
+	| 'INVALID_DESCRIPTOR_PLAN'
+	| 'SUPERVISOR_FAILED';
 
 export class VmwardenError extends Error {
 	readonly code: VmwardenErrorCode;
@@ -116,17 +116,10 @@ export class InspectionFileError extends VmwardenError {
 	}
 }
 
-/** `createVm` after `shutdown()`: the supervisor no longer takes VMs. */
+/** `createVm`, or a never-started VM's `start()`, after `shutdown()`: the supervisor takes and starts no more VMs. */
 export class SupervisorShutDownError extends VmwardenError {
 	constructor() {
-		super('SUPERVISOR_SHUT_DOWN', 'The supervisor is shutting down or shut down: no new VM is accepted');
-	}
-}
-
-/** `createVm` was called while the supervisor was busy with an event (from a synchronous callback of an actor). */
-export class SupervisorBusyError extends VmwardenError {
-	constructor() {
-		super('SUPERVISOR_BUSY', 'createVm was called from inside a synchronous actor callback; call it after an await');
+		super('SUPERVISOR_SHUT_DOWN', 'The supervisor is shutting down or shut down: no VM is created or started any more');
 	}
 }
 
@@ -134,5 +127,12 @@ export class SupervisorBusyError extends VmwardenError {
 export class CpuAffinityError extends VmwardenError {
 	constructor(message: string) {
 		super('CPU_AFFINITY', message);
+	}
+}
+
+/** The supervisor actor itself failed (a bug, never a refusal): its VMs were stopped with it. */
+export class SupervisorFailedError extends VmwardenError {
+	constructor(cause: unknown) {
+		super('SUPERVISOR_FAILED', `The supervisor actor failed: ${String(cause)}`, {cause});
 	}
 }

@@ -1,6 +1,6 @@
 export {type VmDeath, type VmEvent, type VmEventType, type VmState, type Requester, type Initiator} from './types.js';
 export {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
-export {VmwardenError, InvalidConfigError, StopRequestError, VmSpawnError, InvalidPayloadTransitionError, VmStateError, type VmSpawnErrorCode, SupervisorBusyError, SupervisorShutDownError, NoAvailableCidError, QmpError, InspectionFileError} from './errors.js';
+export {VmwardenError, InvalidConfigError, StopRequestError, VmSpawnError, InvalidPayloadTransitionError, VmStateError, type VmSpawnErrorCode, SupervisorShutDownError, NoAvailableCidError, QmpError, InspectionFileError} from './errors.js';
 export type {VmConfig, DiskConfig, FileSource} from './services/config/vm-config.js';
 export {PLATFORM_VERSION} from './services/config/vm-config.js';
 export {PAYLOAD_STATES, type PayloadState} from './services/payload/state.js';
@@ -27,3 +27,5 @@ export {createInspectionRecorder, type InspectionRecorder, type InspectionRecord
 export {replayInspection, readInspection, type InspectionReceiver, type ReplayOptions, type ReplaySummary, type ReplayedActorRef} from './services/inspection/replay.js';
 export {INSPECTION_FORMAT, INSPECTION_FORMAT_VERSION, isInspectionEventType, type InspectionRecord, type InspectionLine, type InspectionFileHeader, type InspectionDefinitionRecord, type RecordedSnapshot, type RecordedTransition, type InspectionEventType} from './services/inspection/format.js';
 export {toJsonValue, type JsonValue, type SerializeOptions} from './services/inspection/serialize.js';
+export {SupervisorFailedError} from './errors.js';
+export type {SupervisorReply, StateWrite} from './machines/supervisor.machine.js';

@@ -1,14 +1,16 @@
-import {Observable, Subject} from 'rxjs';
+import type {Observable} from 'rxjs';
 import {createActor, type Actor, type InspectionEvent, type Observer} from 'xstate';
 import type winston from 'winston';
-import {SupervisorShutDownError, SupervisorBusyError} from './errors.js';
-import {supervisorMachine, vmActorId, type SupervisorMachineEmitted, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
+import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError, VmwardenError} from './errors.js';
+import {supervisorMachine, type SupervisorMachineEmitted, type SupervisorMachineEvent, type SupervisorReply, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
 import {validateCidRange} from './services/cids/allocator.js';
 import {ensureStateDir, readLastCid} from './services/cids/store.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
-import {claimStateDir, readVmRecords} from './services/state-dir/stale-vms.js';
+import {checkDelayMs} from './services/config/duration.js';
+import {claimStateDir, readVmRecords, type VmRecord} from './services/state-dir/stale-vms.js';
 import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
+import {createEventChannel} from './services/events/event-channel.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {createVmHandle, vmMachineInput, type Vm} from './vm.js';
 import {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
@@ -55,24 +57,38 @@ export type SupervisorEvent = VmEvent | SupervisorMachineEmitted;
 
 export interface Supervisor {
 	/**
-	 * Allocates a CID and creates a VM (not started: call `start()`). Throws `InvalidConfigError`
-	 * (nothing held), `NoAvailableCidError` or `SupervisorShutDownError`.
+	 * Allocates a CID and creates a VM (not started: call `start()`). Works from anywhere, including
+	 * an `events$` subscriber or an `onDied` callback. Rejects with `InvalidConfigError` (nothing
+	 * held), `NoAvailableCidError` or `SupervisorShutDownError`.
 	 */
-	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Vm;
+	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Promise<Vm>;
 	/** The VM holding `cid`, until its CID is released (dead and cleaned up). */
 	get(cid: number): Vm | undefined;
 	/** Every VM holding a CID, in CID order. */
 	vms(): Vm[];
-	/** Every lifecycle event of every VM, and the supervisor's own events, in order. */
+	/**
+	 * Every lifecycle event of every VM, and the supervisor's own events, in order. A subscriber that
+	 * throws is logged and skipped; it never reaches the host.
+	 */
 	readonly events$: Observable<SupervisorEvent>;
 	/** Resolves once the VMs a previous instance left in `stateDir` are reaped (at once without one). */
 	readonly reaped: Promise<void>;
 	/**
 	 * Stops every VM in parallel (graceful, then SIGKILL after `stopTimeoutMs`) and resolves when all
-	 * are dead, reported and cleaned up. Later `createVm` calls are refused. Idempotent.
+	 * are dead, reported and cleaned up. Later `createVm` calls, and `start()` of a VM that never
+	 * started, are refused with `SupervisorShutDownError`. Idempotent: a second call returns the same
+	 * wait (its `stopTimeoutMs` is not used). Rejects with `InvalidConfigError` for a `stopTimeoutMs`
+	 * that is not an integer from 0 to 2^31 - 1.
 	 */
 	shutdown(options?: {stopTimeoutMs?: number}): Promise<void>;
 	readonly actor: Actor<typeof supervisorMachine>;
+}
+
+type AcceptedReply = Exclude<SupervisorReply, {type: 'supervisor.vm.refused'}>;
+
+interface PendingRequest {
+	answer(reply: SupervisorReply): void;
+	fail(error: Error): void;
 }
 
 /**
@@ -81,6 +97,12 @@ export interface Supervisor {
  */
 export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 	const cidRange = validateCidRange(options.cidRange ?? DEFAULT_CID_RANGE);
+	for (const field of ['stopTimeoutMs', 'bootHangupTimeoutMs'] as const) {
+		if (options[field] !== undefined) {
+			checkDelayMs(field, options[field]);
+		}
+	}
+
 	const {config: _config, cid: _cid, requester: _requester, payloadChannel: _payloadChannel, ...vmDefaults} = vmMachineInput({}, {
 		cid: cidRange.first,
 		crosvmPath: options.crosvmPath,
@@ -91,50 +113,79 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs,
 		stopTimeoutMs: options.stopTimeoutMs,
 	});
-	const defaults: VmDefaults = vmDefaults;
-	const {stateDir} = options;
-	let releaseStateDir = () => undefined as void;
-	let lastAllocatedCid: number | undefined;
-	let staleVms: ReturnType<typeof readVmRecords> = [];
-	if (stateDir !== undefined) {
-		ensureStateDir(stateDir);
-		releaseStateDir = claimStateDir(stateDir);
-		lastAllocatedCid = readLastCid(stateDir);
-		staleVms = readVmRecords(stateDir);
+	const stateDir = openStateDir(options.stateDir);
+	try {
+		return supervise({cidRange, vmDefaults, stateDir, inspect: options.inspect});
+	} catch (error) {
+		stateDir.release();
+		throw error;
+	}
+}
+
+/** What a supervisor takes over from its state directory, and how it gives the directory back. */
+interface OpenedStateDir {
+	path: string | undefined;
+	lastAllocatedCid: number | undefined;
+	staleVms: VmRecord[];
+	release(): void;
+}
+
+/** Creates and locks the state directory and reads it; on any failure after the lock, unlocks it. */
+function openStateDir(stateDir: string | undefined): OpenedStateDir {
+	if (stateDir === undefined) {
+		return {path: undefined, lastAllocatedCid: undefined, staleVms: [], release: () => undefined};
 	}
 
+	try {
+		ensureStateDir(stateDir);
+	} catch (error) {
+		throw stateDirError(stateDir, 'cannot create', error);
+	}
+
+	const release = claimStateDir(stateDir);
+	try {
+		return {path: stateDir, lastAllocatedCid: readLastCid(stateDir), staleVms: readVmRecords(stateDir), release};
+	} catch (error) {
+		release();
+		throw stateDirError(stateDir, 'cannot read', error);
+	}
+}
+
+function stateDirError(stateDir: string, what: string, error: unknown): VmwardenError {
+	return error instanceof VmwardenError ? error : new InvalidConfigError('stateDir', `${what} ${stateDir}: ${String(error)}`, {cause: error});
+}
+
+function supervise({cidRange, vmDefaults, stateDir, inspect}: {
+	cidRange: CidRange;
+	vmDefaults: VmDefaults;
+	stateDir: OpenedStateDir;
+	inspect: SupervisorOptions['inspect'];
+}): Supervisor {
+	const {logger} = vmDefaults;
 	const actor = createActor(supervisorMachine, {
-		input: {cidRange, lastAllocatedCid, staleVms, stateDir, vmDefaults: defaults},
-		inspect: options.inspect,
+		input: {cidRange, lastAllocatedCid: stateDir.lastAllocatedCid, staleVms: stateDir.staleVms, stateDir: stateDir.path, vmDefaults},
+		inspect,
 	});
-
-	// Events are delivered in order from a microtask, never from inside an actor's transition, so a
-	// subscriber may call createVm (or anything else) from its callback.
-	const events = new Subject<SupervisorEvent>();
-	const pending: SupervisorEvent[] = [];
-	let flushScheduled = false;
-	const flush = () => {
-		flushScheduled = false;
-		for (const event of pending.splice(0)) {
-			events.next(event);
-		}
-	};
-
-	const publish = (event: SupervisorEvent) => {
-		pending.push(event);
-		if (!flushScheduled) {
-			flushScheduled = true;
-			queueMicrotask(flush);
-		}
-	};
-
+	const channel = createEventChannel<SupervisorEvent>(error => {
+		logger.error(`An events$ subscriber threw: ${String(error)}`);
+	});
 	const handles = new Map<number, Vm>();
+	const pending = new Map<number, PendingRequest>();
+	let lastRequestId = 0;
+
 	actor.on('*', event => {
+		if ('requestId' in event) {
+			const request = pending.get(event.requestId);
+			pending.delete(event.requestId);
+			request?.answer(event);
+			return;
+		}
+
 		if (event.type === 'supervisor.cid.released') {
 			handles.delete(event.cid);
 		}
 
-		publish(event);
+		channel.publish(event);
 	});
 
 	let resolveReaped!: () => void;
@@ -145,82 +196,104 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 	const done = new Promise<void>(resolve => {
 		resolveDone = resolve;
 	});
+	let finished = false;
+	const finish = () => {
+		finished = true;
+		stateDir.release();
+		resolveReaped();
+		// After the last event is out.
+		queueMicrotask(() => {
+			channel.close();
+			resolveDone();
+		});
+	};
+
+	/** The actor is gone: nobody is left to answer, so every pending request is refused. */
+	const abandon = (error: Error) => {
+		for (const request of pending.values()) {
+			request.fail(error);
+		}
+
+		pending.clear();
+		if (!finished) {
+			finish();
+		}
+	};
+
 	actor.subscribe({
 		next(snapshot) {
-			if (snapshot.matches({Serving: {reaper: 'Reaped'}}) || snapshot.status === 'done') {
+			if (snapshot.matches({Serving: {reaper: 'Reaped'}})) {
 				resolveReaped();
 			}
 
-			if (snapshot.status === 'done') {
-				releaseStateDir();
-				// After the last event is out.
-				queueMicrotask(() => {
-					flush();
-					events.complete();
-					resolveDone();
-				});
+			if (snapshot.matches('ShutDown') && !finished) {
+				finish();
 			}
 		},
 		error(error) {
-			defaults.logger.error(`The supervisor actor failed: ${String(error)}`);
-			releaseStateDir();
-			resolveReaped();
-			resolveDone();
+			// Never expected (a failed state write is reported, not thrown): the actor stopped its VMs.
+			logger.error(`The supervisor actor failed: ${String(error)}`);
+			abandon(new SupervisorFailedError(error));
+		},
+		complete() {
+			// Only when someone stops `actor` by hand (ShutDown is not final): its VMs were stopped with it.
+			abandon(new SupervisorShutDownError());
 		},
 	});
 	actor.start();
 
-	let shuttingDown = false;
-	let nextRequestId = 0;
+	/**
+	 * Sends the request `build` makes and settles with the machine's answer: `accept` runs inside the
+	 * machine's reply, before any later event is processed; a refusal rejects with its typed error.
+	 */
+	const ask = async <TType extends AcceptedReply['type'], TResult>(
+		expected: TType,
+		build: (requestId: number) => SupervisorMachineEvent,
+		accept: (reply: Extract<AcceptedReply, {type: TType}>) => TResult | Promise<TResult>,
+	): Promise<TResult> => new Promise<TResult>((resolve, reject) => {
+		const {status} = actor.getSnapshot();
+		if (status !== 'active') {
+			// Only if someone stopped `actor` by hand, or it failed: nobody is left to answer.
+			reject(status === 'error' ? new SupervisorFailedError(actor.getSnapshot().error) : new SupervisorShutDownError());
+			return;
+		}
 
-	const guardStart = (vm: Vm): Vm => {
-		const {start} = vm;
-		return Object.defineProperties(vm, {
-			start: {
-				value: async () => {
-					if (shuttingDown && vm.state === 'NotStarted') {
-						throw new SupervisorShutDownError();
+		const requestId = ++lastRequestId;
+		const isExpected = (reply: SupervisorReply): reply is Extract<AcceptedReply, {type: TType}> => reply.type === expected;
+		pending.set(requestId, {
+			answer(reply) {
+				if (reply.type === 'supervisor.vm.refused') {
+					reject(reply.error);
+				} else if (isExpected(reply)) {
+					try {
+						resolve(accept(reply));
+					} catch (error) {
+						reject(error);
 					}
-
-					return start();
-				},
+				}
 			},
+			fail: reject,
 		});
+		actor.send(build(requestId));
+	});
+
+	const adopt = (ref: VmActorRef): Vm => {
+		const handle = createVmHandle(ref);
+		// Starting goes through the supervisor: its machine refuses once it is shutting down, and
+		// otherwise lets the handle start the VM within the same step, before a shutdown can interleave.
+		const vm = supervisedVm(handle, async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId}), async () => handle.start()));
+		handles.set(vm.cid, vm);
+		vm.events$.subscribe(event => {
+			channel.publish(event);
+		});
+		return vm;
 	};
 
 	return {
-		createVm(config, vmOptions = {}) {
-			if (shuttingDown) {
-				throw new SupervisorShutDownError();
-			}
-
+		async createVm(config, vmOptions = {}) {
 			validateConfig(config);
-			const requestId = ++nextRequestId;
-			const ticket = {abandoned: false};
-			actor.send({
-				type: 'VM.CREATE',
-				requestId,
-				config,
-				requester: vmOptions.requester ?? defaultRequester(),
-				payloadChannel: vmOptions.payloadChannel ?? true,
-				ticket,
-			});
-			const outcome = actor.getSnapshot().context.lastCreation;
-			if (outcome?.requestId !== requestId) {
-				// Queued behind the event being processed: withdraw it, it would have no handle.
-				ticket.abandoned = true;
-				throw actor.getSnapshot().status === 'active' ? new SupervisorBusyError() : new SupervisorShutDownError();
-			}
-
-			if (outcome.error !== undefined) {
-				throw outcome.error;
-			}
-
-			const child = actor.getSnapshot().children[vmActorId(outcome.cid)] as VmActorRef;
-			const vm = guardStart(createVmHandle(child));
-			handles.set(outcome.cid, vm);
-			vm.events$.subscribe(publish);
-			return vm;
+			const {requester, payloadChannel} = checkCreateOptions(vmOptions);
+			return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel}), reply => adopt(reply.vm));
 		},
 		get(cid) {
 			return handles.get(cid);
@@ -228,16 +301,73 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		vms() {
 			return [...handles.values()].sort((a, b) => a.cid - b.cid);
 		},
-		events$: events.asObservable(),
+		events$: channel.events$,
 		reaped,
 		async shutdown(shutdownOptions = {}) {
-			shuttingDown = true;
+			if (typeof shutdownOptions !== 'object' || shutdownOptions === null) {
+				throw new InvalidConfigError('shutdown options', 'must be an object');
+			}
+
+			const stopTimeoutMs = shutdownOptions.stopTimeoutMs === undefined ? undefined : checkDelayMs('stopTimeoutMs', shutdownOptions.stopTimeoutMs);
 			if (actor.getSnapshot().status === 'active') {
-				actor.send({type: 'SHUTDOWN', stopTimeoutMs: shutdownOptions.stopTimeoutMs});
+				// Accepting takes it; Draining and ShutDown ignore it (the first call's wait is shared).
+				actor.send({type: 'SHUTDOWN', stopTimeoutMs});
 			}
 
 			await done;
 		},
 		actor,
+	};
+}
+
+/** Checks what `createVm` was given besides the config, and fills in the defaults. */
+function checkCreateOptions(options: CreateSupervisedVmOptions): Required<CreateSupervisedVmOptions> {
+	if (typeof options !== 'object' || options === null) {
+		throw new InvalidConfigError('createVm options', 'must be an object');
+	}
+
+	const {requester = defaultRequester(), payloadChannel = true} = options;
+	if (typeof payloadChannel !== 'boolean') {
+		throw new InvalidConfigError('payloadChannel', `must be a boolean, not ${typeof payloadChannel}`);
+	}
+
+	if (typeof requester !== 'object' || requester === null || !Number.isSafeInteger(requester.uid) || typeof requester.sid !== 'string' || !Number.isSafeInteger(requester.debugPid)) {
+		throw new InvalidConfigError('requester', 'must be {uid: integer, sid: string, debugPid: integer}');
+	}
+
+	return {requester: {uid: requester.uid, sid: requester.sid, debugPid: requester.debugPid}, payloadChannel};
+}
+
+/** The supervisor's view of a VM handle: the same VM, with `start` going through the supervisor. */
+function supervisedVm(handle: Vm, start: () => Promise<void>): Vm {
+	return {
+		get cid() {
+			return handle.cid;
+		},
+		get state() {
+			return handle.state;
+		},
+		get payloadState() {
+			return handle.payloadState;
+		},
+		get pid() {
+			return handle.pid;
+		},
+		get tempDir() {
+			return handle.tempDir;
+		},
+		died: handle.died,
+		onDied: callback => handle.onDied(callback),
+		snapshots$: handle.snapshots$,
+		events$: handle.events$,
+		actor: handle.actor,
+		start,
+		stop: async stopOptions => handle.stop(stopOptions),
+		kill() {
+			handle.kill();
+		},
+		updatePayloadState(state) {
+			handle.updatePayloadState(state);
+		},
 	};
 }

@@ -93,6 +93,10 @@ function describeEvent(event: SupervisorEvent): string {
 			return `stale VM pid ${event.pid}: ${event.outcome}`;
 		}
 
+		case 'supervisor.state.writeFailed': {
+			return `could not write ${event.write} to the state directory: ${event.cause}`;
+		}
+
 		case 'supervisor.shutdown.started': {
 			return `shutdown: stopping ${event.vms} VM(s)`;
 		}
@@ -202,13 +206,14 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 
 		process.once('SIGINT', interrupt);
 
-		const fleet: Array<{scenario: Scenario; vm: Vm}> = SCENARIOS.map((scenario, index) => {
+		// The requests go out in order, so the CIDs follow the scenarios.
+		const fleet: Array<{scenario: Scenario; vm: Vm}> = await Promise.all(SCENARIOS.map(async (scenario, index) => {
 			const kernel = join(scripts, `guest-${index}`);
 			writeFileSync(kernel, ['#!crosvm-sim-guest', ...scenario.guest, ''].join('\n'));
-			const vm = supervisor.createVm({kernel, detectHangup: scenario.detectHangup ?? false});
+			const vm = await supervisor.createVm({kernel, detectHangup: scenario.detectHangup ?? false});
 			rows.set(vm.cid, {scenario, cid: vm.cid, state: vm.state, payloadState: vm.payloadState, lastEvent: 'created', createdAt: Date.now(), runningAt: undefined, diedAt: undefined, reason: undefined, initiator: undefined, failure: undefined});
 			return {scenario, vm};
-		});
+		}));
 		redraw();
 
 		const outcomes = await Promise.allSettled(fleet.map(async ({vm}) => vm.start()));

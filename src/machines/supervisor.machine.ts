@@ -1,16 +1,18 @@
-import {assign, emit, type AnyStateMachine, enqueueActions, fromPromise, setup, stopChild, type ActorRefFrom, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom} from 'xstate';
+import {assertEvent, assign, emit, enqueueActions, fromPromise, setup, stopChild, type ActorRefFrom, type AnyStateMachine, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom} from 'xstate';
 import {NoAvailableCidError, SupervisorShutDownError} from '../errors.js';
 import {allocateCid, createCidPool, describeCidPool, hasFreeCid, releaseCid, type CidPool} from '../services/cids/allocator.js';
 import {writeLastCid} from '../services/cids/store.js';
 import {processIdentity} from '../services/state-dir/process-identity.js';
 import {reapStaleVms, removeVmRecord, writeVmRecord, type ReapedVm, type VmRecord} from '../services/state-dir/stale-vms.js';
 import type {VmConfig} from '../services/config/vm-config.js';
-import {vmMachine, type VmMachineInput} from './vm.machine.js';
+import {vmMachine, type VmMachineInput, type VmOutput} from './vm.machine.js';
 import {type CidRange} from '../services/cids/range.js';
 import {type Requester} from '../types.js';
 
 /** The VM actors the supervisor spawns. */
 export type VmActorRef = ActorRefFrom<typeof vmMachine>;
+
+type VmSnapshot = SnapshotFrom<typeof vmMachine>;
 
 /** What every VM of this supervisor shares; each `createVm` adds its config, requester and channel. */
 export type VmDefaults = Omit<VmMachineInput, 'config' | 'cid' | 'requester' | 'payloadChannel'>;
@@ -25,74 +27,82 @@ export interface SupervisorMachineInput {
 	vmDefaults: VmDefaults;
 }
 
-/** A request to create a VM. `ticket.abandoned` lets a caller withdraw a request that was queued. */
+/** A request to create a VM; the machine answers it with a `SupervisorReply` of the same `requestId`. */
 export interface CreateVmRequest {
 	requestId: number;
 	config: VmConfig;
 	requester: Requester;
 	payloadChannel: boolean;
-	ticket: {abandoned: boolean};
 }
 
-/** The answer to the latest `VM.CREATE`, read by `createVm` right after sending it. */
-export type CreateVmOutcome =
-	| {requestId: number; cid: number; error?: undefined}
-	| {requestId: number; cid?: undefined; error: Error};
+/** A VM the supervisor holds: its CID stays allocated until the actor is final and released. */
+export interface HeldVm {
+	cid: number;
+	ref: VmActorRef;
+}
 
 export interface SupervisorContext {
 	/** Updated in place: see `CidPool`. Shown to the inspector as a summary. */
 	pool: CidPool;
 	stateDir: string | undefined;
 	vmDefaults: VmDefaults;
-	/** The VM actors by CID, from allocation until their CID is released. Updated in place. */
-	vms: Map<number, VmActorRef>;
+	/** The VMs by actor id (`vm.<cid>`), from allocation until their CID is released. Updated in place. */
+	vms: Map<string, HeldVm>;
 	/** CIDs whose running VMM is recorded in the state directory. */
 	recorded: Set<number>;
 	staleVms: VmRecord[];
-	lastCreation: CreateVmOutcome | undefined;
 	/** The stop timeout `shutdown()` asked for, if any. */
 	shutdownStopTimeoutMs: number | undefined;
-	/** During shutdown: the CIDs of the VMs not yet sent STOP. */
-	stopQueue: number[];
+	/** During shutdown: the actor ids of the VMs not yet sent STOP. */
+	stopQueue: string[];
 }
+
+/** The id of the VM actor with `cid`. Dotted, so that `xstate.done.actor.vm.*` names the VMs and nothing else. */
+export function vmActorId(cid: number): VmActorId {
+	return `vm.${cid}`;
+}
+
+export type VmActorId = `vm.${number}`;
 
 export type SupervisorMachineEvent =
 	| ({type: 'VM.CREATE'} & CreateVmRequest)
+	/** The façade asks whether a VM may start; it starts it when the answer is `supervisor.vm.startAccepted`. */
+	| {type: 'VM.START'; requestId: number}
 	| {type: 'SHUTDOWN'; stopTimeoutMs?: number}
 	| {type: 'STOP.NEXT_BATCH'}
-	| DoneActorEvent<unknown, string>
-	| ErrorActorEvent<unknown, string>
-	| {type: `xstate.snapshot.${string}`; snapshot: SnapshotFrom<typeof vmMachine>};
+	| DoneActorEvent<VmOutput, VmActorId>
+	| ErrorActorEvent<unknown, VmActorId>
+	| {type: `xstate.snapshot.${VmActorId}`; snapshot: VmSnapshot};
+
+/** What went wrong writing the state directory: the supervisor goes on, the successor may know less. */
+export type StateWrite = 'last-cid' | 'vm-record' | 'vm-record-removal';
 
 /** What the supervisor itself reports; `createSupervisor` merges it with its VMs' events. */
 export type SupervisorMachineEmitted =
 	| {type: 'supervisor.cid.allocated'; cid: number; cause: 'createVm'; initiator: 'caller'}
 	| {type: 'supervisor.cid.released'; cid: number; cause: 'vm cleaned up' | 'vm actor failed' | 'vm never started' | 'stale vm reaped'; initiator: 'supervisor'}
 	| ({type: 'supervisor.staleVm.reaped'; cause: string; initiator: 'supervisor'} & ReapedVm)
+	| {type: 'supervisor.state.writeFailed'; write: StateWrite; cid: number; stateDir: string; cause: string; initiator: 'supervisor'}
 	| {type: 'supervisor.shutdown.started'; cause: 'shutdown()'; initiator: 'caller'; vms: number}
 	| {type: 'supervisor.shutdown.completed'; cause: 'shutdown()'; initiator: 'caller'};
 
-// Registered as a plain state machine: the declaration of `supervisorMachine` cannot spell out the
-// VM machine's internal actor types. Inputs are checked with `satisfies`, refs typed as VmActorRef.
-const vmLogic: AnyStateMachine = vmMachine;
+/** The machine's answers to `VM.CREATE` and `VM.START`, for the façade that asked (not published). */
+export type SupervisorReply =
+	| {type: 'supervisor.vm.created'; requestId: number; cid: number; vm: VmActorRef}
+	| {type: 'supervisor.vm.startAccepted'; requestId: number}
+	| {type: 'supervisor.vm.refused'; requestId: number; error: NoAvailableCidError | SupervisorShutDownError};
 
-const VM_ID_PREFIX = 'vm-';
+// Registered as a plain state machine: the declaration of `supervisorMachine` cannot spell out the
+// VM machine's internal actor types (vm.machine.ts does not export them), so the spawned ref is
+// typed as VmActorRef where it is spawned, and its input checked with `satisfies`.
+const vmLogic: AnyStateMachine = vmMachine;
 
 /** How many VMs are sent STOP per macrotask during shutdown. */
 export const STOP_BATCH_SIZE = 8;
 
-/** The child id of the VM actor with `cid`. */
-export function vmActorId(cid: number): string {
-	return `${VM_ID_PREFIX}${cid}`;
-}
-
-function cidOfActorId(actorId: string | undefined): number | undefined {
-	return actorId?.startsWith(VM_ID_PREFIX) ? Number(actorId.slice(VM_ID_PREFIX.length)) : undefined;
-}
-
 /** The VMM's pid and temporary directory, once the VM snapshot says it runs. */
-function runningVmmOf(snapshot: SnapshotFrom<typeof vmMachine>): {pid: number; tempDir: string} | undefined {
-	const {pid, tempDir} = snapshot.context as {pid?: number; tempDir?: string};
+function runningVmmOf(snapshot: VmSnapshot): {pid: number; tempDir: string} | undefined {
+	const {pid, tempDir} = snapshot.context;
 	return snapshot.matches('Running') && pid !== undefined && tempDir !== undefined ? {pid, tempDir} : undefined;
 }
 
@@ -106,13 +116,15 @@ const STALE_OUTCOME_CAUSES: Record<ReapedVm['outcome'], string> = {
 /**
  * One supervisor per host: owns every VM actor (spawned as its children, so one actor system),
  * allocates their vsock CIDs, reaps what a previous instance left running, and stops the fleet.
+ * Writing the state directory never fails the machine: a failed write is logged and reported as
+ * `supervisor.state.writeFailed`, and the supervisor goes on.
  */
 export const supervisorMachine = setup({
 	types: {
 		context: {} as SupervisorContext,
 		events: {} as SupervisorMachineEvent,
 		input: {} as SupervisorMachineInput,
-		emitted: {} as SupervisorMachineEmitted,
+		emitted: {} as SupervisorMachineEmitted | SupervisorReply,
 	},
 	actors: {
 		vm: vmLogic,
@@ -124,89 +136,116 @@ export const supervisorMachine = setup({
 	},
 	guards: {
 		hasFreeCid: ({context}) => hasFreeCid(context.pool),
-		isAbandonedRequest: ({event}) => event.type === 'VM.CREATE' && event.ticket.abandoned,
-		isVmActor: ({event}) => cidOfActorId((event as DoneActorEvent).actorId) !== undefined,
+		isHeldVm({context, event}) {
+			assertEvent(event, ['xstate.done.actor.vm.*', 'xstate.error.actor.vm.*']);
+			return context.vms.has(event.actorId);
+		},
 		vmRunningUnrecorded({context, event}) {
-			if (!('snapshot' in event) || context.stateDir === undefined) {
-				return false;
-			}
-
-			const cid = cidOfActorId(event.type.slice('xstate.snapshot.'.length));
-			return cid !== undefined && !context.recorded.has(cid) && runningVmmOf(event.snapshot) !== undefined;
+			assertEvent(event, 'xstate.snapshot.vm.*');
+			return context.stateDir !== undefined && !context.recorded.has(event.snapshot.context.cid) && runningVmmOf(event.snapshot) !== undefined;
 		},
 		fleetIsEmpty: ({context}) => context.vms.size === 0,
 		nothingToReap: ({context}) => context.stateDir === undefined || context.staleVms.length === 0,
 	},
 	actions: {
-		allocateCid: assign(({context, event}) => {
-			const {requestId} = event as CreateVmRequest;
-			return {lastCreation: {requestId, cid: allocateCid(context.pool)}};
-		}),
-		persistLastCid({context}) {
-			if (context.stateDir !== undefined && context.pool.lastAllocated !== undefined) {
-				writeLastCid(context.stateDir, context.pool.lastAllocated);
-			}
-		},
-		spawnVm: assign(({context, event, spawn}) => {
-			const {config, requester, payloadChannel} = event as CreateVmRequest;
-			const cid = context.lastCreation!.cid!;
-			const actor = spawn('vm', {
-				id: vmActorId(cid),
-				syncSnapshot: true,
-				input: {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput,
-			}) as VmActorRef;
-			context.vms.set(cid, actor);
+		allocateAndSpawnVm: assign(({context, event, spawn}) => {
+			assertEvent(event, 'VM.CREATE');
+			const {config, requester, payloadChannel} = event;
+			const cid = allocateCid(context.pool);
+			const id = vmActorId(cid);
+			const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput});
+			context.vms.set(id, {cid, ref});
 			return {vms: context.vms};
 		}),
-		emitCidAllocated: emit(({context}) => ({type: 'supervisor.cid.allocated' as const, cid: context.lastCreation!.cid!, cause: 'createVm' as const, initiator: 'caller' as const})),
-		refuseNoCid: assign(({context, event}) => ({
-			lastCreation: {requestId: (event as CreateVmRequest).requestId, error: new NoAvailableCidError(context.pool.range)},
-		})),
-		refuseShuttingDown: assign(({event}) => ({
-			lastCreation: {requestId: (event as CreateVmRequest).requestId, error: new SupervisorShutDownError()},
-		})),
-		recordRunningVm({context, event}) {
-			const cid = cidOfActorId(event.type.slice('xstate.snapshot.'.length))!;
-			const vmm = runningVmmOf((event as {snapshot: SnapshotFrom<typeof vmMachine>}).snapshot)!;
-			const identity = processIdentity(vmm.pid);
-			if (identity === undefined) {
+		persistLastCid: enqueueActions(({context, enqueue}) => {
+			const {stateDir, pool: {lastAllocated: cid}} = context;
+			if (stateDir === undefined || cid === undefined) {
+				return;
+			}
+
+			try {
+				writeLastCid(stateDir, cid);
+			} catch (error) {
+				context.vmDefaults.logger.error(`Could not write the last CID ${cid} to ${stateDir}: ${String(error)}`);
+				enqueue.emit({type: 'supervisor.state.writeFailed', write: 'last-cid', cid, stateDir, cause: String(error), initiator: 'supervisor'});
+			}
+		}),
+		// After allocateAndSpawnVm: the pool's last allocated CID is the new VM's.
+		reportVmCreated: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'VM.CREATE');
+			const {lastAllocated: cid} = context.pool;
+			const held = cid === undefined ? undefined : context.vms.get(vmActorId(cid));
+			if (held !== undefined) {
+				enqueue.emit({type: 'supervisor.cid.allocated', cid: held.cid, cause: 'createVm', initiator: 'caller'});
+				enqueue.emit({type: 'supervisor.vm.created', requestId: event.requestId, cid: held.cid, vm: held.ref});
+			}
+		}),
+		refuseNoCid: emit(({context, event}) => {
+			assertEvent(event, 'VM.CREATE');
+			return {type: 'supervisor.vm.refused' as const, requestId: event.requestId, error: new NoAvailableCidError(context.pool.range)};
+		}),
+		refuseShutDown: emit(({event}) => {
+			assertEvent(event, ['VM.CREATE', 'VM.START']);
+			return {type: 'supervisor.vm.refused' as const, requestId: event.requestId, error: new SupervisorShutDownError()};
+		}),
+		acceptStart: emit(({event}) => {
+			assertEvent(event, 'VM.START');
+			return {type: 'supervisor.vm.startAccepted' as const, requestId: event.requestId};
+		}),
+		recordRunningVm: enqueueActions(({context, enqueue}, params: {snapshot: VmSnapshot}) => {
+			const {stateDir} = context;
+			const vmm = runningVmmOf(params.snapshot);
+			const {cid} = params.snapshot.context;
+			const identity = vmm === undefined ? undefined : processIdentity(vmm.pid);
+			if (stateDir === undefined || vmm === undefined || identity === undefined) {
 				// Already gone: its death is on its way, and there is nothing a successor could kill.
 				return;
 			}
 
 			try {
-				writeVmRecord(context.stateDir!, {cid, pid: vmm.pid, startTime: identity.startTime, tempDir: vmm.tempDir, supervisorPid: process.pid});
+				writeVmRecord(stateDir, {cid, pid: vmm.pid, startTime: identity.startTime, tempDir: vmm.tempDir, supervisorPid: process.pid});
 			} catch (error) {
-				context.vmDefaults.logger.error(`Could not record VM ${cid} in ${context.stateDir!}: ${String(error)}`);
+				context.vmDefaults.logger.error(`Could not record VM ${cid} in ${stateDir}: ${String(error)}`);
+				enqueue.emit({type: 'supervisor.state.writeFailed', write: 'vm-record', cid, stateDir, cause: String(error), initiator: 'supervisor'});
 			}
-		},
-		markVmRecorded: assign(({context, event}) => ({
-			recorded: new Set(context.recorded).add(cidOfActorId(event.type.slice('xstate.snapshot.'.length))!),
-		})),
-		forgetVmRecord({context, event}) {
-			const cid = cidOfActorId((event as DoneActorEvent).actorId)!;
-			if (context.stateDir !== undefined && context.recorded.has(cid)) {
-				removeVmRecord(context.stateDir, cid);
-			}
-		},
-		logVmActorFailure({context, event}) {
-			if (event.type.startsWith('xstate.error.actor.')) {
-				context.vmDefaults.logger.error(`VM actor ${(event as ErrorActorEvent).actorId ?? ''} failed: ${String((event as ErrorActorEvent).error)}`);
-			}
-		},
-		releaseVm: enqueueActions(({context, event, enqueue}) => {
-			const actorId = (event as DoneActorEvent).actorId;
-			const cid = cidOfActorId(actorId)!;
-			const recorded = new Set(context.recorded);
-			recorded.delete(cid);
-			context.vms.delete(cid);
-			releaseCid(context.pool, cid);
-			enqueue(stopChild(actorId));
-			enqueue.assign({vms: context.vms, recorded});
-			enqueue.emit({type: 'supervisor.cid.released', cid, cause: event.type.startsWith('xstate.error.actor.') ? 'vm actor failed' : 'vm cleaned up', initiator: 'supervisor'});
 		}),
-		releaseStaleCids: enqueueActions(({context, event, enqueue}) => {
-			const reaped = (event as DoneActorEvent<ReapedVm[]>).output;
+		markVmRecorded: assign(({context}, params: {snapshot: VmSnapshot}) => ({
+			recorded: new Set(context.recorded).add(params.snapshot.context.cid),
+		})),
+		forgetVmRecord: enqueueActions(({context, enqueue}, params: {actorId: string}) => {
+			const {stateDir} = context;
+			const held = context.vms.get(params.actorId);
+			if (stateDir === undefined || held === undefined || !context.recorded.has(held.cid)) {
+				return;
+			}
+
+			try {
+				removeVmRecord(stateDir, held.cid);
+			} catch (error) {
+				// The successor finds the record, sees the process gone and removes it then.
+				context.vmDefaults.logger.error(`Could not remove the record of VM ${held.cid} from ${stateDir}: ${String(error)}`);
+				enqueue.emit({type: 'supervisor.state.writeFailed', write: 'vm-record-removal', cid: held.cid, stateDir, cause: String(error), initiator: 'supervisor'});
+			}
+		}),
+		logVmActorFailure: ({context, event}) => {
+			assertEvent(event, 'xstate.error.actor.vm.*');
+			context.vmDefaults.logger.error(`VM actor ${event.actorId} failed: ${String(event.error)}`);
+		},
+		releaseVm: enqueueActions(({context, enqueue}, params: {actorId: string; cause: 'vm cleaned up' | 'vm actor failed'}) => {
+			const held = context.vms.get(params.actorId);
+			if (held === undefined) {
+				return;
+			}
+
+			const recorded = new Set(context.recorded);
+			recorded.delete(held.cid);
+			context.vms.delete(params.actorId);
+			releaseCid(context.pool, held.cid);
+			enqueue(stopChild(held.ref));
+			enqueue.assign({vms: context.vms, recorded});
+			enqueue.emit({type: 'supervisor.cid.released', cid: held.cid, cause: params.cause, initiator: 'supervisor'});
+		}),
+		releaseStaleCids: enqueueActions(({context, enqueue}, reaped: ReapedVm[]) => {
 			for (const vm of reaped) {
 				releaseCid(context.pool, vm.cid);
 				enqueue.emit({type: 'supervisor.staleVm.reaped', ...vm, cause: STALE_OUTCOME_CAUSES[vm.outcome], initiator: 'supervisor'});
@@ -215,20 +254,22 @@ export const supervisorMachine = setup({
 
 			enqueue.assign({staleVms: []});
 		}),
-		logReapFailure({context, event}) {
-			context.vmDefaults.logger.error(`Reaping the previous supervisor's VMs failed: ${String((event as ErrorActorEvent).error)}`);
+		logReapFailure: ({context}, params: {error: unknown}) => {
+			context.vmDefaults.logger.error(`Reaping the previous supervisor's VMs failed: ${String(params.error)}`);
 		},
-		recordShutdownTimeout: assign(({event}) => ({
-			shutdownStopTimeoutMs: event.type === 'SHUTDOWN' ? event.stopTimeoutMs : undefined,
-		})),
+		recordShutdownTimeout: assign(({event}) => {
+			assertEvent(event, 'SHUTDOWN');
+			return {shutdownStopTimeoutMs: event.stopTimeoutMs};
+		}),
 		emitShutdownStarted: emit(({context}) => ({type: 'supervisor.shutdown.started' as const, cause: 'shutdown()' as const, initiator: 'caller' as const, vms: context.vms.size})),
 		discardUnstartedVms: enqueueActions(({context, enqueue}) => {
-			for (const [cid, actor] of context.vms) {
-				if (actor.getSnapshot().matches({NotStarted: 'idle'})) {
+			for (const [id, {cid, ref}] of context.vms) {
+				if (ref.getSnapshot().matches({NotStarted: 'idle'})) {
 					// Never started: nothing runs and nothing was created, so there is nothing to stop.
-					context.vms.delete(cid);
+					// Its handle's start() now asks a Draining supervisor, which refuses it.
+					context.vms.delete(id);
 					releaseCid(context.pool, cid);
-					enqueue(stopChild(actor));
+					enqueue(stopChild(ref));
 					enqueue.emit({type: 'supervisor.cid.released', cid, cause: 'vm never started', initiator: 'supervisor'});
 				}
 			}
@@ -241,11 +282,11 @@ export const supervisorMachine = setup({
 			// does not freeze the host's event loop for the whole shutdown. All stops still overlap.
 			const timeoutMs = context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs;
 			const batch = context.stopQueue.slice(0, STOP_BATCH_SIZE);
-			for (const cid of batch) {
-				const actor = context.vms.get(cid);
-				if (actor !== undefined) {
+			for (const id of batch) {
+				const held = context.vms.get(id);
+				if (held !== undefined) {
 					// Launching or running: the VM machine stops it (a launch finishes first, then stops).
-					enqueue.sendTo(actor, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
+					enqueue.sendTo(held.ref, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
 				}
 			}
 
@@ -266,23 +307,40 @@ export const supervisorMachine = setup({
 		vms: new Map(),
 		recorded: new Set(),
 		staleVms: input.staleVms,
-		lastCreation: undefined,
 		shutdownStopTimeoutMs: undefined,
 		stopQueue: [],
 	}),
 	on: {
-		'xstate.done.actor.*': {guard: 'isVmActor', actions: ['forgetVmRecord', 'releaseVm']},
-		'xstate.error.actor.*': {guard: 'isVmActor', actions: ['logVmActorFailure', 'forgetVmRecord', 'releaseVm']},
-		'xstate.snapshot.*': {guard: 'vmRunningUnrecorded', actions: ['recordRunningVm', 'markVmRecorded']},
+		'xstate.done.actor.vm.*': {
+			guard: 'isHeldVm',
+			actions: [
+				{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
+				{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm cleaned up' as const})},
+			],
+		},
+		'xstate.error.actor.vm.*': {
+			guard: 'isHeldVm',
+			actions: [
+				'logVmActorFailure',
+				{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
+				{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm actor failed' as const})},
+			],
+		},
+		'xstate.snapshot.vm.*': {
+			guard: 'vmRunningUnrecorded',
+			actions: [
+				{type: 'recordRunningVm', params: ({event}) => ({snapshot: event.snapshot})},
+				{type: 'markVmRecorded', params: ({event}) => ({snapshot: event.snapshot})},
+			],
+		},
+		// Accepting answers these first; in every other state (Draining, ShutDown) they are refused.
+		'VM.CREATE': {actions: 'refuseShutDown'},
+		'VM.START': {actions: 'refuseShutDown'},
 	},
 	initial: 'Serving',
 	states: {
 		Serving: {
 			type: 'parallel',
-			on: {
-				// Accepting takes VM.CREATE first; in every other state the request is refused.
-				'VM.CREATE': {actions: 'refuseShuttingDown'},
-			},
 			states: {
 				reaper: {
 					initial: 'Reaping',
@@ -292,9 +350,9 @@ export const supervisorMachine = setup({
 							invoke: {
 								id: 'reaper',
 								src: 'reapStaleVms',
-								input: ({context}) => ({stateDir: context.stateDir!, records: context.staleVms}),
-								onDone: {target: 'Reaped', actions: 'releaseStaleCids'},
-								onError: {target: 'Reaped', actions: 'logReapFailure'},
+								input: ({context}) => ({stateDir: context.stateDir ?? '', records: context.staleVms}),
+								onDone: {target: 'Reaped', actions: {type: 'releaseStaleCids', params: ({event}) => event.output}},
+								onError: {target: 'Reaped', actions: {type: 'logReapFailure', params: ({event}) => ({error: event.error})}},
 							},
 						},
 						Reaped: {type: 'final'},
@@ -306,10 +364,10 @@ export const supervisorMachine = setup({
 						Accepting: {
 							on: {
 								'VM.CREATE': [
-									{guard: 'isAbandonedRequest'},
-									{guard: 'hasFreeCid', actions: ['allocateCid', 'persistLastCid', 'spawnVm', 'emitCidAllocated']},
+									{guard: 'hasFreeCid', actions: ['allocateAndSpawnVm', 'reportVmCreated', 'persistLastCid']},
 									{actions: 'refuseNoCid'},
 								],
+								'VM.START': {actions: 'acceptStart'},
 								SHUTDOWN: {target: 'Draining', actions: 'recordShutdownTimeout'},
 							},
 						},
@@ -326,8 +384,9 @@ export const supervisorMachine = setup({
 			},
 			onDone: 'ShutDown',
 		},
+		// Not final: the actor stays alive after shutdown so that it can answer every later request
+		// with a refusal, rather than the façade deciding for it.
 		ShutDown: {
-			type: 'final',
 			entry: 'emitShutdownCompleted',
 		},
 	},

@@ -60,7 +60,7 @@ describe('QEMU VMs under the supervisor, and QEMU start failures', () => {
 		const {kernel, initrd, qemu} = manifest();
 		const supervisor = createSupervisor({driver, crosvmPath: qemu, tempRoot, logger: silentLogger(), cidRange: {first: 3000, last: 3009}, stopTimeoutMs: 60_000});
 		supervisors.push(supervisor);
-		const guests = ['a', 'b'].map(name => supervisor.createVm({kernel, initrd, params: 'console=ttyS0 quiet vmwarden.scenario=serve', consoleOutput: path.join(work, `${name}.console`)}));
+		const guests = await Promise.all(['a', 'b'].map(async name => supervisor.createVm({kernel, initrd, params: 'console=ttyS0 quiet vmwarden.scenario=serve', consoleOutput: path.join(work, `${name}.console`)})));
 		expect(guests.map(vm => vm.cid)).toEqual([3000, 3001]);
 		await Promise.all(guests.map(async vm => vm.start()));
 		await Promise.all(guests.map(async vm => firstValueFrom(vm.snapshots$.pipe(filter(snapshot => snapshot.context.payloadState === 'Ready')))));

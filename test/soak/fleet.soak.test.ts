@@ -120,7 +120,7 @@ describe(`soak: up to ${TOTAL_VMS} VMs on crosvm-sim within ${CREATE_BUDGET_MS /
 				writeFileSync(kernel, ['#!crosvm-sim-guest', ...plan.directives, ''].join('\n'));
 				let vm: Vm;
 				try {
-					vm = supervisor.createVm({kernel, detectHangup: plan.detectHangup});
+					vm = await supervisor.createVm({kernel, detectHangup: plan.detectHangup});
 				} catch (error) {
 					// Every CID is held by a VM that is dying: wait for one to be released.
 					expect(error).toBeInstanceOf(NoAvailableCidError);

@@ -3,13 +3,15 @@
  * down without leaving anything behind (checked through /proc and the file system), and a host
  * killed with SIGKILL taking its VMs with it.
  */
-import {existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join, resolve} from 'node:path';
 import {execa} from 'execa';
 import winston from 'winston';
 import {isProcessRunning, processIdentity, waitForProcessExit, type ProcessIdentity} from '../../src/services/state-dir/process-identity.js';
+import {SupervisorShutDownError} from '../../src/errors.js';
 import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
+import type {Vm} from '../../src/vm.js';
 import {settleLeaks, takeSnapshot} from '../helpers/leak-checker.js';
 
 const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');
@@ -32,6 +34,20 @@ function supervise(options: Parameters<typeof createSupervisor>[0] = {}): {super
 	const events: SupervisorEvent[] = [];
 	created.events$.subscribe(event => events.push(event));
 	return {supervisor: created, events};
+}
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+	const deadline = Date.now() + 5000;
+	while (!condition()) {
+		if (Date.now() > deadline) {
+			throw new Error('timed out');
+		}
+
+		// eslint-disable-next-line no-await-in-loop
+		await new Promise(resolve => {
+			setTimeout(resolve, 5);
+		});
+	}
 }
 
 beforeAll(async () => {
@@ -59,8 +75,8 @@ afterEach(async () => {
 describe('stopping', () => {
 	test('a graceful stop gives SHUTDOWN; a guest that ignores it is KILLED after the timeout', async () => {
 		const {supervisor} = supervise();
-		const polite = supervisor.createVm({kernel: guest('payload started', 'hang')});
-		const wedged = supervisor.createVm({kernel: guest('ignore-stop', 'hang')});
+		const polite = await supervisor.createVm({kernel: guest('payload started', 'hang')});
+		const wedged = await supervisor.createVm({kernel: guest('ignore-stop', 'hang')});
 		await Promise.all([polite.start(), wedged.start()]);
 
 		const stoppedAt = Date.now();
@@ -72,7 +88,7 @@ describe('stopping', () => {
 
 	test('a CID is released only after its VM is dead and cleaned up, and its record removed', async () => {
 		const {supervisor, events} = supervise();
-		const vm = supervisor.createVm({kernel: guest('payload started', 'sleep 200', 'poweroff')});
+		const vm = await supervisor.createVm({kernel: guest('payload started', 'sleep 200', 'poweroff')});
 		await vm.start();
 		const record = JSON.parse(readFileSync(join(stateDir, 'vms', `${vm.cid}.json`), 'utf8')) as {pid: number; startTime: string; tempDir: string};
 		expect(record).toMatchObject({pid: vm.pid, startTime: processIdentity(vm.pid!)!.startTime, tempDir: vm.tempDir});
@@ -97,7 +113,7 @@ describe('shutdown', () => {
 		const baseline = takeSnapshot([tempRoot]);
 		const {supervisor, events} = supervise();
 		const kernel = guest('payload started', 'payload ready', 'hang');
-		const vms = Array.from({length: 50}, () => supervisor.createVm({kernel}));
+		const vms = await Promise.all(Array.from({length: 50}, async () => supervisor.createVm({kernel})));
 		await Promise.all(vms.map(async vm => vm.start()));
 		expect(new Set(vms.map(vm => vm.cid)).size).toBe(50);
 		expect(readdirSync(join(stateDir, 'vms'))).toHaveLength(50);
@@ -111,6 +127,81 @@ describe('shutdown', () => {
 		expect(events.at(-1)?.type).toBe('supervisor.shutdown.completed');
 		expect(readdirSync(join(stateDir, 'vms'))).toEqual([]);
 		expect(await settleLeaks(baseline, [tempRoot])).toEqual([]);
+	});
+});
+
+describe('creating VMs from callbacks', () => {
+	test('a VM created synchronously inside an events$ subscriber runs', async () => {
+		const {supervisor} = supervise();
+		const kernel = guest('payload started', 'hang');
+		let created: Promise<Vm> | undefined;
+		supervisor.events$.subscribe(event => {
+			if (event.type === 'started' && created === undefined) {
+				created = supervisor.createVm({kernel});
+			}
+		});
+		const first = await supervisor.createVm({kernel});
+		await first.start();
+		await waitUntil(() => created !== undefined);
+		const second = await created!;
+		await second.start();
+		expect(second.state).toBe('Running');
+		expect(second.cid).toBe(first.cid + 1);
+		expect(isProcessRunning(processIdentity(second.pid!)!)).toBe(true);
+	});
+
+	test('a VM created inside an onDied callback runs', async () => {
+		const {supervisor} = supervise();
+		const first = await supervisor.createVm({kernel: guest('poweroff')});
+		let replacement: Promise<Vm> | undefined;
+		first.onDied(() => {
+			replacement = supervisor.createVm({kernel: guest('payload started', 'hang')});
+		});
+		await first.start();
+		expect((await first.died).reason).toBe('SHUTDOWN');
+		await waitUntil(() => replacement !== undefined);
+		const vm = await replacement!;
+		await vm.start();
+		expect(vm.state).toBe('Running');
+		expect(isProcessRunning(processIdentity(vm.pid!)!)).toBe(true);
+	});
+});
+
+describe('after shutdown', () => {
+	test('createVm and the start of a never-started VM are refused with SupervisorShutDownError; running VMs were stopped', async () => {
+		const {supervisor} = supervise();
+		const running = await supervisor.createVm({kernel: guest('payload started', 'hang')});
+		const unstarted = await supervisor.createVm({kernel: guest('payload started', 'hang')});
+		await running.start();
+		const shutdown = supervisor.shutdown();
+		// Refused as soon as the supervisor drains, not only once it has shut down.
+		await expect(unstarted.start()).rejects.toBeInstanceOf(SupervisorShutDownError);
+		await shutdown;
+		expect(await running.died).toMatchObject({reason: 'SHUTDOWN', initiator: 'supervisor'});
+		await expect(supervisor.createVm({kernel: guest('poweroff')})).rejects.toBeInstanceOf(SupervisorShutDownError);
+		await expect(unstarted.start()).rejects.toBeInstanceOf(SupervisorShutDownError);
+		expect(unstarted.pid).toBeUndefined();
+		expect(readdirSync(tempRoot)).toEqual([]);
+	});
+});
+
+describe('state that cannot be written', () => {
+	test('a last CID that cannot be written leaves the supervisor working, and shutdown stops its running VMs', async () => {
+		mkdirSync(join(stateDir, 'last-cid', 'in-the-way'), {recursive: true});
+		const {supervisor, events} = supervise();
+		const vms = await Promise.all([supervisor.createVm({kernel: guest('payload started', 'hang')}), supervisor.createVm({kernel: guest('payload started', 'hang')})]);
+		await Promise.all(vms.map(async vm => vm.start()));
+		expect(vms.map(vm => vm.state)).toEqual(['Running', 'Running']);
+		expect(supervisor.actor.getSnapshot().status).toBe('active');
+		await waitUntil(() => events.filter(event => event.type === 'supervisor.state.writeFailed').length === 2);
+		expect(events.filter(event => event.type === 'supervisor.state.writeFailed')).toEqual(vms.map(vm => expect.objectContaining({write: 'last-cid', cid: vm.cid, initiator: 'supervisor'})));
+
+		const identities = vms.map(vm => processIdentity(vm.pid!)!);
+		await supervisor.shutdown();
+		expect((await Promise.all(vms.map(async vm => vm.died))).map(death => [death.reason, death.initiator])).toEqual([['SHUTDOWN', 'supervisor'], ['SHUTDOWN', 'supervisor']]);
+		expect(identities.some(identity => isProcessRunning(identity))).toBe(false);
+		// The lock is given back only now, with nothing left running.
+		expect(existsSync(join(stateDir, 'supervisor.lock'))).toBe(false);
 	});
 });
 
@@ -159,6 +250,6 @@ describe('never leaving a VM behind', () => {
 		expect(readdirSync(tempRoot)).toEqual([]);
 		expect(readdirSync(join(stateDir, 'vms'))).toEqual([]);
 		// Its CIDs are free again, and the next one follows the host's last.
-		expect(next.createVm({kernel: guest('poweroff')}).cid).toBe(Math.max(...started.map(vm => vm.cid)) + 1);
+		expect((await next.createVm({kernel: guest('poweroff')})).cid).toBe(Math.max(...started.map(vm => vm.cid)) + 1);
 	});
 });

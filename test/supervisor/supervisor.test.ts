@@ -2,11 +2,13 @@ import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync} 
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa, type ResultPromise} from 'execa';
+import {config as rxjsConfig, map} from 'rxjs';
 import winston from 'winston';
 import {InvalidConfigError, NoAvailableCidError, SupervisorShutDownError} from '../../src/errors.js';
 import {isProcessRunning, processIdentity} from '../../src/services/state-dir/process-identity.js';
 import {writeVmRecord} from '../../src/services/state-dir/stale-vms.js';
 import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
+import type {Vm} from '../../src/vm.js';
 
 const logger = winston.createLogger({silent: true});
 const folders: string[] = [];
@@ -55,40 +57,40 @@ describe('createSupervisor', () => {
 
 	test('hands out CIDs in order, wraps past held ones, and refuses when exhausted', async () => {
 		const {supervisor} = supervise({cidRange: {first: 10, last: 12}});
-		const vms = [supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig)];
+		const vms = await Promise.all([supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig)]);
 		expect(vms.map(vm => vm.cid)).toEqual([10, 11, 12]);
-		expect(() => supervisor.createVm(kernelConfig)).toThrow(NoAvailableCidError);
+		await expect(supervisor.createVm(kernelConfig)).rejects.toThrow(NoAvailableCidError);
 		expect(supervisor.vms().map(vm => vm.cid)).toEqual([10, 11, 12]);
 		expect(supervisor.get(11)).toBe(vms[1]);
 	});
 
-	test('an invalid config throws InvalidConfigError and holds no CID', () => {
+	test('an invalid config rejects with InvalidConfigError and holds no CID', async () => {
 		const {supervisor} = supervise({cidRange: {first: 10, last: 10}});
-		expect(() => supervisor.createVm({memoryMib: -1} as never)).toThrow(InvalidConfigError);
+		await expect(supervisor.createVm({memoryMib: -1} as never)).rejects.toThrow(InvalidConfigError);
 		expect(supervisor.vms()).toEqual([]);
 		// The range holds one CID: it is still free.
-		expect(supervisor.createVm(kernelConfig).cid).toBe(10);
+		expect((await supervisor.createVm(kernelConfig)).cid).toBe(10);
 	});
 
 	test('a VM that fails to start releases its CID once it is Failed and cleaned up', async () => {
 		const tempRoot = makeFolder();
 		const {supervisor, events} = supervise({cidRange: {first: 10, last: 10}, tempRoot});
-		const vm = supervisor.createVm(kernelConfig);
+		const vm = await supervisor.createVm(kernelConfig);
 		await expect(vm.start()).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
 		await new Promise(resolve => {
 			setImmediate(resolve);
 		});
 		expect(events.map(event => event.type)).toEqual(['supervisor.cid.allocated', 'failed', 'supervisor.cid.released']);
 		expect(supervisor.get(10)).toBeUndefined();
-		expect(supervisor.createVm(kernelConfig).cid).toBe(10);
+		expect((await supervisor.createVm(kernelConfig)).cid).toBe(10);
 		expect(readdirSync(tempRoot)).toEqual([]);
 	});
 
 	test('createVm after shutdown is refused with a typed error', async () => {
 		const {supervisor, events} = supervise();
-		const unstarted = supervisor.createVm(kernelConfig);
+		const unstarted = await supervisor.createVm(kernelConfig);
 		await supervisor.shutdown();
-		expect(() => supervisor.createVm(kernelConfig)).toThrow(SupervisorShutDownError);
+		await expect(supervisor.createVm(kernelConfig)).rejects.toThrow(SupervisorShutDownError);
 		await expect(unstarted.start()).rejects.toBeInstanceOf(SupervisorShutDownError);
 		expect(events.map(event => event.type)).toEqual([
 			'supervisor.cid.allocated',
@@ -101,17 +103,113 @@ describe('createSupervisor', () => {
 
 	test('a subscriber may create a VM from inside its callback', async () => {
 		const {supervisor} = supervise();
-		const created: number[] = [];
+		const created: Array<Promise<Vm>> = [];
 		supervisor.events$.subscribe(event => {
 			if (event.type === 'supervisor.cid.allocated' && created.length < 2) {
-				created.push(supervisor.createVm(kernelConfig).cid);
+				created.push(supervisor.createVm(kernelConfig));
 			}
 		});
-		supervisor.createVm(kernelConfig);
+		await supervisor.createVm(kernelConfig);
 		await new Promise(resolve => {
 			setImmediate(resolve);
 		});
-		expect(created).toEqual([2049, 2050]);
+		expect((await Promise.all(created)).map(vm => vm.cid)).toEqual([2049, 2050]);
+	});
+});
+
+describe('hostile input', () => {
+	test('an events$ subscriber that throws is logged and never reaches the host; the others still get every event', async () => {
+		const errors: string[] = [];
+		const capturing = winston.createLogger({silent: true});
+		capturing.error = ((message: string) => {
+			errors.push(message);
+			return capturing;
+		}) as typeof capturing.error;
+		const unhandled: unknown[] = [];
+		// Where rxjs sends what a subscriber throws, on a timer; without a handler it is rethrown there
+		// and ends the process.
+		rxjsConfig.onUnhandledError = error => unhandled.push(error);
+		try {
+			const {supervisor, events} = supervise({logger: capturing});
+			supervisor.events$.subscribe(() => {
+				throw new Error('direct subscriber');
+			});
+			supervisor.events$.pipe(map(event => event.type)).subscribe({
+				next() {
+					throw new Error('piped subscriber');
+				},
+			});
+			supervisor.events$.pipe(map(() => {
+				throw new Error('piped operator');
+			})).subscribe(() => undefined);
+			await supervisor.createVm(kernelConfig);
+			await supervisor.createVm(kernelConfig);
+			await new Promise(resolve => {
+				setTimeout(resolve, 10);
+			});
+			expect(unhandled).toEqual([]);
+			expect(events.map(event => event.type)).toEqual(['supervisor.cid.allocated', 'supervisor.cid.allocated']);
+			expect(errors.filter(message => message.includes('direct subscriber'))).toHaveLength(2);
+			expect(errors.filter(message => message.includes('piped subscriber'))).toHaveLength(2);
+			// An operator that throws ends its own subscription (rxjs semantics): reported once.
+			expect(errors.filter(message => message.includes('piped operator'))).toHaveLength(1);
+		} finally {
+			rxjsConfig.onUnhandledError = null;
+		}
+	});
+
+	test.each([-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '5', null])('shutdown({stopTimeoutMs: %p}) rejects with InvalidConfigError and shuts nothing down', async stopTimeoutMs => {
+		const {supervisor} = supervise();
+		await expect(supervisor.shutdown({stopTimeoutMs: stopTimeoutMs as number})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'stopTimeoutMs'});
+		expect((await supervisor.createVm(kernelConfig)).cid).toBe(2048);
+	});
+
+	test('shutdown takes stopTimeoutMs from 0 to 2^31 - 1', async () => {
+		await supervise().supervisor.shutdown({stopTimeoutMs: 0});
+		await supervise().supervisor.shutdown({stopTimeoutMs: (2 ** 31) - 1});
+	});
+
+	test.each([
+		['stopTimeoutMs', {stopTimeoutMs: -5}],
+		['bootHangupTimeoutMs', {bootHangupTimeoutMs: 2 ** 40}],
+	] as const)('createSupervisor refuses a bad %s, naming it', (field, options) => {
+		expect(() => createSupervisor({logger, ...options})).toThrow(expect.objectContaining({code: 'INVALID_CONFIG', field}));
+	});
+
+	test.each([
+		['payloadChannel', {payloadChannel: 'yes'}],
+		['requester', {requester: {uid: 'root', sid: '', debugPid: 1}}],
+		['requester', {requester: null}],
+	] as const)('createVm refuses a bad %s with InvalidConfigError and holds no CID', async (field, options) => {
+		const {supervisor, events} = supervise({cidRange: {first: 10, last: 10}});
+		await expect(supervisor.createVm(kernelConfig, options as never)).rejects.toMatchObject({code: 'INVALID_CONFIG', field});
+		expect((await supervisor.createVm(kernelConfig)).cid).toBe(10);
+		expect(events.filter(event => event.type === 'supervisor.cid.allocated')).toHaveLength(1);
+	});
+
+	test('createSupervisor failing after it took the state directory gives the directory back', () => {
+		const stateDir = makeFolder();
+		// A folder where a VM record should be: reading the records fails after the lock is taken.
+		mkdirSync(join(stateDir, 'vms', 'not-a-record'), {recursive: true});
+		expect(() => createSupervisor({logger, stateDir})).toThrow(expect.objectContaining({code: 'INVALID_CONFIG', field: 'stateDir'}));
+		expect(existsSync(join(stateDir, 'supervisor.lock'))).toBe(false);
+
+		rmSync(join(stateDir, 'vms'), {recursive: true});
+		supervise({stateDir});
+		expect(existsSync(join(stateDir, 'supervisor.lock'))).toBe(true);
+	});
+});
+
+describe('a supervisor actor stopped by hand', () => {
+	test('refuses every later request, resolves shutdown and gives the state directory back', async () => {
+		const stateDir = makeFolder();
+		const {supervisor} = supervise({stateDir});
+		const vm = await supervisor.createVm(kernelConfig);
+		supervisor.actor.stop();
+		await expect(supervisor.createVm(kernelConfig)).rejects.toBeInstanceOf(SupervisorShutDownError);
+		await expect(vm.start()).rejects.toBeInstanceOf(SupervisorShutDownError);
+		await supervisor.shutdown();
+		expect(existsSync(join(stateDir, 'supervisor.lock'))).toBe(false);
 	});
 });
 
@@ -119,11 +217,11 @@ describe('state directory', () => {
 	test('a second supervisor continues after the last CID the first allocated', async () => {
 		const stateDir = makeFolder();
 		const first = supervise({stateDir}).supervisor;
-		expect([first.createVm(kernelConfig).cid, first.createVm(kernelConfig).cid]).toEqual([2048, 2049]);
+		expect((await Promise.all([first.createVm(kernelConfig), first.createVm(kernelConfig)])).map(vm => vm.cid)).toEqual([2048, 2049]);
 		await first.shutdown();
 
 		const second = supervise({stateDir}).supervisor;
-		expect(second.createVm(kernelConfig).cid).toBe(2050);
+		expect((await second.createVm(kernelConfig)).cid).toBe(2050);
 	});
 
 	test('a state directory owned by a live supervisor is refused', () => {
@@ -150,7 +248,7 @@ describe('state directory', () => {
 
 		const {supervisor, events} = supervise({stateDir, tempRoot, cidRange: {first: 2048, last: 2049}});
 		// Both CIDs are held until reaped.
-		expect(() => supervisor.createVm(kernelConfig)).toThrow(NoAvailableCidError);
+		await expect(supervisor.createVm(kernelConfig)).rejects.toThrow(NoAvailableCidError);
 		await supervisor.reaped;
 		await new Promise(resolve => {
 			setImmediate(resolve);
@@ -165,6 +263,6 @@ describe('state directory', () => {
 			expect.objectContaining({cid: 2048, pid: stale.identity.pid, outcome: 'killed', initiator: 'supervisor', tempDirRemoved: true}),
 			expect.objectContaining({cid: 2049, pid: unrelated.identity.pid, outcome: 'pid-reused', initiator: 'supervisor'}),
 		]);
-		expect([supervisor.createVm(kernelConfig).cid, supervisor.createVm(kernelConfig).cid].sort()).toEqual([2048, 2049]);
+		expect((await Promise.all([supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig)])).map(vm => vm.cid).sort()).toEqual([2048, 2049]);
 	});
 });

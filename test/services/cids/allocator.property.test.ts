@@ -124,7 +124,8 @@ describe('CID allocator (property-based)', () => {
 					const supervisor = createSupervisor({stateDir, cidRange: range, logger: silentLogger(), crosvmPath: '/nonexistent/crosvm'});
 					await supervisor.reaped;
 					for (let index = 0; index < creations; index++) {
-						all.push(supervisor.createVm({kernel}).cid);
+						// eslint-disable-next-line no-await-in-loop
+						all.push((await supervisor.createVm({kernel})).cid);
 					}
 
 					await supervisor.shutdown();

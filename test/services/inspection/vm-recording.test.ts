@@ -53,7 +53,7 @@ describe('recording vmwarden on crosvm-sim', () => {
 		const stateDir = mkdtempSync(path.join(os.tmpdir(), 'vmw-rec-state-'));
 		const supervisor = createSupervisor({crosvmPath: SIM_PATH, tempRoot: context.tempRoot, stateDir, cidRange: {first: 4000, last: 4009}, logger: silentLogger(), inspect: recorder});
 		try {
-			const vms = [supervisor.createVm({kernel: guest('payload started', 'hang')}), supervisor.createVm({kernel: guest('reboot')})];
+			const vms = await Promise.all([supervisor.createVm({kernel: guest('payload started', 'hang')}), supervisor.createVm({kernel: guest('reboot')})]);
 			await Promise.all(vms.map(async machine => machine.start()));
 			await vms[1]!.died;
 			await supervisor.shutdown();
@@ -65,8 +65,8 @@ describe('recording vmwarden on crosvm-sim', () => {
 		const records = readInspection(file).filter((line): line is InspectionRecord => line.type !== 'header' && line.type !== 'definition');
 		const actors = records.filter(record => record.type === '@xstate.actor');
 		const rootSession = actors[0]!.sessionId;
-		expect(actors.filter(record => record.parentId === rootSession).map(record => record.actorId)).toEqual(expect.arrayContaining(['vm-4000', 'vm-4001']));
-		const vmSessions = new Set(actors.filter(record => record.actorId.startsWith('vm-')).map(record => record.sessionId));
+		expect(actors.filter(record => record.parentId === rootSession).map(record => record.actorId)).toEqual(expect.arrayContaining(['vm.4000', 'vm.4001']));
+		const vmSessions = new Set(actors.filter(record => record.actorId.startsWith('vm.')).map(record => record.sessionId));
 		expect(actors.filter(record => record.parentId !== undefined && vmSessions.has(record.parentId)).map(record => record.src)).toEqual(expect.arrayContaining(['launchVmm', 'watchVmm', 'readPayloadChannel', 'requestStop']));
 		const rootValues = records.filter(record => record.type === '@xstate.snapshot' && record.sessionId === rootSession).map(record => record.snapshot?.value);
 		expect(rootValues.at(-1)).toBe('ShutDown');
