@@ -45,7 +45,7 @@ describe('config validation (property-based)', () => {
 	test('every valid config validates, and the command builder accepts it for both dialects', () => {
 		fc.assert(fc.property(validConfig(files), fc.integer({min: 3, max: 0xFF_FF_FF_FE}), (config, cid) => {
 			expect(() => {
-				validateConfig(config);
+				validateConfig(config, {createOutputs: true});
 			}).not.toThrow();
 			for (const dialect of ['current', 'aosp-2022'] as const) {
 				const command = crosvmCommand(config, {cid, dialect, target: {os: 'android', arch: 'aarch64'}, payloadChannel: true, controlSocket: '/run/vm.sock'});
