@@ -41,10 +41,28 @@ function anyPath(files: ConfigFiles): fc.Arbitrary<string> {
 	);
 }
 
+// Made once: strings and arrays far over every bound, which validation must refuse by their size.
+const HUGE_STRING = 'x'.repeat(4 * 1024 * 1024);
+const HUGE_UTF8 = '€'.repeat(40_000);
+const HUGE_SPARSE_ARRAY: unknown[] = new Array(2 ** 32 - 1);
+
+/** Keys that try to reach a prototype, or to look like VmConfig's own. */
+const TRICKY_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', 'kernel', 'image', 'writable'];
+
+/** Junk nested deeper, with prototype keys, null prototypes, boxed values, sparse arrays. */
+function anyJunk(): fc.Arbitrary<unknown> {
+	return fc.oneof(
+		fc.anything({maxDepth: 3, key: fc.oneof(fc.string({maxLength: 6}), fc.constantFrom(...TRICKY_KEYS)), withNullPrototype: true, withBoxedValues: true, withSparseArray: true, withObjectString: true, withMap: true, withSet: true, withTypedArray: true}),
+		fc.json({depthSize: 'small'}).map(text => JSON.parse(text) as unknown),
+		fc.constantFrom(HUGE_STRING, HUGE_UTF8, `${HUGE_STRING}\0`, HUGE_SPARSE_ARRAY, [HUGE_STRING], {image: HUGE_STRING, writable: true}),
+	);
+}
+
 /** A value of the wrong type, or a right one: anything a caller could pass in a field. */
 function anyValue(files: ConfigFiles): fc.Arbitrary<unknown> {
 	return fc.oneof(
 		{weight: 3, arbitrary: fc.anything({maxDepth: 2})},
+		{weight: 2, arbitrary: anyJunk()},
 		{weight: 3, arbitrary: anyPath(files)},
 		{weight: 2, arbitrary: fc.integer({min: -3, max: 4_294_967_300})},
 		{weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 1.5, Number.NaN, -1, 1024, true, false, null, undefined)},
@@ -81,8 +99,14 @@ export function anyConfigInput(files: ConfigFiles): fc.Arbitrary<unknown> {
 	// A valid config with one field replaced: the refusals that matter most are near misses.
 	const nearMiss = fc.tuple(validConfig(files), fc.constantFrom(...fieldNames), field)
 		.map(([config, name, value]) => ({...config, [name]: value}));
+	// A config as parsed from a client's JSON: a "__proto__" key is then an own key.
+	const parsed = fc.tuple(validConfig(files), fc.constantFrom(...TRICKY_KEYS), fc.jsonValue({depthSize: 'small'}))
+		.map(([config, key, value]) => JSON.parse(JSON.stringify({...config, [key]: value})) as unknown);
+	const protoKey = validConfig(files).map(config => JSON.parse(`{"__proto__": {"kernel": "/etc/shadow"}, ${JSON.stringify(config).slice(1)}`) as unknown);
 	return fc.oneof(
 		{weight: 1, arbitrary: fc.anything({maxDepth: 2})},
+		{weight: 1, arbitrary: anyJunk()},
+		{weight: 1, arbitrary: fc.oneof(parsed, protoKey)},
 		{weight: 3, arbitrary: configLike},
 		{weight: 3, arbitrary: nearMiss},
 		{weight: 2, arbitrary: validConfig(files)},

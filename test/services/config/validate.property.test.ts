@@ -2,6 +2,7 @@ import {afterAll, describe, expect, test} from '@jest/globals';
 import fc from 'fast-check';
 import {InvalidConfigError} from '../../../src/errors.js';
 import {crosvmCommand} from '../../../src/services/crosvm/command.js';
+import type {FilePolicy} from '../../../src/services/config/file-policy.js';
 import {validateConfig} from '../../../src/services/config/validate.js';
 import type {VmConfig} from '../../../src/services/config/vm-config.js';
 import {openDescriptors as descriptorsOfThisProcess} from '../../helpers/leak-checker.js';
@@ -16,13 +17,16 @@ afterAll(() => {
 const configFields = new Set(['config', 'bootloader', 'kernel', 'initrd', 'disks', 'params', 'protected', 'memoryMib', 'cpus', 'cpuAffinity', 'taskProfiles', 'consoleOutput', 'logOutput', 'indirectFiles', 'platformVersion', 'detectHangup', 'stranger']);
 
 describe('config validation (property-based)', () => {
-	test('arbitrary input either validates or throws InvalidConfigError naming a field and a reason, never anything else, and opens nothing for good', () => {
+	test('arbitrary input either validates or throws InvalidConfigError naming a field and a reason, never anything else, never hangs, and opens nothing for good', () => {
 		const before = descriptorsOfThisProcess();
+		const policies: FilePolicy[] = [{}, {createOutputs: true, allowHostDescriptors: true}, {allowedDirectories: [files.dir], createOutputs: true}];
 		let refused = 0;
 		let accepted = 0;
-		fc.assert(fc.property(anyConfigInput(files), input => {
+		let slowest = 0;
+		fc.assert(fc.property(anyConfigInput(files), fc.constantFrom(...policies), (input, policy) => {
+			const started = performance.now();
 			try {
-				validateConfig(input as VmConfig);
+				validateConfig(input as VmConfig, policy);
 				accepted++;
 			} catch (error) {
 				expect(error).toBeInstanceOf(InvalidConfigError);
@@ -34,8 +38,12 @@ describe('config validation (property-based)', () => {
 				expect(configFields.has(head) || ownKeys.includes(field)).toBe(true);
 				expect(reason.trim().length).toBeGreaterThan(0);
 				refused++;
+			} finally {
+				slowest = Math.max(slowest, performance.now() - started);
 			}
 		}), {numRuns: 2000});
+		// Not a speed goal: a bound on every input that no hang or walk of a huge input could meet.
+		expect(slowest).toBeLessThan(2000);
 		// Both outcomes happen: the generator is not trivially one-sided.
 		expect(refused).toBeGreaterThan(100);
 		expect(accepted).toBeGreaterThan(0);

@@ -259,3 +259,40 @@ describe('wrong types', () => {
 		invalid(config, field, reason);
 	});
 });
+
+describe('only plain data: nothing inherited, no getters, no prototype tricks', () => {
+	test('a parsed "__proto__" key is a stranger, not a prototype', () => {
+		const parsed = JSON.parse(`{"kernel": ${JSON.stringify(kernel)}, "__proto__": {"consoleOutput": "/etc/passwd"}}`) as VmConfig;
+		invalid(parsed, '__proto__', 'is not a VmConfig field');
+	});
+
+	test('a field inherited from a polluted Object.prototype', () => {
+		const prototype = Object.prototype as Record<string, unknown>;
+		prototype['consoleOutput'] = '/etc/passwd';
+		try {
+			invalid({kernel}, 'consoleOutput', 'is inherited from Object.prototype, not set on the object itself');
+			invalid({kernel, disks: [{image, writable: false}]}, 'consoleOutput', 'is inherited from Object.prototype, not set on the object itself');
+		} finally {
+			delete prototype['consoleOutput'];
+		}
+	});
+
+	test('an object made from another prototype', () => {
+		invalid(Object.create({kernel}) as VmConfig, 'config', 'must be a plain object');
+		invalid({kernel, disks: [Object.create({image, writable: true}) as unknown]}, 'disks[0]', 'must be a plain object');
+	});
+
+	test('a getter, which could answer validation and the command builder differently', () => {
+		invalid({kernel, get params() {
+			return 'quiet';
+		}}, 'params', 'must be a plain value, not a getter');
+	});
+
+	test('a stranger in a disk', () => {
+		invalid({kernel, disks: [{image, writable: false, cache: 'none'}]}, 'disks[0].cache', 'is not a DiskConfig field');
+	});
+
+	test('a null-prototype config is plain data', () => {
+		expect(() => validateConfig(Object.assign(Object.create(null) as VmConfig, {kernel}))).not.toThrow();
+	});
+});
