@@ -1,4 +1,5 @@
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {execFileSync} from 'node:child_process';
+import {mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -11,6 +12,10 @@ export interface ConfigFiles {
 	kernel: string;
 	/** Readable and writable regular files (disk images, initrd, indirect files). */
 	images: string[];
+	/** Existing empty regular files for console and log outputs (the default file policy creates none). */
+	outputs: string[];
+	/** Files no config should get: a FIFO, a link to an image, a character device. */
+	traps: string[];
 	remove(): void;
 }
 
@@ -23,10 +28,21 @@ export function makeConfigFiles(): ConfigFiles {
 		writeFileSync(file, 'image');
 		return file;
 	});
+	const outputs = ['console.txt', 'log.txt', 'other.txt'].map(name => {
+		const file = path.join(dir, name);
+		writeFileSync(file, '');
+		return file;
+	});
+	const fifo = path.join(dir, 'trap.fifo');
+	execFileSync('mkfifo', [fifo]);
+	const link = path.join(dir, 'trap-link.img');
+	symlinkSync(images[0]!, link);
 	return {
 		dir,
 		kernel,
 		images,
+		outputs,
+		traps: [fifo, link, '/dev/zero'],
 		remove() {
 			rmSync(dir, {recursive: true, force: true});
 		},
@@ -36,7 +52,7 @@ export function makeConfigFiles(): ConfigFiles {
 /** Paths that exist, do not exist, cannot be created, or are malformed. */
 function anyPath(files: ConfigFiles): fc.Arbitrary<string> {
 	return fc.oneof(
-		fc.constantFrom(files.kernel, ...files.images, files.dir, path.join(files.dir, 'missing'), path.join(files.dir, 'missing', 'deeper'), '', 'with\0nul'),
+		fc.constantFrom(files.kernel, ...files.images, ...files.outputs, ...files.traps, files.dir, path.join(files.dir, 'missing'), path.join(files.dir, 'missing', 'deeper'), '', 'with\0nul'),
 		fc.string({maxLength: 12}).map(name => path.join(files.dir, 'gen', name)),
 	);
 }
@@ -116,7 +132,7 @@ export function anyConfigInput(files: ConfigFiles): fc.Arbitrary<unknown> {
 /** Configs that are valid by construction (every file exists and every value is in range). */
 export function validConfig(files: ConfigFiles): fc.Arbitrary<VmConfig> {
 	const image = fc.constantFrom<FileSource>(...files.images);
-	const output = fc.string({minLength: 1, maxLength: 8}).filter(name => /^\w+$/.test(name)).map(name => path.join(files.dir, `out-${name}.txt`));
+	const output = fc.constantFrom(...files.outputs);
 	return fc.record({
 		useBootloader: fc.boolean(),
 		initrd: fc.option(image, {nil: undefined}),
