@@ -1,3 +1,4 @@
+import {readdirSync} from 'node:fs';
 import {afterAll, describe, expect, test} from '@jest/globals';
 import fc from 'fast-check';
 import {InvalidConfigError} from '../../../src/errors.js';
@@ -21,7 +22,9 @@ const configFields = new Set(['config', 'bootloader', 'kernel', 'initrd', 'disks
 describe('config validation (property-based)', () => {
 	test('arbitrary input either validates or throws InvalidConfigError naming a field and a reason, never anything else, never hangs, and opens nothing for good', () => {
 		const before = descriptorsOfThisProcess();
-		const policies: FilePolicy[] = [{}, {createOutputs: true, allowHostDescriptors: true}, {allowedDirectories: [files.dir], createOutputs: true}];
+		// Relative paths are the host's working directory: only the restricted policy may create there.
+		const policies: FilePolicy[] = [{}, {allowHostDescriptors: true}, {allowedDirectories: [files.dir], createOutputs: true, allowHostDescriptors: true}];
+		const workingDirectory = readdirSync(process.cwd()).sort();
 		let refused = 0;
 		let accepted = 0;
 		let slowest = 0;
@@ -52,6 +55,7 @@ describe('config validation (property-based)', () => {
 		expect(refused).toBeGreaterThan(100);
 		expect(accepted).toBeGreaterThan(0);
 		expect(descriptorsOfThisProcess()).toEqual(before);
+		expect(readdirSync(process.cwd()).sort()).toEqual(workingDirectory);
 	});
 
 	test('every valid config validates, and the command builder accepts it for both dialects', () => {
