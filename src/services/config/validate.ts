@@ -46,19 +46,21 @@ function checkPlainRecord(field: string, value: Record<string, unknown>, fields:
 		throw new InvalidConfigError(field, 'must be a plain object');
 	}
 
-	for (const key of Object.keys(value)) {
+	const fieldOf = (key: string): string => field === 'config' ? key : `${field}.${key}`;
+	// Non-enumerable keys too: a hidden getter would otherwise be read unseen.
+	for (const key of Object.getOwnPropertyNames(value)) {
 		if (!fields.has(key)) {
-			throw new InvalidConfigError(field === 'config' ? key : `${field}.${key}`, `is not a ${kind} field`);
+			throw new InvalidConfigError(fieldOf(key), `is not a ${kind} field`);
 		}
 
 		if (Object.getOwnPropertyDescriptor(value, key)?.get !== undefined) {
-			throw new InvalidConfigError(field === 'config' ? key : `${field}.${key}`, 'must be a plain value, not a getter');
+			throw new InvalidConfigError(fieldOf(key), 'must be a plain value, not a getter');
 		}
 	}
 
 	for (const key of fields) {
 		if (!Object.hasOwn(value, key) && value[key] !== undefined) {
-			throw new InvalidConfigError(field === 'config' ? key : `${field}.${key}`, 'is inherited from Object.prototype, not set on the object itself');
+			throw new InvalidConfigError(fieldOf(key), 'is inherited from Object.prototype, not set on the object itself');
 		}
 	}
 }

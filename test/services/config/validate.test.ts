@@ -288,6 +288,12 @@ describe('only plain data: nothing inherited, no getters, no prototype tricks', 
 		}}, 'params', 'must be a plain value, not a getter');
 	});
 
+	test('a hidden (non-enumerable) getter', () => {
+		const config = {kernel};
+		Object.defineProperty(config, 'consoleOutput', {get: () => '/etc/passwd', enumerable: false});
+		invalid(config, 'consoleOutput', 'must be a plain value, not a getter');
+	});
+
 	test('a stranger in a disk', () => {
 		invalid({kernel, disks: [{image, writable: false, cache: 'none'}]}, 'disks[0].cache', 'is not a DiskConfig field');
 	});
