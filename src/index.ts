@@ -29,3 +29,5 @@ export {INSPECTION_FORMAT, INSPECTION_FORMAT_VERSION, isInspectionEventType, typ
 export {toJsonValue, type JsonValue, type SerializeOptions} from './services/inspection/serialize.js';
 export {SupervisorFailedError} from './errors.js';
 export type {SupervisorReply, StateWrite} from './machines/supervisor.machine.js';
+export {resolveFilePolicy, type FilePolicy, type FileRequester, type ResolvedFilePolicy} from './services/config/file-policy.js';
+export {CONFIG_LIMITS, MAX_ARGUMENT_BYTES, MAX_ARGV_BYTES, checkArgvSize} from './services/config/bounds.js';

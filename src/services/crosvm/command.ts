@@ -1,6 +1,7 @@
 import {InvalidConfigError} from '../../errors.js';
 import {checkGuestCid} from '../cids/range.js';
 import {listConfigFiles, type ConfigFile} from '../config/files.js';
+import {checkArgvSize} from '../config/bounds.js';
 import {checkConfigShape} from '../config/validate.js';
 import type {VmConfig} from '../config/vm-config.js';
 import type {DescriptorAssignment, VmmCommand} from '../vmm/driver.js';
@@ -240,6 +241,12 @@ function buildArgs(config: VmConfig, plan: DescriptorAssignment[], options: Cros
 	return args;
 }
 
+/** A command whose argv `execve` will take (see `checkArgvSize`). */
+function checkedCommand(args: string[], fds: DescriptorAssignment[]): VmmCommand {
+	checkArgvSize(args);
+	return {args, fds};
+}
+
 /**
  * The crosvm command line for one VM: the argv without crosvm's own path, and the descriptor plan
  * (which file becomes which child descriptor; every `/proc/self/fd/N` in argv names child fd N).
@@ -253,7 +260,7 @@ export function crosvmCommand(config: VmConfig, options: CrosvmCommandOptions): 
 	const dialect = options.dialect ?? 'current';
 	const plan = planDescriptors(listConfigFiles(config), options.payloadChannel ?? false);
 	if (dialect === 'aosp-2022') {
-		return {args: buildArgs(config, plan, options, undefined), fds: plan};
+		return checkedCommand(buildArgs(config, plan, options, undefined), plan);
 	}
 
 	const target = options.target ?? hostTarget();
@@ -265,5 +272,5 @@ export function crosvmCommand(config: VmConfig, options: CrosvmCommandOptions): 
 		);
 	}
 
-	return {args: buildArgs(config, plan, options, target), fds: plan};
+	return checkedCommand(buildArgs(config, plan, options, target), plan);
 }
