@@ -113,10 +113,10 @@ interface SimRun {
 /** Runs the simulator on the command line built for `testCase`, with the real descriptors. */
 async function runSim(testCase: Case, dialect: CrosvmDialect, run: SimRun = {}) {
 	const config = realize(testCase.config, testCase.guest ?? POWEROFF_GUEST);
-	validateConfig(config);
+	validateConfig(config, {createOutputs: true});
 	const controlSocket = testCase.controlSocket ? join(fixture.dir, `vm-${serial - 1}`, 'crosvm.sock') : undefined;
 	const command = crosvmCommand(config, {cid: 2048 + serial, dialect, target: testCase.target, controlSocket, payloadChannel: testCase.payloadChannel});
-	const opened = openDescriptors(command.fds);
+	const opened = openDescriptors(command.fds, {createOutputs: true});
 	try {
 		const result = await execa(SIM, run.alter ? run.alter(command.args) : command.args, {
 			stdio: childStdio(opened),
