@@ -1,10 +1,12 @@
-import {existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs';
-import {join} from 'node:path';
+import {chownSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync} from 'node:fs';
+import {join, resolve} from 'node:path';
 import {execa} from 'execa';
 import {isProcessRunning, processIdentity} from '../../../src/services/state-dir/process-identity.js';
 import {listStaleVms, readVmRecords, writeVmRecord, type VmRecord} from '../../../src/services/state-dir/records.js';
 import {reapStaleVms, reapStateDir, type StaleVmReport} from '../../../src/services/state-dir/reap.js';
 import {createTempDir, TEMP_DIR_MARKER} from '../../../src/services/vmm/temp-dir.js';
+import {crosvmDriver} from '../../../src/services/crosvm/driver.js';
+import {qemuDriver} from '../../../src/services/qemu/driver.js';
 import {useStateDirFixture} from './fixtures/state-dir-fixture.js';
 
 const {makeFolder, startSleeper, startVmmLike, deadPid} = useStateDirFixture();
@@ -188,4 +190,63 @@ describe('reaping a previous instance\'s VMs', () => {
 		expect(reaped[0]).not.toHaveProperty('cidReleased');
 		expect(processIdentity(unrelated.identity.pid)).toEqual(unrelated.identity);
 	});
+
+	test('every driver\'s command line names the VM\'s temporary directory, the reaper\'s proof of a VMM', () => {
+		const tempDir = '/run/vmw/vmwarden-2050-abcdef';
+		for (const driver of [crosvmDriver, qemuDriver]) {
+			// As the VM machine calls it: the control socket inside the temporary directory.
+			const {args} = driver.command({kernel: '/boot/vmlinuz'}, {cid: 2050, tempDir, controlSocket: join(tempDir, `${driver.name}.sock`), payloadChannel: false});
+			expect(args.some(argument => argument.includes(`${tempDir}/`))).toBe(true);
+		}
+	});
+
+	test('a real EPERM (a VMM of ours another uid still holds) leaves that one held and reaps the others', async () => {
+		// The reaper runs as `nobody`; one VMM runs as `nobody`, the other only with `nobody` as its
+		// effective uid (its real and saved uid stay root), so nobody may not signal it.
+		const nobody = 65_534;
+		const base = makeFolder();
+		const stateDir = join(base, 'state');
+		const tempRoot = join(base, 'tmp');
+		mkdirSync(join(stateDir, 'vms'), {recursive: true, mode: 0o700});
+		mkdirSync(tempRoot, {mode: 0o700});
+		const ownedByNobody = (tempDir: string) => {
+			chownSync(tempDir, nobody, nobody);
+			chownSync(join(tempDir, TEMP_DIR_MARKER), nobody, nobody);
+			return tempDir;
+		};
+
+		const killableDir = ownedByNobody(createTempDir(tempRoot, 7000));
+		const deniedDir = ownedByNobody(createTempDir(tempRoot, 7001));
+		const killable = execa('sleep', ['600'], {reject: false, uid: nobody, gid: nobody, argv0: join(killableDir, 'crosvm.sock')});
+		const denied = execa(process.execPath, ['-e', `process.seteuid(${nobody}); process.stdout.write('ready\\n'); setInterval(() => undefined, 1e9);`, join(deniedDir, 'crosvm.sock')], {reject: false, buffer: false, stdout: 'pipe'});
+		try {
+			await new Promise(resolve => {
+				denied.stdout.once('data', resolve);
+			});
+			const identities = [processIdentity(killable.pid!)!, processIdentity(denied.pid!)!];
+			writeVmRecord(stateDir, record(7000, identities[0]!.pid, identities[0]!.startTime, killableDir));
+			writeVmRecord(stateDir, record(7001, identities[1]!.pid, identities[1]!.startTime, deniedDir));
+			for (const path of [base, stateDir, join(stateDir, 'vms'), join(stateDir, 'vms', '7000.json'), join(stateDir, 'vms', '7001.json'), tempRoot]) {
+				chownSync(path, nobody, nobody);
+			}
+
+			const reaper = await execa(process.execPath, ['--import', 'tsx', resolve('test/services/state-dir/fixtures/reap-as-user.ts'), stateDir], {uid: nobody, gid: nobody});
+			const reports = JSON.parse(reaper.stdout) as StaleVmReport[];
+
+			expect(reports.map(({cid, outcome, cidReleased, tempDirRemoved}) => ({cid, outcome, cidReleased, tempDirRemoved}))).toEqual([
+				{cid: 7000, outcome: 'killed', cidReleased: true, tempDirRemoved: true},
+				{cid: 7001, outcome: 'refused', cidReleased: false, tempDirRemoved: false},
+			]);
+			expect(reports[1]!.reason).toMatch(/cannot be signalled \(EPERM\)/);
+			expect(isProcessRunning(identities[0]!)).toBe(false);
+			expect(isProcessRunning(identities[1]!)).toBe(true);
+			expect(existsSync(deniedDir)).toBe(true);
+			expect(readdirSync(join(stateDir, 'vms'))).toEqual(['7001.json']);
+		} finally {
+			for (const child of [killable, denied]) {
+				child.kill('SIGKILL');
+				await child;
+			}
+		}
+	}, 30_000);
 });
