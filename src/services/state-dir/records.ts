@@ -1,4 +1,4 @@
-import {readdirSync} from 'node:fs';
+import {opendirSync} from 'node:fs';
 import {dirname, isAbsolute, join, resolve} from 'node:path';
 import {StateDirError} from '../../errors.js';
 import {isGuestCid} from '../cids/range.js';
@@ -9,6 +9,9 @@ export const VM_RECORDS_DIR = 'vms';
 
 /** Linux's `PID_MAX_LIMIT`: no PID is larger. */
 const MAX_PID = 4_194_304;
+
+/** More entries in `vms/` than any supervisor runs VMs: the listing stops there rather than run long. */
+const MAX_VMS_ENTRIES = 100_000;
 
 /** Linux's `PATH_MAX`. */
 const MAX_PATH_BYTES = 4096;
@@ -163,18 +166,32 @@ export function listStaleVms(stateDir: string): StaleVmListing {
 	const folder = join(stateDir, VM_RECORDS_DIR);
 	const entries: StaleVmEntry[] = [];
 	const strays: string[] = [];
-	for (const name of readdirSync(folder)) {
-		const cid = cidOfRecordFile(name);
-		if (cid !== undefined) {
-			entries.push({cid, file: name});
-		} else if (isDraftName(name)) {
-			unlinkQuietly(join(folder, name));
-		} else {
-			strays.push(name);
+	const directory = opendirSync(folder);
+	try {
+		for (let entry = directory.readSync(); entry !== null; entry = directory.readSync()) {
+			if (entries.length + strays.length >= MAX_VMS_ENTRIES) {
+				throw new Error(`${folder} holds more than ${MAX_VMS_ENTRIES} entries`);
+			}
+
+			sortEntry(folder, entry.name, entries, strays);
 		}
+	} finally {
+		directory.closeSync();
 	}
 
 	return {entries: entries.sort((a, b) => a.cid - b.cid), strays: strays.sort()};
+}
+
+/** Files a name of `vms/` as a record or a stray; a draft a crashed writer left is removed. */
+function sortEntry(folder: string, name: string, entries: StaleVmEntry[], strays: string[]): void {
+	const cid = cidOfRecordFile(name);
+	if (cid !== undefined) {
+		entries.push({cid, file: name});
+	} else if (isDraftName(name)) {
+		unlinkQuietly(join(folder, name));
+	} else {
+		strays.push(name);
+	}
 }
 
 /** Reads one record file, bounded and without following links; never throws. */
