@@ -220,7 +220,7 @@ function wrapStateDirError<T>(operation: () => T): T {
 		return operation();
 	} catch (error) {
 		if (error instanceof StateDirError) {
-			throw new InvalidConfigError('stateDir', error.message.replace(/^State directory: /, ''), {cause: error});
+			throw new InvalidConfigError('stateDir', `${error.path}: ${error.reason}`, {cause: error});
 		}
 
 		throw error;

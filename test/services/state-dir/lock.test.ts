@@ -65,13 +65,16 @@ describe('the state directory lock', () => {
 		claimStateDir(stateDir)();
 	});
 
-	test('a directory and other strays inside vms/ do not fail the opening; drafts are swept', () => {
+	test('a directory and other strays inside vms/, a damaged last CID, do not fail the opening; drafts are swept', () => {
 		const stateDir = makeFolder();
 		mkdirSync(join(stateDir, 'vms'), {mode: 0o700});
 		mkdirSync(join(stateDir, 'vms', '2050.json'));
 		mkdirSync(join(stateDir, 'vms', 'notes'));
 		writeFileSync(join(stateDir, 'vms', '.2051.json.0123456789abcdef.tmp'), 'half');
+		writeFileSync(join(stateDir, 'last-cid'), 'garbage');
 		const opened = openStateDir(stateDir);
+		expect(opened.lastAllocatedCid).toBeUndefined();
+		expect(opened.lastCidProblem).toBe('last-cid does not hold a guest CID');
 		expect(opened.staleVms).toEqual([{cid: 2050, file: '2050.json'}]);
 		expect(opened.strays).toEqual(['notes']);
 		expect(existsSync(join(stateDir, 'vms', '.2051.json.0123456789abcdef.tmp'))).toBe(false);
