@@ -1,5 +1,5 @@
 import {join} from 'node:path';
-import {ensurePrivateDir} from './files.js';
+import {ensurePrivateDir} from './private-dir.js';
 import {VM_RECORDS_DIR} from './records.js';
 
 /**

@@ -1,5 +1,5 @@
 import {isTempDirName, removeStaleTempDir} from '../vmm/temp-dir.js';
-import {effectiveUid} from './files.js';
+import {effectiveUid} from './private-dir.js';
 import {isDeadState, readProcessArguments, readProcessEffectiveUid, readProcessStat, readProcessStatAsync, waitForProcessExit} from './process-identity.js';
 import {checkVmRecord, readStaleVm, recordFileName, removeVmRecord, type StaleVmEntry, type VmRecord} from './records.js';
 

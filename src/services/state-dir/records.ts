@@ -1,8 +1,9 @@
 import {opendirSync} from 'node:fs';
 import {dirname, isAbsolute, join, resolve} from 'node:path';
 import {StateDirError} from '../../errors.js';
+import {ensurePrivateDir} from './private-dir.js';
 import {isGuestCid} from '../cids/range.js';
-import {ensurePrivateDir, isDraftName, readSmallFile, readSmallFileAsync, replaceFile, tryWrite, unlinkIfPresent, unlinkQuietly, type StateDirWrite} from './files.js';
+import {isDraftName, readSmallFile, readSmallFileAsync, replaceFile, tryWrite, unlinkIfPresent, unlinkQuietly, type StateDirWrite} from './files.js';
 
 /** The folder of the state directory that holds one record per running VM. */
 export const VM_RECORDS_DIR = 'vms';

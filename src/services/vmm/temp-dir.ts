@@ -2,7 +2,8 @@ import {chmodSync, closeSync, constants, mkdtempSync, openSync, rmSync, writeSyn
 import {lstat, rm} from 'node:fs/promises';
 import path from 'node:path';
 import type winston from 'winston';
-import {privateDirProblem, readSmallFileAsync} from '../state-dir/files.js';
+import {readSmallFileAsync} from '../state-dir/files.js';
+import {privateDirProblem} from '../state-dir/private-dir.js';
 
 /**
  * The file `createTempDir` writes into every temporary directory it makes. A reaper removes only
