@@ -19,7 +19,8 @@ export type VmwardenErrorCode =
 	| 'SUPERVISOR_SHUT_DOWN'
 	| 'CPU_AFFINITY'
 	| 'INVALID_DESCRIPTOR_PLAN'
-	| 'SUPERVISOR_FAILED';
+	| 'SUPERVISOR_FAILED'
+	| 'STATE_DIR';
 
 export class VmwardenError extends Error {
 	readonly code: VmwardenErrorCode;
@@ -134,5 +135,22 @@ export class CpuAffinityError extends VmwardenError {
 export class SupervisorFailedError extends VmwardenError {
 	constructor(cause: unknown) {
 		super('SUPERVISOR_FAILED', `The supervisor actor failed: ${String(cause)}`, {cause});
+	}
+}
+
+/**
+ * A file in the state directory could not be written or removed (disk full, read-only file
+ * system, permissions). Returned in a result, never thrown into the supervisor machine.
+ */
+export class StateDirError extends VmwardenError {
+	/** The file that could not be written or removed. */
+	readonly path: string;
+	/** Why, without the path. */
+	readonly reason: string;
+
+	constructor(path: string, reason: string, options?: ErrorOptions) {
+		super('STATE_DIR', `State directory: ${path}: ${reason}`, options);
+		this.path = path;
+		this.reason = reason;
 	}
 }

@@ -31,3 +31,5 @@ export {SupervisorFailedError} from './errors.js';
 export type {SupervisorReply, StateWrite} from './machines/supervisor.machine.js';
 export {resolveFilePolicy, type FilePolicy, type FileRequester, type ResolvedFilePolicy} from './services/config/file-policy.js';
 export {CONFIG_LIMITS, MAX_ARGUMENT_BYTES, MAX_ARGV_BYTES, checkArgvSize} from './services/config/bounds.js';
+export {StateDirError} from './errors.js';
+export type {HeldStaleVmOutcome, StaleVmReport} from './services/state-dir/reap.js';
