@@ -1,13 +1,12 @@
 import type {Observable} from 'rxjs';
 import {createActor, type Actor, type InspectionEvent, type Observer} from 'xstate';
 import type winston from 'winston';
-import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError, VmwardenError} from './errors.js';
+import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError} from './errors.js';
 import {supervisorMachine, type SupervisorMachineEmitted, type SupervisorMachineEvent, type SupervisorReply, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
 import {validateCidRange} from './services/cids/allocator.js';
-import {ensureStateDir, readLastCid} from './services/cids/store.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
 import {checkDelayMs} from './services/config/duration.js';
-import {claimStateDir, readVmRecords, type VmRecord} from './services/state-dir/stale-vms.js';
+import {openStateDir, type OpenedStateDir} from './services/state-dir/open.js';
 import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import {createEventChannel} from './services/events/event-channel.js';
@@ -18,7 +17,7 @@ import {defaultRequester, type Requester, type VmEvent} from './types.js';
 export {NoAvailableCidError, SupervisorShutDownError} from './errors.js';
 export {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 
-export type {ReapedVm, StaleVmOutcome} from './services/state-dir/stale-vms.js';
+export type {ReapedVm, StaleVmOutcome} from './services/state-dir/reap.js';
 
 export interface SupervisorOptions {
 	/** The VMM binary. Default: the driver's `defaultPath` (`crosvm` on PATH). */
@@ -113,57 +112,34 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs,
 		stopTimeoutMs: options.stopTimeoutMs,
 	});
-	const stateDir = openStateDir(options.stateDir);
+	// Throws InvalidConfigError naming stateDir, holding nothing; once it returns, the lock is ours.
+	const stateDir = options.stateDir === undefined ? undefined : openStateDir(options.stateDir);
 	try {
-		return supervise({cidRange, vmDefaults, stateDir, inspect: options.inspect});
+		if (stateDir?.lastCidProblem !== undefined) {
+			vmDefaults.logger.warn(`State directory: ${stateDir.lastCidProblem}; allocating from the bottom of the CID range`);
+		}
+
+		for (const name of stateDir?.strays ?? []) {
+			vmDefaults.logger.warn(`State directory: ${options.stateDir}/vms/${name} is no record of ours: left alone`);
+		}
+
+		return supervise({cidRange, vmDefaults, stateDir: options.stateDir, opened: stateDir, inspect: options.inspect});
 	} catch (error) {
-		stateDir.release();
+		stateDir?.release();
 		throw error;
 	}
 }
 
-/** What a supervisor takes over from its state directory, and how it gives the directory back. */
-interface OpenedStateDir {
-	path: string | undefined;
-	lastAllocatedCid: number | undefined;
-	staleVms: VmRecord[];
-	release(): void;
-}
-
-/** Creates and locks the state directory and reads it; on any failure after the lock, unlocks it. */
-function openStateDir(stateDir: string | undefined): OpenedStateDir {
-	if (stateDir === undefined) {
-		return {path: undefined, lastAllocatedCid: undefined, staleVms: [], release: () => undefined};
-	}
-
-	try {
-		ensureStateDir(stateDir);
-	} catch (error) {
-		throw stateDirError(stateDir, 'cannot create', error);
-	}
-
-	const release = claimStateDir(stateDir);
-	try {
-		return {path: stateDir, lastAllocatedCid: readLastCid(stateDir), staleVms: readVmRecords(stateDir), release};
-	} catch (error) {
-		release();
-		throw stateDirError(stateDir, 'cannot read', error);
-	}
-}
-
-function stateDirError(stateDir: string, what: string, error: unknown): VmwardenError {
-	return error instanceof VmwardenError ? error : new InvalidConfigError('stateDir', `${what} ${stateDir}: ${String(error)}`, {cause: error});
-}
-
-function supervise({cidRange, vmDefaults, stateDir, inspect}: {
+function supervise({cidRange, vmDefaults, stateDir, opened, inspect}: {
 	cidRange: CidRange;
 	vmDefaults: VmDefaults;
-	stateDir: OpenedStateDir;
+	stateDir: string | undefined;
+	opened: OpenedStateDir | undefined;
 	inspect: SupervisorOptions['inspect'];
 }): Supervisor {
 	const {logger} = vmDefaults;
 	const actor = createActor(supervisorMachine, {
-		input: {cidRange, lastAllocatedCid: stateDir.lastAllocatedCid, staleVms: stateDir.staleVms, stateDir: stateDir.path, vmDefaults},
+		input: {cidRange, lastAllocatedCid: opened?.lastAllocatedCid, staleVms: opened?.staleVms ?? [], stateDir, vmDefaults},
 		inspect,
 	});
 	const channel = createEventChannel<SupervisorEvent>(error => {
@@ -199,7 +175,7 @@ function supervise({cidRange, vmDefaults, stateDir, inspect}: {
 	let finished = false;
 	const finish = () => {
 		finished = true;
-		stateDir.release();
+		opened?.release();
 		resolveReaped();
 		// After the last event is out.
 		queueMicrotask(() => {

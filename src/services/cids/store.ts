@@ -2,8 +2,6 @@ import {join} from 'node:path';
 import {readSmallFile, replaceFile, tryWrite, type StateDirWrite} from '../state-dir/files.js';
 import {isGuestCid} from './range.js';
 
-export {ensureStateDir} from '../state-dir/directory.js';
-
 /** The file in the state directory that holds the last allocated CID, as decimal text. */
 export const LAST_CID_FILE = 'last-cid';
 
