@@ -91,13 +91,7 @@ describe('VM lifecycle', () => {
 		// The leak check after the test proves no process, descriptor or temporary directory is left.
 	});
 
-	test('a kill asked for while starting is carried out once running', async () => {
-		const machine = vm({kernel: guest('payload started', 'hang')});
-		const starting = machine.start();
-		machine.kill();
-		await starting;
-		await expect(machine.died).resolves.toMatchObject({reason: DeathReason.KILLED, signal: 'SIGKILL', initiator: 'caller'});
-	});
+	// A kill asked for while starting: test/machines/vm.machine.test.ts (kill while launching).
 
 	test('a handle made for an actor that is already dead takes the death from its snapshot', async () => {
 		const machine = vm({kernel: guest('watchdog')});
