@@ -130,6 +130,11 @@ function payloadTransitions(later: PayloadState[]) {
 	];
 }
 
+/** The launch's error, typed: the launch rejects with a `VmwardenError`, anything else is a spawn failure. */
+function startErrorOf({context, event}: {context: VmContext; event: {error: unknown}}): VmwardenError {
+	return asVmwardenError(event.error, context.env.vmmPath);
+}
+
 /** The spawned VMM's pid and directory: recorded on the way into Running, so present wherever Running reads them. */
 function launchedVmm({pid, tempDir}: VmContext): {pid: number; tempDir: string} {
 	if (pid === undefined || tempDir === undefined) {
@@ -356,9 +361,9 @@ export const vmMachine = setup({
 						onError: {
 							target: '#vm.Failed',
 							actions: [
-								{type: 'recordStartError', params: ({context, event}) => asVmwardenError(event.error, context.env.vmmPath)},
-								{type: 'logFailure', params: ({context, event}) => asVmwardenError(event.error, context.env.vmmPath)},
-								{type: 'reportFailure', params: ({context, event}) => asVmwardenError(event.error, context.env.vmmPath)},
+								{type: 'recordStartError', params: startErrorOf},
+								{type: 'logFailure', params: startErrorOf},
+								{type: 'reportFailure', params: startErrorOf},
 							],
 						},
 					},
