@@ -100,7 +100,7 @@ export interface VmHandleOptions {
  * no `error` callback gets `onError` too. Internal subscribers (operators, `firstValueFrom`) pass
  * through unchanged.
  */
-class IsolatedObservable<T> extends Observable<T> {
+export class IsolatedObservable<T> extends Observable<T> {
 	readonly #onError: (error: unknown) => void;
 
 	constructor(onError: (error: unknown) => void, subscribe?: (this: Observable<T>, subscriber: Subscriber<T>) => TeardownLogic) {

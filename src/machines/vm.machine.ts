@@ -197,8 +197,9 @@ export const vmMachine = setup({
 			},
 		}),
 		logStart({context}) {
+			// The requester comes from the caller: escaped like any text from outside.
 			const {uid, sid, debugPid} = context.requester;
-			context.env.logger.debug(`Starting for uid ${uid}, sid '${logText(sid, 256)}', debug pid ${debugPid}`);
+			context.env.logger.debug(logText(`Starting for uid ${uid}, sid '${sid}', debug pid ${debugPid}`, 512));
 		},
 		recordLaunch: assign((_, {vmm, tempDir}: Launched) => ({pid: vmm.pid, tempDir})),
 		emitStarted: emit(({context}, {vmm, tempDir}: Launched) => ({type: 'started' as const, cid: context.cid, initiator: context.starter, pid: vmm.pid, tempDir})),

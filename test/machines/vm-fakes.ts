@@ -13,7 +13,7 @@ import type {VmmTermination} from '../../src/services/vmm/process.js';
 import type {StopRequestInput} from '../../src/services/vmm/request-stop.js';
 import {removeTempDir} from '../../src/services/vmm/temp-dir.js';
 import type {RunningVmm} from '../../src/services/vmm/watch.js';
-import type {VmEvent} from '../../src/types.js';
+import type {Requester, VmEvent} from '../../src/types.js';
 import {silentLogger} from '../helpers/vm-fixture.js';
 
 /** A VMM that exists only in memory: it exits when the test says, or at once when killed. */
@@ -86,6 +86,7 @@ export interface FakeVmOptions {
 	launch?: 'now' | 'held';
 	/** The answers to successive stop requests; after the last, `shutdown`. */
 	stopAnswers?: StopAnswer[];
+	requester?: Requester;
 }
 
 /** Lets microtasks and promise chains (the fake launch, the watcher) run to completion. */
@@ -181,7 +182,7 @@ export function fakeVm(options: FakeVmOptions = {}) {
 		logger,
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs ?? 10_000,
 		stopTimeoutMs: options.stopTimeoutMs ?? 5000,
-		requester: {uid: 1000, sid: 'test', debugPid: 1},
+		requester: options.requester ?? {uid: 1000, sid: 'test', debugPid: 1},
 		payloadChannel: false,
 	};
 	const actor = createActor(machine, {input, clock});

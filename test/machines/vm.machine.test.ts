@@ -280,9 +280,11 @@ describe('start', () => {
 		expect(death(vm)).toMatchObject({reason: DeathReason.REBOOT});
 	});
 
-	test('the requester is logged when the VM starts', async () => {
+	test('the requester is logged when the VM starts, escaped', async () => {
 		const vm = await running();
 		expect(vm.logger.lines.map(line => line.message)).toContain('Starting for uid 1000, sid \'test\', debug pid 1');
+		const hostile = await running({requester: {uid: 0, sid: 'x\ninfo [vm 1] forged', debugPid: 2}});
+		expect(hostile.logger.lines.map(line => line.message)).toContain('Starting for uid 0, sid \'x\\ninfo [vm 1] forged\', debug pid 2');
 	});
 });
 
