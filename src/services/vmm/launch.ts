@@ -37,7 +37,7 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 		try {
 			tempDir = createTempDir(env.tempRoot, cid);
 		} catch (error) {
-			throw new InvalidConfigError('tempRoot', `cannot create a temporary directory in ${env.tempRoot}: ${(error as Error).message}`, {cause: error});
+			throw new InvalidConfigError('tempRoot', `cannot create a temporary directory in ${env.tempRoot}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
 		}
 
 		undo.push(() => removeTempDir(tempDir, env.logger));
