@@ -5,8 +5,9 @@ import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError} from
 import {supervisorMachine, type SupervisorMachineEmitted, type SupervisorMachineEvent, type SupervisorReply, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
 import {validateCidRange} from './services/cids/allocator.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
-import {checkDelayMs} from './services/config/duration.js';
+import {checkTimeoutMs} from './services/config/timeouts.js';
 import {openStateDir, type OpenedStateDir} from './services/state-dir/open.js';
+import type {FilePolicy} from './services/config/file-policy.js';
 import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import {createEventChannel} from './services/events/event-channel.js';
@@ -42,6 +43,8 @@ export interface SupervisorOptions {
 	bootHangupTimeoutMs?: number;
 	/** How long a stop waits before killing. Default 5 s. */
 	stopTimeoutMs?: number;
+	/** What every VM config's files may be: see docs/security.md. Default `{}`, the strict policy. */
+	filePolicy?: FilePolicy;
 }
 
 export interface CreateSupervisedVmOptions {
@@ -98,7 +101,7 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 	const cidRange = validateCidRange(options.cidRange ?? DEFAULT_CID_RANGE);
 	for (const field of ['stopTimeoutMs', 'bootHangupTimeoutMs'] as const) {
 		if (options[field] !== undefined) {
-			checkDelayMs(field, options[field]);
+			checkTimeoutMs(field, options[field]);
 		}
 	}
 
@@ -111,6 +114,7 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		logger: options.logger,
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs,
 		stopTimeoutMs: options.stopTimeoutMs,
+		filePolicy: options.filePolicy,
 	});
 	// Throws InvalidConfigError naming stateDir, holding nothing; once it returns, the lock is ours.
 	const stateDir = options.stateDir === undefined ? undefined : openStateDir(options.stateDir);
@@ -267,8 +271,8 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect}: {
 
 	return {
 		async createVm(config, vmOptions = {}) {
-			validateConfig(config);
 			const {requester, payloadChannel} = checkCreateOptions(vmOptions);
+			validateConfig(config, vmDefaults.filePolicy, requester);
 			return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel}), reply => adopt(reply.vm));
 		},
 		get(cid) {
@@ -284,7 +288,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect}: {
 				throw new InvalidConfigError('shutdown options', 'must be an object');
 			}
 
-			const stopTimeoutMs = shutdownOptions.stopTimeoutMs === undefined ? undefined : checkDelayMs('stopTimeoutMs', shutdownOptions.stopTimeoutMs);
+			const stopTimeoutMs = shutdownOptions.stopTimeoutMs === undefined ? undefined : checkTimeoutMs('stopTimeoutMs', shutdownOptions.stopTimeoutMs);
 			if (actor.getSnapshot().status === 'active') {
 				// Accepting takes it; Draining and ShutDown ignore it (the first call's wait is shared).
 				actor.send({type: 'SHUTDOWN', stopTimeoutMs});

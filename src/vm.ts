@@ -1,5 +1,5 @@
 import os from 'node:os';
-import {Observable, Subject, Subscriber, type Observer, type Operator, type Subscription, type TeardownLogic} from 'rxjs';
+import {Subject, type Observable} from 'rxjs';
 import {createActor, type ActorRefFrom, type InspectionEvent, type Observer as InspectionObserver, type SnapshotFrom} from 'xstate';
 import type winston from 'winston';
 import {InvalidConfigError, InvalidPayloadTransitionError, VmStateError, type VmwardenError} from './errors.js';
@@ -11,10 +11,12 @@ import type {CrosvmDialect} from './services/crosvm/command.js';
 import type {DeathReason} from './services/death/reason.js';
 import {getDefaultLogger} from './services/logging/logger.js';
 import {isForwardMove, isPayloadState, type PayloadState} from './services/payload/state.js';
+import type {FilePolicy} from './services/config/file-policy.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {logText} from './services/vmm/log-text.js';
-import {checkTimeoutMs} from './services/vmm/timeouts.js';
+import {checkTimeoutMs} from './services/config/timeouts.js';
+import {IsolatedObservable} from './services/events/isolated-observable.js';
 import {defaultRequester, type Initiator, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
 
 /** The default time `stop()` waits for the VMM to exit before killing it (Android's, late 2025). */
@@ -42,6 +44,8 @@ export interface CreateVmOptions {
 	stopTimeoutMs?: number;
 	/** Give the guest the payload report channel. Default true. */
 	payloadChannel?: boolean;
+	/** What the config's files may be: see docs/security.md. Default `{}`, the strict policy. */
+	filePolicy?: FilePolicy;
 	/** An XState inspector (for example `@statelyai/inspect`). */
 	inspect?: InspectionObserver<InspectionEvent> | ((event: InspectionEvent) => void);
 	/** Default: this process (uid, `''`, pid). */
@@ -90,50 +94,6 @@ export interface Vm {
 export interface VmHandleOptions {
 	/** Default `'caller'`; the supervisor uses `'supervisor'` for the handle it keeps. */
 	initiator?: Initiator;
-}
-
-/**
- * An Observable whose subscribers cannot crash the host: RxJS reports an error thrown by a `next`
- * callback by rethrowing it on a timer, where it is an uncaught exception. Here every callback a
- * subscriber passes is run under a try/catch and its error handed to `onError`; operators keep the
- * isolation, since `lift` (which `pipe` uses) makes another isolated observable. A subscriber given
- * no `error` callback gets `onError` too. Internal subscribers (operators, `firstValueFrom`) pass
- * through unchanged.
- */
-export class IsolatedObservable<T> extends Observable<T> {
-	readonly #onError: (error: unknown) => void;
-
-	constructor(onError: (error: unknown) => void, subscribe?: (this: Observable<T>, subscriber: Subscriber<T>) => TeardownLogic) {
-		super(subscribe);
-		this.#onError = onError;
-	}
-
-	override lift<R>(operator?: Operator<T, R>): Observable<R> {
-		const observable = new IsolatedObservable<R>(this.#onError);
-		observable.source = this;
-		observable.operator = operator;
-		return observable;
-	}
-
-	override subscribe(observerOrNext?: Partial<Observer<T>> | ((value: T) => void) | null, error?: ((error: unknown) => void) | null, complete?: (() => void) | null): Subscription {
-		if (observerOrNext instanceof Subscriber) {
-			return super.subscribe(observerOrNext);
-		}
-
-		const observer: Partial<Observer<T>> = typeof observerOrNext === 'function' || observerOrNext === null || observerOrNext === undefined
-			? {next: observerOrNext ?? undefined, error: error ?? undefined, complete: complete ?? undefined}
-			: observerOrNext;
-		const onError = this.#onError;
-		const guarded = <A extends unknown[]>(callback: ((...args: A) => void) | undefined) => (...args: A) => {
-			try {
-				callback?.apply(observer, args);
-			} catch (error) {
-				onError(error);
-			}
-		};
-
-		return super.subscribe({next: guarded(observer.next), error: observer.error === undefined ? onError : guarded(observer.error), complete: guarded(observer.complete)});
-	}
 }
 
 function stateOf(snapshot: VmSnapshot): VmState {
@@ -346,6 +306,7 @@ export function vmMachineInput(config: VmConfig, options: CreateVmOptions): VmMa
 		stopTimeoutMs: checkTimeoutMs('stopTimeoutMs', options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS),
 		requester: options.requester ?? defaultRequester(),
 		payloadChannel: options.payloadChannel ?? true,
+		filePolicy: options.filePolicy ?? {},
 	};
 }
 

@@ -10,9 +10,10 @@ import type {VmConfig} from '../services/config/vm-config.js';
 import type {VmmDriver, VmmExit} from '../services/vmm/driver.js';
 import {VmEnvironment} from '../services/vmm/environment.js';
 import {asVmwardenError, launchVmm, type LaunchInput, type Launched} from '../services/vmm/launch.js';
+import type {FilePolicy} from '../services/config/file-policy.js';
 import {logText} from '../services/vmm/log-text.js';
 import {requestStop, type StopRequestInput} from '../services/vmm/request-stop.js';
-import {checkTimeoutMs, isTimeoutMs} from '../services/vmm/timeouts.js';
+import {checkTimeoutMs, isTimeoutMs} from '../services/config/timeouts.js';
 import {watchVmm, type VmmCommand, type VmmDone, type VmmWatchEvent, type WatchInput} from '../services/vmm/watch.js';
 import type {Initiator, Requester, VmDeath, VmEvent} from '../types.js';
 
@@ -36,6 +37,8 @@ export interface VmMachineInput {
 	requester: Requester;
 	/** Whether to give the guest the payload report channel (`/dev/ttyS2`). */
 	payloadChannel: boolean;
+	/** What the config's files may be (docs/security.md). Default `{}`, the strict policy. */
+	filePolicy?: FilePolicy;
 }
 
 /** What a parent receives in `xstate.done.actor.<id>`: the VM's CID, and its death or its start error. */
@@ -321,7 +324,7 @@ export const vmMachine = setup({
 		payloadChannel: input.payloadChannel,
 		bootHangupTimeoutMs: checkTimeoutMs('bootHangupTimeoutMs', input.bootHangupTimeoutMs),
 		stopTimeoutMs: checkTimeoutMs('stopTimeoutMs', input.stopTimeoutMs),
-		env: new VmEnvironment(input.config, input.driver, input.vmmPath, input.tempRoot, vmLogger(input.logger, input.cid)),
+		env: new VmEnvironment(input.config, input.driver, input.vmmPath, input.tempRoot, vmLogger(input.logger, input.cid), input.filePolicy ?? {}),
 		starter: 'caller',
 		pid: undefined,
 		tempDir: undefined,
@@ -351,7 +354,7 @@ export const vmMachine = setup({
 					invoke: {
 						id: 'launch',
 						src: 'launchVmm',
-						input: ({context}) => ({env: context.env, cid: context.cid, payloadChannel: context.payloadChannel}),
+						input: ({context}) => ({env: context.env, cid: context.cid, payloadChannel: context.payloadChannel, requester: context.requester}),
 						onDone: {
 							target: '#vm.Running',
 							actions: [

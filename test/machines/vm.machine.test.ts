@@ -3,7 +3,7 @@ import {config as rxjsConfig, filter, firstValueFrom} from 'rxjs';
 import {InvalidConfigError, VmSpawnError, VmStateError} from '../../src/errors.js';
 import {PAYLOAD_REFUSAL_WINDOW_MS, PAYLOAD_REFUSALS_PER_WINDOW, STOP_RETRY_INTERVAL_MS} from '../../src/machines/vm.machine.js';
 import {DeathReason} from '../../src/services/death/reason.js';
-import {MAX_TIMEOUT_MS} from '../../src/services/vmm/timeouts.js';
+import {MAX_TIMEOUT_MS} from '../../src/services/config/timeouts.js';
 import {createVm, createVmHandle} from '../../src/vm.js';
 import type {VmDeath} from '../../src/types.js';
 import {fakeVm, runningFakeVm, settle} from './vm-fakes.js';

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type winston from 'winston';
+import type {FilePolicy} from '../config/file-policy.js';
 import type {VmConfig} from '../config/vm-config.js';
 import type {VmmDriver} from './driver.js';
 
@@ -14,6 +15,7 @@ export class VmEnvironment {
 		readonly vmmPath: string,
 		readonly tempRoot: string,
 		readonly logger: winston.Logger,
+		readonly filePolicy: FilePolicy,
 	) {}
 
 	/** Where the VMM's control socket goes: in the VM's temporary directory, as Android does. */

@@ -5,11 +5,14 @@ import type {VmEnvironment} from './environment.js';
 import {spawnVmm} from './process.js';
 import {createTempDir, removeTempDir} from './temp-dir.js';
 import type {RunningVmm} from './watch.js';
+import type {Requester} from '../../types.js';
 
 export interface LaunchInput {
 	env: VmEnvironment;
 	cid: number;
 	payloadChannel: boolean;
+	/** Whom the config's files are checked for (docs/security.md). */
+	requester: Requester;
 }
 
 /** A spawned VMM and the temporary directory made for it: handed to the Running state, which owns both. */
@@ -29,10 +32,10 @@ export function asVmwardenError(error: unknown, vmmPath: string): VmwardenError 
  * VM was stopped meanwhile. Rejects with a `VmwardenError`.
  */
 export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promise<Launched> {
-	const {env, cid, payloadChannel} = input;
+	const {env, cid, payloadChannel, requester} = input;
 	const undo: Array<() => void> = [];
 	try {
-		validateConfig(env.config);
+		validateConfig(env.config, env.filePolicy, requester);
 		let tempDir: string;
 		try {
 			tempDir = createTempDir(env.tempRoot, cid);
@@ -42,7 +45,7 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 
 		undo.push(() => removeTempDir(tempDir, env.logger));
 		const command = env.driver.command(env.config, {cid, tempDir, controlSocket: env.controlSocket(tempDir), payloadChannel});
-		const opened = openDescriptors(command.fds);
+		const opened = openDescriptors(command.fds, env.filePolicy, requester);
 		undo.push(() => {
 			opened.close();
 		});
