@@ -3,7 +3,6 @@
  * `code` (one of `VmwardenErrorCode`), so callers can branch on the kind of failure without parsing
  * messages.
  */
-import type {CidRange} from './services/cids/range.js';
 import type {PayloadState} from './services/payload/state.js';
 
 /** Every `code` a `VmwardenError` can carry. */
@@ -102,9 +101,10 @@ export class StopRequestError extends VmwardenError {
 
 /** Every CID of the range is held by a VM that is not yet dead and cleaned up. */
 export class NoAvailableCidError extends VmwardenError {
-	readonly range: CidRange;
+	/** A `CidRange`, spelled out because services/cids/range.ts imports this module. */
+	readonly range: {first: number; last: number};
 
-	constructor(range: CidRange) {
+	constructor(range: {first: number; last: number}) {
 		super('NO_AVAILABLE_CID', `no available CID: all ${range.last - range.first + 1} CIDs of ${range.first}..${range.last} are held`);
 		this.range = {first: range.first, last: range.last};
 	}

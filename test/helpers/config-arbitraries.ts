@@ -3,7 +3,7 @@ import {mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import type {DiskConfig, FileSource, VmConfig} from '../../src/services/config/vm-config.js';
+import type {FileSource, VmConfig} from '../../src/services/config/vm-config.js';
 
 /** Real files for the generators to name, in a directory of their own. */
 export interface ConfigFiles {
@@ -16,7 +16,7 @@ export interface ConfigFiles {
 	outputs: string[];
 	/** Files no config should get: a FIFO, a link to an image, a character device. */
 	traps: string[];
-	remove(): void;
+	remove: () => void;
 }
 
 export function makeConfigFiles(): ConfigFiles {
@@ -136,7 +136,7 @@ export function validConfig(files: ConfigFiles): fc.Arbitrary<VmConfig> {
 	return fc.record({
 		useBootloader: fc.boolean(),
 		initrd: fc.option(image, {nil: undefined}),
-		disks: fc.array(fc.record({image, writable: fc.boolean()}), {maxLength: 3}) as fc.Arbitrary<DiskConfig[]>,
+		disks: fc.array(fc.record({image, writable: fc.boolean()}), {maxLength: 3}),
 		params: fc.option(fc.constantFrom('console=hvc0', 'quiet', '-x=1 a=b', 'init=/init ro'), {nil: undefined}),
 		protected: fc.option(fc.boolean(), {nil: undefined}),
 		memoryMib: fc.option(fc.integer({min: 1, max: 16_384}), {nil: undefined}),

@@ -13,7 +13,7 @@ export interface FixtureFiles {
 	image: string;
 	/** An empty directory. */
 	directory: string;
-	remove(): void;
+	remove: () => void;
 }
 
 /** Real files to validate and open, made at once (test.each tables name them at load time). */
