@@ -128,13 +128,15 @@ function keyValues(fields: Array<[string, string | number | boolean]>): string {
 }
 
 /**
- * An option and its value as separate arguments, the reference's style. crosvm splits every
- * argument that starts with `-` and holds `=` at its first `=` before parsing, so a value like
- * `-x=1` would be torn in two; glued to its flag (`--params=-x=1`) it survives the split intact.
+ * An option and its value as separate arguments, the reference's style, except a value that starts
+ * with `-`, glued to its flag (`--params=-h`). Before parsing, crosvm splits an argument that starts
+ * with `-` at its first `=` (`-x=1` would be torn in two) and rewrites an argument `-h` to `--help`
+ * (`prepare_argh_args`, src/main.rs at f1e797a68); its 2022 parser took no separate value starting
+ * with `-` (src/crosvm/argument.rs at efdcf90a4). After `--params=` the value survives all three.
  */
 function option(flag: string, value: string | number): string[] {
 	const text = String(value);
-	return text.length > 1 && text.startsWith('-') && text.includes('=') ? [`${flag}=${text}`] : [flag, text];
+	return text.startsWith('-') ? [`${flag}=${text}`] : [flag, text];
 }
 
 interface SerialDevice {
