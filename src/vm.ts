@@ -8,7 +8,6 @@ import {vmMachine, type VmMachineInput} from './machines/vm.machine.js';
 import {defaultBootHangupTimeoutMs} from './services/config/boot-timeout.js';
 import {createCrosvmDriver, crosvmDriver} from './services/crosvm/driver.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
-import type {DeathReason} from './services/death/reason.js';
 import {getDefaultLogger} from './services/logging/logger.js';
 import {isForwardMove, isPayloadState, type PayloadState} from './services/payload/state.js';
 import type {FilePolicy} from './services/config/file-policy.js';
