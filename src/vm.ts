@@ -8,7 +8,6 @@ import {vmMachine, type VmMachineInput} from './machines/vm.machine.js';
 import {defaultBootHangupTimeoutMs} from './services/config/boot-timeout.js';
 import {createCrosvmDriver, crosvmDriver} from './services/crosvm/driver.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
-import type {DeathReason} from './services/death/reason.js';
 import {getDefaultLogger} from './services/logging/logger.js';
 import {isForwardMove, isPayloadState, type PayloadState} from './services/payload/state.js';
 import type {FilePolicy} from './services/config/file-policy.js';
@@ -16,7 +15,7 @@ import type {VmConfig} from './services/config/vm-config.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {logText} from './services/vmm/log-text.js';
 import {checkTimeoutMs} from './services/config/timeouts.js';
-import {IsolatedObservable} from './services/events/isolated-observable.js';
+import {isolatedObservable} from './services/events/isolated-observable.js';
 import {defaultRequester, type Initiator, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
 
 /** The default time `stop()` waits for the VMM to exit before killing it (Android's, late 2025). */
@@ -164,7 +163,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 	}
 
 	const snapshot = () => actor.getSnapshot();
-	const snapshots$ = new IsolatedObservable<VmSnapshot>(logCallbackError('A snapshots$ subscriber'), subscriber => {
+	const snapshots$ = isolatedObservable<VmSnapshot>(logCallbackError('A snapshots$ subscriber'), subscriber => {
 		subscriber.next(snapshot());
 		const subscription = actor.subscribe({
 			next(next) {
@@ -236,7 +235,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 			};
 		},
 		snapshots$,
-		events$: new IsolatedObservable<VmEvent>(logCallbackError('An events$ subscriber'), subscriber => events.subscribe(subscriber)),
+		events$: isolatedObservable<VmEvent>(logCallbackError('An events$ subscriber'), subscriber => events.subscribe(subscriber)),
 		actor,
 		async start() {
 			if (!snapshot().matches({NotStarted: 'idle'}) || snapshot().status !== 'active') {

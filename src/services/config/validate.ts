@@ -219,7 +219,7 @@ export function checkConfigShape(config: VmConfig): void {
 		throw new InvalidConfigError('config', 'must be an object');
 	}
 
-	checkPlainRecord('config', config as unknown as Record<string, unknown>, CONFIG_FIELDS, 'VmConfig');
+	checkPlainRecord('config', config, CONFIG_FIELDS, 'VmConfig');
 	const fields = config as Record<keyof VmConfig, unknown>;
 	checkOptionalSource('bootloader', fields.bootloader);
 	checkOptionalSource('kernel', fields.kernel);
