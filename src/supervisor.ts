@@ -1,8 +1,11 @@
-import type {Observable} from 'rxjs';
+import {Subject, type Observable} from 'rxjs';
 import {createActor, type Actor, type InspectionEvent, type Observer} from 'xstate';
 import type winston from 'winston';
 import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError, VmwardenError} from './errors.js';
 import {supervisorMachine, type SupervisorMachineEmitted, type SupervisorMachineEvent, type SupervisorReply, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
+import type {RestartActorRef, RestartEmitted} from './machines/restart.machine.js';
+import {RestartEnvironment} from './services/restart/environment.js';
+import {resolveRestartPolicy, type RestartPolicy, type RestartPolicyOptions} from './services/restart/policy.js';
 import {validateCidRange} from './services/cids/allocator.js';
 import {ensureStateDir, readLastCid} from './services/cids/store.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
@@ -14,7 +17,7 @@ import {createEventChannel} from './services/events/event-channel.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {createVmHandle, vmMachineInput, type Vm} from './vm.js';
 import {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
-import {defaultRequester, type Requester, type VmEvent} from './types.js';
+import {defaultRequester, type Requester, type VmDeath, type VmEvent} from './types.js';
 export {NoAvailableCidError, SupervisorShutDownError} from './errors.js';
 export {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 
@@ -43,6 +46,13 @@ export interface SupervisorOptions {
 	bootHangupTimeoutMs?: number;
 	/** How long a stop waits before killing. Default 5 s. */
 	stopTimeoutMs?: number;
+	/**
+	 * The restart policy of every VM that `createVm` does not give its own (fields it leaves out come
+	 * from here). Default: never restart (see docs/supervision.md).
+	 */
+	restartPolicy?: RestartPolicyOptions;
+	/** The clock and randomness of restarts: for tests that simulate time or fix the jitter. */
+	restartEnvironment?: RestartEnvironment;
 }
 
 export interface CreateSupervisedVmOptions {
@@ -50,10 +60,39 @@ export interface CreateSupervisedVmOptions {
 	requester?: Requester;
 	/** Give the guest the payload report channel. Default true. */
 	payloadChannel?: boolean;
+	/** This VM's restart policy, over the supervisor's `restartPolicy`. */
+	restartPolicy?: RestartPolicyOptions;
 }
 
-/** A supervisor event: a VM's lifecycle event (with its CID and initiator) or the supervisor's own. */
-export type SupervisorEvent = VmEvent | SupervisorMachineEmitted;
+/** A supervisor event: a VM's lifecycle event (with its CID and initiator), the supervisor's own, or a restart step. */
+export type SupervisorEvent = VmEvent | SupervisorMachineEmitted | RestartEmitted;
+
+/**
+ * Where a supervised VM's restart policy stands: `unsupervised` when its policy never restarts it;
+ * otherwise the state of its restart machine (`idle` before the first start).
+ */
+export type SupervisionState = 'unsupervised' | 'idle' | 'alive' | 'ending' | 'backoff' | 'restarting' | 'ended' | 'gave-up' | 'cancelled';
+
+/**
+ * The supervisor's handle on a VM: the same VM across its restarts. It keeps the CID (held during a
+ * backoff too); `state`, `pid`, `tempDir`, `payloadState`, `snapshots$` and `actor` follow the
+ * current life; `events$` spans every life and the restart steps, and completes once no restart
+ * follows (the restart steps are in `supervision$`). `died` and `onDied` give the final death (the one no restart follows); `onDeath` is called
+ * for each life's death. `stop()` and `kill()` end the VM for good: no restart follows them, and
+ * during a backoff they cancel the restart at once.
+ */
+export interface SupervisedVm extends Vm {
+	/** Calls `callback` with each life's death, from now on. Returns an unsubscribe. */
+	onDeath(callback: (death: VmDeath) => void): () => void;
+	/** How many times the supervisor restarted the VM. */
+	readonly restarts: number;
+	/** The newest deaths, oldest first, at most the policy's `historySize`. */
+	readonly deaths: readonly VmDeath[];
+	readonly supervision: SupervisionState;
+	/** This VM's restart steps (scheduled, restarted, reset, gave up, cancelled); completes with `events$`. */
+	readonly supervision$: Observable<RestartEmitted>;
+	readonly restartPolicy: RestartPolicy;
+}
 
 export interface Supervisor {
 	/**
@@ -61,11 +100,11 @@ export interface Supervisor {
 	 * an `events$` subscriber or an `onDied` callback. Rejects with `InvalidConfigError` (nothing
 	 * held), `NoAvailableCidError` or `SupervisorShutDownError`.
 	 */
-	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Promise<Vm>;
-	/** The VM holding `cid`, until its CID is released (dead and cleaned up). */
-	get(cid: number): Vm | undefined;
+	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Promise<SupervisedVm>;
+	/** The VM holding `cid`, until its CID is released (dead for good and cleaned up). */
+	get(cid: number): SupervisedVm | undefined;
 	/** Every VM holding a CID, in CID order. */
-	vms(): Vm[];
+	vms(): SupervisedVm[];
 	/**
 	 * Every lifecycle event of every VM, and the supervisor's own events, in order. A subscriber that
 	 * throws is logged and skipped; it never reaches the host.
@@ -113,9 +152,14 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs,
 		stopTimeoutMs: options.stopTimeoutMs,
 	});
+	const restartPolicy = resolveRestartPolicy(options.restartPolicy);
+	if (options.restartEnvironment !== undefined && !(options.restartEnvironment instanceof RestartEnvironment)) {
+		throw new InvalidConfigError('restartEnvironment', 'must be a RestartEnvironment');
+	}
+
 	const stateDir = openStateDir(options.stateDir);
 	try {
-		return supervise({cidRange, vmDefaults, stateDir, inspect: options.inspect});
+		return supervise({cidRange, vmDefaults, stateDir, inspect: options.inspect, restartPolicy, restartEnvironment: options.restartEnvironment});
 	} catch (error) {
 		stateDir.release();
 		throw error;
@@ -155,21 +199,24 @@ function stateDirError(stateDir: string, what: string, error: unknown): Vmwarden
 	return error instanceof VmwardenError ? error : new InvalidConfigError('stateDir', `${what} ${stateDir}: ${String(error)}`, {cause: error});
 }
 
-function supervise({cidRange, vmDefaults, stateDir, inspect}: {
+function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, restartEnvironment}: {
 	cidRange: CidRange;
 	vmDefaults: VmDefaults;
 	stateDir: OpenedStateDir;
 	inspect: SupervisorOptions['inspect'];
+	restartPolicy: RestartPolicy;
+	restartEnvironment: RestartEnvironment | undefined;
 }): Supervisor {
 	const {logger} = vmDefaults;
 	const actor = createActor(supervisorMachine, {
-		input: {cidRange, lastAllocatedCid: stateDir.lastAllocatedCid, staleVms: stateDir.staleVms, stateDir: stateDir.path, vmDefaults},
+		input: {cidRange, lastAllocatedCid: stateDir.lastAllocatedCid, staleVms: stateDir.staleVms, stateDir: stateDir.path, vmDefaults, restartEnvironment},
 		inspect,
 	});
 	const channel = createEventChannel<SupervisorEvent>(error => {
 		logger.error(`An events$ subscriber threw: ${String(error)}`);
 	});
-	const handles = new Map<number, Vm>();
+	const handles = new Map<number, SupervisedVm>();
+	const lives = new Map<number, (ref: VmActorRef) => void>();
 	const pending = new Map<number, PendingRequest>();
 	let lastRequestId = 0;
 
@@ -181,8 +228,14 @@ function supervise({cidRange, vmDefaults, stateDir, inspect}: {
 			return;
 		}
 
+		if (event.type === 'supervisor.vm.respawned') {
+			lives.get(event.cid)?.(event.vm);
+			return;
+		}
+
 		if (event.type === 'supervisor.cid.released') {
 			handles.delete(event.cid);
+			lives.delete(event.cid);
 		}
 
 		channel.publish(event);
@@ -277,14 +330,28 @@ function supervise({cidRange, vmDefaults, stateDir, inspect}: {
 		actor.send(build(requestId));
 	});
 
-	const adopt = (ref: VmActorRef): Vm => {
+	const adopt = (ref: VmActorRef, restart: RestartActorRef | undefined, policy: RestartPolicy): SupervisedVm => {
 		const handle = createVmHandle(ref);
-		// Starting goes through the supervisor: its machine refuses once it is shutting down, and
-		// otherwise lets the handle start the VM within the same step, before a shutdown can interleave.
-		const vm = supervisedVm(handle, async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId}), async () => handle.start()));
+		const {vm, adoptLife} = supervisedVm({
+			first: handle,
+			restart,
+			policy,
+			// Starting goes through the supervisor: its machine refuses once it is shutting down, and
+			// otherwise lets the handle start the VM within the same step, before a shutdown can interleave.
+			start: async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId}), async () => handle.start()),
+			end() {
+				if (actor.getSnapshot().status === 'active') {
+					actor.send({type: 'VM.END', cid: handle.cid});
+				}
+			},
+			publish(event) {
+				channel.publish(event);
+			},
+			logger,
+		});
 		handles.set(vm.cid, vm);
-		vm.events$.subscribe(event => {
-			channel.publish(event);
+		lives.set(vm.cid, life => {
+			adoptLife(createVmHandle(life));
 		});
 		return vm;
 	};
@@ -292,8 +359,9 @@ function supervise({cidRange, vmDefaults, stateDir, inspect}: {
 	return {
 		async createVm(config, vmOptions = {}) {
 			validateConfig(config);
-			const {requester, payloadChannel} = checkCreateOptions(vmOptions);
-			return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel}), reply => adopt(reply.vm));
+			const {requester, payloadChannel, restartPolicy: policyOptions} = checkCreateOptions(vmOptions);
+			const policy = resolveRestartPolicy(policyOptions, restartPolicy);
+			return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel, restartPolicy: policy}), reply => adopt(reply.vm, reply.restart, policy));
 		},
 		get(cid) {
 			return handles.get(cid);
@@ -321,7 +389,7 @@ function supervise({cidRange, vmDefaults, stateDir, inspect}: {
 }
 
 /** Checks what `createVm` was given besides the config, and fills in the defaults. */
-function checkCreateOptions(options: CreateSupervisedVmOptions): Required<CreateSupervisedVmOptions> {
+function checkCreateOptions(options: CreateSupervisedVmOptions): Required<Omit<CreateSupervisedVmOptions, 'restartPolicy'>> & Pick<CreateSupervisedVmOptions, 'restartPolicy'> {
 	if (typeof options !== 'object' || options === null) {
 		throw new InvalidConfigError('createVm options', 'must be an object');
 	}
@@ -335,39 +403,193 @@ function checkCreateOptions(options: CreateSupervisedVmOptions): Required<Create
 		throw new InvalidConfigError('requester', 'must be {uid: integer, sid: string, debugPid: integer}');
 	}
 
-	return {requester: {uid: requester.uid, sid: requester.sid, debugPid: requester.debugPid}, payloadChannel};
+	return {requester: {uid: requester.uid, sid: requester.sid, debugPid: requester.debugPid}, payloadChannel, restartPolicy: options.restartPolicy};
 }
 
-/** The supervisor's view of a VM handle: the same VM, with `start` going through the supervisor. */
-function supervisedVm(handle: Vm, start: () => Promise<void>): Vm {
-	return {
+const SUPERVISION_STATES: ReadonlyArray<readonly [string, SupervisionState]> = [
+	['Idle', 'idle'], ['Alive', 'alive'], ['Ending', 'ending'], ['Backoff', 'backoff'], ['Restarting', 'restarting'],
+	['Ended', 'ended'], ['GaveUp', 'gave-up'], ['Cancelled', 'cancelled'],
+];
+
+interface SupervisedVmParts {
+	first: Vm;
+	restart: RestartActorRef | undefined;
+	policy: RestartPolicy;
+	start: () => Promise<void>;
+	/** Tells the supervisor that no restart may follow (a stop or kill through the handle). */
+	end: () => void;
+	publish: (event: SupervisorEvent) => void;
+	logger: winston.Logger;
+}
+
+/**
+ * The supervisor's handle on a VM: one `Vm` per life behind it, `start` going through the supervisor,
+ * and the final death taken from the restart machine's output when there is one.
+ */
+function supervisedVm({first, restart, policy, start, end, publish, logger}: SupervisedVmParts): {vm: SupervisedVm; adoptLife: (life: Vm) => void} {
+	let life = first;
+	const events = new Subject<VmEvent>();
+	const supervision = new Subject<RestartEmitted>();
+	const deaths: VmDeath[] = [];
+	const deathCallbacks = new Set<(death: VmDeath) => void>();
+	const diedCallbacks = new Set<(death: VmDeath) => void>();
+	let finalDeath: VmDeath | undefined;
+	let resolveDied!: (death: VmDeath) => void;
+	const died = new Promise<VmDeath>(resolve => {
+		resolveDied = resolve;
+	});
+	let resolveOver!: () => void;
+	const over = new Promise<void>(resolve => {
+		resolveOver = resolve;
+	});
+	const call = (callbacks: Iterable<(death: VmDeath) => void>, death: VmDeath) => {
+		for (const callback of [...callbacks]) {
+			try {
+				callback(death);
+			} catch (error) {
+				logger.error(`A death callback threw: ${String(error)}`);
+			}
+		}
+	};
+
+	const finish = (death: VmDeath | undefined) => {
+		if (death !== undefined && finalDeath === undefined) {
+			finalDeath = death;
+			resolveDied(death);
+			call(diedCallbacks, death);
+			diedCallbacks.clear();
+		}
+
+		resolveOver();
+		events.complete();
+		supervision.complete();
+	};
+
+	const follow = (current: Vm) => {
+		current.events$.subscribe(event => {
+			publish(event);
+			events.next(event);
+		});
+		current.onDied(death => {
+			deaths.push(death);
+			deaths.splice(0, Math.max(0, deaths.length - policy.historySize));
+			call(deathCallbacks, death);
+		});
+		if (restart === undefined) {
+			// Without a restart machine the first life is the only one.
+			void current.died.then(finish);
+		}
+	};
+
+	follow(first);
+	if (restart !== undefined) {
+		restart.on('*', event => {
+			publish(event);
+			supervision.next(event);
+		});
+		restart.subscribe({
+			next(snapshot) {
+				if (snapshot.status === 'done') {
+					finish(snapshot.output.death);
+				}
+			},
+			error() {
+				finish(deaths.at(-1));
+			},
+		});
+	}
+
+	const isLive = () => life.actor.getSnapshot().status === 'active' && (life.state === 'Running' || life.actor.getSnapshot().matches({NotStarted: 'launching'}));
+	const vm: SupervisedVm = {
 		get cid() {
-			return handle.cid;
+			return life.cid;
 		},
 		get state() {
-			return handle.state;
+			return life.state;
 		},
 		get payloadState() {
-			return handle.payloadState;
+			return life.payloadState;
 		},
 		get pid() {
-			return handle.pid;
+			return life.pid;
 		},
 		get tempDir() {
-			return handle.tempDir;
+			return life.tempDir;
 		},
-		died: handle.died,
-		onDied: callback => handle.onDied(callback),
-		snapshots$: handle.snapshots$,
-		events$: handle.events$,
-		actor: handle.actor,
+		died,
+		onDied(callback) {
+			if (finalDeath !== undefined) {
+				callback(finalDeath);
+				return () => undefined;
+			}
+
+			diedCallbacks.add(callback);
+			return () => {
+				diedCallbacks.delete(callback);
+			};
+		},
+		onDeath(callback) {
+			deathCallbacks.add(callback);
+			return () => {
+				deathCallbacks.delete(callback);
+			};
+		},
+		get snapshots$() {
+			return life.snapshots$;
+		},
+		events$: events.asObservable(),
+		supervision$: supervision.asObservable(),
+		get actor() {
+			return life.actor;
+		},
+		get restarts() {
+			return restart?.getSnapshot().context.restarts ?? 0;
+		},
+		get deaths() {
+			return [...deaths];
+		},
+		get supervision() {
+			if (restart === undefined) {
+				return 'unsupervised';
+			}
+
+			const snapshot = restart.getSnapshot();
+			return SUPERVISION_STATES.find(([state]) => snapshot.matches(state as 'Idle'))?.[1] ?? 'ended';
+		},
+		restartPolicy: policy,
 		start,
-		stop: async stopOptions => handle.stop(stopOptions),
+		async stop(stopOptions) {
+			if (restart === undefined) {
+				return life.stop(stopOptions);
+			}
+
+			end();
+			if (isLive()) {
+				await life.stop(stopOptions);
+			}
+
+			if (restart.getSnapshot().status === 'active' && !restart.getSnapshot().matches('Idle')) {
+				await over;
+			}
+
+			return finalDeath ?? life.actor.getSnapshot().context.death;
+		},
 		kill() {
-			handle.kill();
+			if (restart !== undefined) {
+				end();
+			}
+
+			life.kill();
 		},
 		updatePayloadState(state) {
-			handle.updatePayloadState(state);
+			life.updatePayloadState(state);
+		},
+	};
+	return {
+		vm,
+		adoptLife(next) {
+			life = next;
+			follow(next);
 		},
 	};
 }

@@ -104,6 +104,26 @@ function describeEvent(event: SupervisorEvent): string {
 		case 'supervisor.shutdown.completed': {
 			return 'shutdown complete';
 		}
+
+		case 'supervisor.restart.scheduled': {
+			return `restart #${event.attempt} in ${event.delayMs} ms (${event.reason})`;
+		}
+
+		case 'supervisor.restart.restarted': {
+			return `restarted (${event.restarts} so far)`;
+		}
+
+		case 'supervisor.restart.reset': {
+			return `ran healthily for ${event.healthyMs} ms: backoff reset`;
+		}
+
+		case 'supervisor.restart.gaveUp': {
+			return `gave up: ${event.restarts} restarts, at most ${event.maxRestarts} within ${event.windowMs} ms (${event.reason})`;
+		}
+
+		case 'supervisor.restart.cancelled': {
+			return `restart cancelled after ${event.restarts} restart(s)`;
+		}
 	}
 }
 

@@ -6,6 +6,9 @@ import {processIdentity} from '../services/state-dir/process-identity.js';
 import {reapStaleVms, removeVmRecord, writeVmRecord, type ReapedVm, type VmRecord} from '../services/state-dir/stale-vms.js';
 import type {VmConfig} from '../services/config/vm-config.js';
 import {vmMachine, type VmMachineInput, type VmOutput} from './vm.machine.js';
+import {restartMachine, type RestartActorRef, type RestartDue, type RestartMachineInput, type RestartOutput} from './restart.machine.js';
+import {RestartEnvironment} from '../services/restart/environment.js';
+import {mayRestart, type RestartPolicy} from '../services/restart/policy.js';
 import {type CidRange} from '../services/cids/range.js';
 import {type Requester} from '../types.js';
 
@@ -25,6 +28,8 @@ export interface SupervisorMachineInput {
 	staleVms: VmRecord[];
 	stateDir: string | undefined;
 	vmDefaults: VmDefaults;
+	/** The clock and randomness of every restart machine (tests inject a simulated clock). */
+	restartEnvironment?: RestartEnvironment;
 }
 
 /** A request to create a VM; the machine answers it with a `SupervisorReply` of the same `requestId`. */
@@ -33,12 +38,21 @@ export interface CreateVmRequest {
 	config: VmConfig;
 	requester: Requester;
 	payloadChannel: boolean;
+	/** Default: never restarted. */
+	restartPolicy?: RestartPolicy;
 }
 
-/** A VM the supervisor holds: its CID stays allocated until the actor is final and released. */
+/**
+ * A VM the supervisor holds: its CID stays allocated until its life is over and no restart follows.
+ * `ref` is the current life (none during a restart's backoff); `restart` is its restart machine,
+ * when its policy may restart it.
+ */
 export interface HeldVm {
 	cid: number;
-	ref: VmActorRef;
+	ref: VmActorRef | undefined;
+	restart: RestartActorRef | undefined;
+	/** What each life is spawned from. */
+	input: VmMachineInput;
 }
 
 export interface SupervisorContext {
@@ -55,6 +69,7 @@ export interface SupervisorContext {
 	shutdownStopTimeoutMs: number | undefined;
 	/** During shutdown: the actor ids of the VMs not yet sent STOP. */
 	stopQueue: string[];
+	restartEnvironment: RestartEnvironment;
 }
 
 /** The id of the VM actor with `cid`. Dotted, so that `xstate.done.actor.vm.*` names the VMs and nothing else. */
@@ -64,12 +79,29 @@ export function vmActorId(cid: number): VmActorId {
 
 export type VmActorId = `vm.${number}`;
 
+/** The id of the restart machine of the VM with `cid`. */
+export function restartActorId(cid: number): RestartActorId {
+	return `restart.${cid}`;
+}
+
+export type RestartActorId = `restart.${number}`;
+
+/** The id of the VM a restart machine watches. */
+function vmIdOfRestart(actorId: string): string {
+	return `vm.${actorId.slice('restart.'.length)}`;
+}
+
 export type SupervisorMachineEvent =
 	| ({type: 'VM.CREATE'} & CreateVmRequest)
 	/** The façade asks whether a VM may start; it starts it when the answer is `supervisor.vm.startAccepted`. */
 	| {type: 'VM.START'; requestId: number}
 	| {type: 'SHUTDOWN'; stopTimeoutMs?: number}
 	| {type: 'STOP.NEXT_BATCH'}
+	/** A stop or kill was asked of the VM with `cid` through its handle: no restart may follow. */
+	| {type: 'VM.END'; cid: number}
+	| RestartDue
+	| DoneActorEvent<RestartOutput, RestartActorId>
+	| ErrorActorEvent<unknown, RestartActorId>
 	| DoneActorEvent<VmOutput, VmActorId>
 	| ErrorActorEvent<unknown, VmActorId>
 	| {type: `xstate.snapshot.${VmActorId}`; snapshot: VmSnapshot};
@@ -80,15 +112,22 @@ export type StateWrite = 'last-cid' | 'vm-record' | 'vm-record-removal';
 /** What the supervisor itself reports; `createSupervisor` merges it with its VMs' events. */
 export type SupervisorMachineEmitted =
 	| {type: 'supervisor.cid.allocated'; cid: number; cause: 'createVm'; initiator: 'caller'}
-	| {type: 'supervisor.cid.released'; cid: number; cause: 'vm cleaned up' | 'vm actor failed' | 'vm never started' | 'stale vm reaped'; initiator: 'supervisor'}
+	| {type: 'supervisor.cid.released'; cid: number; cause: 'vm cleaned up' | 'vm actor failed' | 'vm never started' | 'stale vm reaped' | 'restart machine failed'; initiator: 'supervisor'}
 	| ({type: 'supervisor.staleVm.reaped'; cause: string; initiator: 'supervisor'} & ReapedVm)
 	| {type: 'supervisor.state.writeFailed'; write: StateWrite; cid: number; stateDir: string; cause: string; initiator: 'supervisor'}
 	| {type: 'supervisor.shutdown.started'; cause: 'shutdown()'; initiator: 'caller'; vms: number}
 	| {type: 'supervisor.shutdown.completed'; cause: 'shutdown()'; initiator: 'caller'};
 
+/** A new life of a restarting VM, for the façade to follow (not published). */
+export interface SupervisorLifeSpawned {
+	type: 'supervisor.vm.respawned';
+	cid: number;
+	vm: VmActorRef;
+}
+
 /** The machine's answers to `VM.CREATE` and `VM.START`, for the façade that asked (not published). */
 export type SupervisorReply =
-	| {type: 'supervisor.vm.created'; requestId: number; cid: number; vm: VmActorRef}
+	| {type: 'supervisor.vm.created'; requestId: number; cid: number; vm: VmActorRef; restart: RestartActorRef | undefined}
 	| {type: 'supervisor.vm.startAccepted'; requestId: number}
 	| {type: 'supervisor.vm.refused'; requestId: number; error: NoAvailableCidError | SupervisorShutDownError};
 
@@ -96,6 +135,8 @@ export type SupervisorReply =
 // VM machine's internal actor types (vm.machine.ts does not export them), so the spawned ref is
 // typed as VmActorRef where it is spawned, and its input checked with `satisfies`.
 const vmLogic: AnyStateMachine = vmMachine;
+// The same for the restart machine, whose context holds a VM actor ref.
+const restartLogic: AnyStateMachine = restartMachine;
 
 /** How many VMs are sent STOP per macrotask during shutdown. */
 export const STOP_BATCH_SIZE = 8;
@@ -124,10 +165,11 @@ export const supervisorMachine = setup({
 		context: {} as SupervisorContext,
 		events: {} as SupervisorMachineEvent,
 		input: {} as SupervisorMachineInput,
-		emitted: {} as SupervisorMachineEmitted | SupervisorReply,
+		emitted: {} as SupervisorMachineEmitted | SupervisorReply | SupervisorLifeSpawned,
 	},
 	actors: {
 		vm: vmLogic,
+		restart: restartLogic,
 		reapStaleVms: fromPromise<ReapedVm[], {stateDir: string; records: VmRecord[]}>(async ({input}) => reapStaleVms(input.stateDir, input.records)),
 	},
 	delays: {
@@ -140,6 +182,14 @@ export const supervisorMachine = setup({
 			assertEvent(event, ['xstate.done.actor.vm.*', 'xstate.error.actor.vm.*']);
 			return context.vms.has(event.actorId);
 		},
+		hasNoLife({context, event}) {
+			assertEvent(event, ['xstate.done.actor.restart.*', 'xstate.error.actor.restart.*']);
+			return context.vms.get(vmIdOfRestart(event.actorId))?.ref === undefined;
+		},
+		isRestartWatched({context, event}) {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			return context.vms.get(event.actorId)?.restart !== undefined;
+		},
 		vmRunningUnrecorded({context, event}) {
 			assertEvent(event, 'xstate.snapshot.vm.*');
 			return context.stateDir !== undefined && !context.recorded.has(event.snapshot.context.cid) && runningVmmOf(event.snapshot) !== undefined;
@@ -150,13 +200,107 @@ export const supervisorMachine = setup({
 	actions: {
 		allocateAndSpawnVm: assign(({context, event, spawn}) => {
 			assertEvent(event, 'VM.CREATE');
-			const {config, requester, payloadChannel} = event;
+			const {config, requester, payloadChannel, restartPolicy} = event;
 			const cid = allocateCid(context.pool);
 			const id = vmActorId(cid);
-			const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput});
-			context.vms.set(id, {cid, ref});
+			const input = {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput;
+			const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input});
+			// A policy that can never restart needs no watching: the VM lives and dies as before.
+			const restart: RestartActorRef | undefined = restartPolicy === undefined || !mayRestart(restartPolicy) ? undefined : spawn('restart', {
+				id: restartActorId(cid),
+				input: {cid, policy: restartPolicy, vm: ref, healthFrom: payloadChannel ? 'ready' : 'start', env: context.restartEnvironment} satisfies RestartMachineInput,
+			});
+			context.vms.set(id, {cid, ref, restart, input});
 			return {vms: context.vms};
 		}),
+		// A life of a restarting VM ended: its restart machine judges the death, and the CID stays held.
+		reportLifeEnded: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			const held = context.vms.get(event.actorId);
+			if (held?.restart === undefined) {
+				return;
+			}
+
+			const {death, error} = event.output;
+			enqueue.sendTo(held.restart, death === undefined ? {type: 'LIFE.START_FAILED', message: error?.message ?? 'the VM did not start'} : {type: 'LIFE.DIED', death});
+			if (held.ref !== undefined) {
+				enqueue(stopChild(held.ref));
+			}
+
+			const recorded = new Set(context.recorded);
+			recorded.delete(held.cid);
+			context.vms.set(event.actorId, {...held, ref: undefined});
+			enqueue.assign({vms: context.vms, recorded});
+		}),
+		respawnVm: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'RESTART.DUE');
+			const id = vmActorId(event.cid);
+			const held = context.vms.get(id);
+			if (held?.restart === undefined || held.ref !== undefined) {
+				return;
+			}
+
+			enqueue.assign(({spawn}) => {
+				const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: held.input});
+				context.vms.set(id, {...held, ref});
+				return {vms: context.vms};
+			});
+			enqueue(({context: current}) => {
+				const life = current.vms.get(id)?.ref;
+				if (life !== undefined && held.restart !== undefined) {
+					held.restart.send({type: 'LIFE.SPAWNED', vm: life});
+				}
+			});
+		}),
+		startRespawnedVm: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'RESTART.DUE');
+			const life = context.vms.get(vmActorId(event.cid))?.ref;
+			if (life !== undefined) {
+				enqueue.sendTo(life, {type: 'START', initiator: 'supervisor'});
+				enqueue.emit({type: 'supervisor.vm.respawned', cid: event.cid, vm: life});
+			}
+		}),
+		endRestart: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'VM.END');
+			const restart = context.vms.get(vmActorId(event.cid))?.restart;
+			if (restart !== undefined) {
+				enqueue.sendTo(restart, {type: 'END'});
+			}
+		}),
+		endAllRestarts: enqueueActions(({context, enqueue}) => {
+			for (const {restart} of context.vms.values()) {
+				if (restart !== undefined) {
+					enqueue.sendTo(restart, {type: 'END'});
+				}
+			}
+		}),
+		// No restart follows: the restart machine goes; the CID goes back once no life runs either.
+		dropRestart: assign(({context}, params: {actorId: string}) => {
+			const id = vmIdOfRestart(params.actorId);
+			const held = context.vms.get(id);
+			if (held?.restart !== undefined) {
+				context.vms.set(id, {...held, restart: undefined});
+			}
+
+			return {vms: context.vms};
+		}),
+		stopRestartActor: enqueueActions(({context, enqueue}, params: {actorId: string}) => {
+			const restart = context.vms.get(vmIdOfRestart(params.actorId))?.restart;
+			if (restart !== undefined) {
+				enqueue(stopChild(restart));
+			}
+		}),
+		// The restart was cancelled while its life was still launching: that life is stopped.
+		stopLaunchingLife: enqueueActions(({context, enqueue}, params: {actorId: string}) => {
+			const ref = context.vms.get(vmIdOfRestart(params.actorId))?.ref;
+			if (ref?.getSnapshot().status === 'active') {
+				enqueue.sendTo(ref, {type: 'STOP', timeoutMs: context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs, initiator: 'supervisor'});
+			}
+		}),
+		logRestartFailure: ({context, event}) => {
+			assertEvent(event, 'xstate.error.actor.restart.*');
+			context.vmDefaults.logger.error(`Restart machine ${event.actorId} failed: ${String(event.error)}`);
+		},
 		persistLastCid: enqueueActions(({context, enqueue}) => {
 			const {stateDir, pool: {lastAllocated: cid}} = context;
 			if (stateDir === undefined || cid === undefined) {
@@ -175,9 +319,9 @@ export const supervisorMachine = setup({
 			assertEvent(event, 'VM.CREATE');
 			const {lastAllocated: cid} = context.pool;
 			const held = cid === undefined ? undefined : context.vms.get(vmActorId(cid));
-			if (held !== undefined) {
+			if (held?.ref !== undefined) {
 				enqueue.emit({type: 'supervisor.cid.allocated', cid: held.cid, cause: 'createVm', initiator: 'caller'});
-				enqueue.emit({type: 'supervisor.vm.created', requestId: event.requestId, cid: held.cid, vm: held.ref});
+				enqueue.emit({type: 'supervisor.vm.created', requestId: event.requestId, cid: held.cid, vm: held.ref, restart: held.restart});
 			}
 		}),
 		refuseNoCid: emit(({context, event}) => {
@@ -231,7 +375,7 @@ export const supervisorMachine = setup({
 			assertEvent(event, 'xstate.error.actor.vm.*');
 			context.vmDefaults.logger.error(`VM actor ${event.actorId} failed: ${String(event.error)}`);
 		},
-		releaseVm: enqueueActions(({context, enqueue}, params: {actorId: string; cause: 'vm cleaned up' | 'vm actor failed'}) => {
+		releaseVm: enqueueActions(({context, enqueue}, params: {actorId: string; cause: 'vm cleaned up' | 'vm actor failed' | 'restart machine failed'}) => {
 			const held = context.vms.get(params.actorId);
 			if (held === undefined) {
 				return;
@@ -241,7 +385,12 @@ export const supervisorMachine = setup({
 			recorded.delete(held.cid);
 			context.vms.delete(params.actorId);
 			releaseCid(context.pool, held.cid);
-			enqueue(stopChild(held.ref));
+			for (const child of [held.ref, held.restart]) {
+				if (child !== undefined) {
+					enqueue(stopChild(child));
+				}
+			}
+
 			enqueue.assign({vms: context.vms, recorded});
 			enqueue.emit({type: 'supervisor.cid.released', cid: held.cid, cause: params.cause, initiator: 'supervisor'});
 		}),
@@ -263,13 +412,17 @@ export const supervisorMachine = setup({
 		}),
 		emitShutdownStarted: emit(({context}) => ({type: 'supervisor.shutdown.started' as const, cause: 'shutdown()' as const, initiator: 'caller' as const, vms: context.vms.size})),
 		discardUnstartedVms: enqueueActions(({context, enqueue}) => {
-			for (const [id, {cid, ref}] of context.vms) {
-				if (ref.getSnapshot().matches({NotStarted: 'idle'})) {
+			for (const [id, {cid, ref, restart}] of context.vms) {
+				if (ref?.getSnapshot().matches({NotStarted: 'idle'}) === true && restart?.getSnapshot().matches('Idle') !== false) {
 					// Never started: nothing runs and nothing was created, so there is nothing to stop.
 					// Its handle's start() now asks a Draining supervisor, which refuses it.
 					context.vms.delete(id);
 					releaseCid(context.pool, cid);
 					enqueue(stopChild(ref));
+					if (restart !== undefined) {
+						enqueue(stopChild(restart));
+					}
+
 					enqueue.emit({type: 'supervisor.cid.released', cid, cause: 'vm never started', initiator: 'supervisor'});
 				}
 			}
@@ -283,10 +436,11 @@ export const supervisorMachine = setup({
 			const timeoutMs = context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs;
 			const batch = context.stopQueue.slice(0, STOP_BATCH_SIZE);
 			for (const id of batch) {
-				const held = context.vms.get(id);
-				if (held !== undefined) {
+				const ref = context.vms.get(id)?.ref;
+				if (ref !== undefined) {
 					// Launching or running: the VM machine stops it (a launch finishes first, then stops).
-					enqueue.sendTo(held.ref, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
+					// A VM waiting for a restart has no life to stop: endAllRestarts cancelled it.
+					enqueue.sendTo(ref, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
 				}
 			}
 
@@ -309,15 +463,57 @@ export const supervisorMachine = setup({
 		staleVms: input.staleVms,
 		shutdownStopTimeoutMs: undefined,
 		stopQueue: [],
+		restartEnvironment: input.restartEnvironment ?? new RestartEnvironment(),
 	}),
 	on: {
-		'xstate.done.actor.vm.*': {
-			guard: 'isHeldVm',
-			actions: [
-				{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
-				{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm cleaned up' as const})},
-			],
-		},
+		'xstate.done.actor.vm.*': [
+			{
+				guard: 'isRestartWatched',
+				actions: [
+					{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
+					'reportLifeEnded',
+				],
+			},
+			{
+				guard: 'isHeldVm',
+				actions: [
+					{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm cleaned up' as const})},
+				],
+			},
+		],
+		'xstate.done.actor.restart.*': [
+			{
+				guard: 'hasNoLife',
+				actions: [
+					{type: 'stopRestartActor', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'dropRestart', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'releaseVm', params: ({event}) => ({actorId: vmIdOfRestart(event.actorId), cause: 'vm cleaned up' as const})},
+				],
+			},
+			{
+				actions: [
+					{type: 'stopRestartActor', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'dropRestart', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'stopLaunchingLife', params: ({event}) => ({actorId: event.actorId})},
+				],
+			},
+		],
+		'xstate.error.actor.restart.*': [
+			{
+				guard: 'hasNoLife',
+				actions: ['logRestartFailure', {type: 'releaseVm', params: ({event}) => ({actorId: vmIdOfRestart(event.actorId), cause: 'restart machine failed' as const})}],
+			},
+			{
+				actions: [
+					'logRestartFailure',
+					{type: 'stopRestartActor', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'dropRestart', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'stopLaunchingLife', params: ({event}) => ({actorId: event.actorId})},
+				],
+			},
+		],
+		'VM.END': {actions: 'endRestart'},
 		'xstate.error.actor.vm.*': {
 			guard: 'isHeldVm',
 			actions: [
@@ -368,11 +564,13 @@ export const supervisorMachine = setup({
 									{actions: 'refuseNoCid'},
 								],
 								'VM.START': {actions: 'acceptStart'},
+								// Only while accepting: once shutting down, no restart starts.
+								'RESTART.DUE': {actions: ['respawnVm', 'startRespawnedVm']},
 								SHUTDOWN: {target: 'Draining', actions: 'recordShutdownTimeout'},
 							},
 						},
 						Draining: {
-							entry: ['emitShutdownStarted', 'discardUnstartedVms', 'stopNextBatch'],
+							entry: ['emitShutdownStarted', 'discardUnstartedVms', 'endAllRestarts', 'stopNextBatch'],
 							on: {
 								'STOP.NEXT_BATCH': {actions: 'stopNextBatch'},
 							},
