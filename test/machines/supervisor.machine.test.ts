@@ -119,7 +119,7 @@ function startSupervisor({range = {first: 2048, last: 65_535}, stateDir, staleVm
 	actor.on('*', event => {
 		if ('requestId' in event) {
 			replies.push(event);
-		} else {
+		} else if (event.type !== 'supervisor.vm.respawned') {
 			emitted.push(event);
 		}
 	});

@@ -1,0 +1,231 @@
+/**
+ * Restart policies with real VMs on crosvm-sim (built by `npm run build`): guests that crash a set
+ * number of times and then run, that crash for ever (the supervisor gives up after exactly the
+ * intensity's restarts), that reboot, and stops and shutdowns during a backoff. A guest's kernel is a
+ * script file that the simulator reads at each launch, so a test rewrites it after the deaths it
+ * wants. Every test ends with nothing leaked: no process, descriptor or temporary directory.
+ */
+import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join, resolve} from 'node:path';
+import {execa} from 'execa';
+import winston from 'winston';
+import {createSupervisor, type SupervisedVm, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
+import type {RestartPolicyOptions} from '../../src/services/restart/policy.js';
+import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
+
+const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');
+const logger = winston.createLogger({silent: true});
+
+const RUNS = ['payload started', 'payload ready', 'hang'];
+const CRASHES = ['console about to crash', 'crash'];
+
+/** Fast and exact: 20 ms doubling, no jitter. */
+const FAST: RestartPolicyOptions = {backoff: {initialDelayMs: 20, factor: 2, maxDelayMs: 1000, jitter: 0}, intensity: {maxRestarts: 3, windowMs: 60_000}};
+
+let work: string;
+let tempRoot: string;
+let baseline: ResourceSnapshot;
+let supervisor: Supervisor | undefined;
+
+function script(file: string, directives: string[]): void {
+	writeFileSync(file, ['#!crosvm-sim-guest', ...directives, ''].join('\n'));
+}
+
+function guest(directives: string[]): string {
+	const file = join(work, `guest-${Math.random().toString(36).slice(2)}`);
+	script(file, directives);
+	return file;
+}
+
+function supervise(restartPolicy: RestartPolicyOptions): {supervisor: Supervisor; events: SupervisorEvent[]} {
+	const created = createSupervisor({crosvmPath: SIM_PATH, tempRoot, logger, stopTimeoutMs: 2000, restartPolicy});
+	supervisor = created;
+	const events: SupervisorEvent[] = [];
+	created.events$.subscribe(event => events.push(event));
+	return {supervisor: created, events};
+}
+
+/** After `deaths` deaths, the guest's kernel becomes `then` (read at the next launch). */
+function changeAfter(vm: SupervisedVm, kernel: string, deaths: number, then: string[]): void {
+	let seen = 0;
+	vm.onDeath(() => {
+		seen++;
+		if (seen === deaths) {
+			script(kernel, then);
+		}
+	});
+}
+
+async function until(condition: () => boolean): Promise<void> {
+	const deadline = Date.now() + 10_000;
+	while (!condition()) {
+		if (Date.now() > deadline) {
+			throw new Error('timed out');
+		}
+
+		// eslint-disable-next-line no-await-in-loop
+		await new Promise(resolve => {
+			setTimeout(resolve, 5);
+		});
+	}
+}
+
+function restartSteps(events: SupervisorEvent[]): string[] {
+	return events.flatMap(event => {
+		switch (event.type) {
+			case 'supervisor.restart.scheduled': {
+				return [`scheduled #${event.attempt} in ${event.delayMs} (${event.reason})`];
+			}
+
+			case 'supervisor.restart.restarted': {
+				return [`restarted ${event.restarts}`];
+			}
+
+			case 'supervisor.restart.gaveUp': {
+				return [`gave up after ${event.restarts} (${event.reason})`];
+			}
+
+			case 'supervisor.restart.cancelled': {
+				return [`cancelled after ${event.restarts}`];
+			}
+
+			default: {
+				return [];
+			}
+		}
+	});
+}
+
+beforeAll(async () => {
+	if (!existsSync(SIM_PATH)) {
+		throw new Error(`${SIM_PATH} is missing: run npm run build first`);
+	}
+
+	// The first spawn creates libuv's signal pipe for good: keep it out of every baseline.
+	await execa(process.execPath, ['-e', '0']);
+});
+
+beforeEach(() => {
+	work = mkdtempSync(join(tmpdir(), 'vmwarden-restart-test-'));
+	tempRoot = mkdtempSync(join(tmpdir(), 'vmwarden-restart-root-'));
+	baseline = takeSnapshot([tempRoot]);
+});
+
+afterEach(async () => {
+	await supervisor?.shutdown({stopTimeoutMs: 500});
+	supervisor = undefined;
+	const leaks = await settleLeaks(baseline, [tempRoot]);
+	rmSync(work, {recursive: true, force: true});
+	rmSync(tempRoot, {recursive: true, force: true});
+	expect(leaks).toEqual([]);
+});
+
+describe('on-failure', () => {
+	test('a guest that crashes twice and then runs is restarted twice with the same CID, then stops for good', async () => {
+		const {supervisor, events} = supervise({restart: 'on-failure', ...FAST});
+		const kernel = guest(CRASHES);
+		const vm = await supervisor.createVm({kernel});
+		changeAfter(vm, kernel, 2, RUNS);
+		const {cid} = vm;
+		await vm.start();
+		await until(() => vm.restarts === 2 && vm.payloadState === 'Ready');
+		expect(vm.cid).toBe(cid);
+		expect(vm.state).toBe('Running');
+		expect(vm.supervision).toBe('alive');
+		expect(vm.deaths.map(death => death.reason)).toEqual(['CRASH', 'CRASH']);
+		expect(supervisor.get(cid)).toBe(vm);
+		expect(restartSteps(events)).toEqual(['scheduled #1 in 20 (CRASH)', 'restarted 1', 'scheduled #2 in 40 (CRASH)', 'restarted 2']);
+
+		const death = await vm.stop();
+		expect(death).toMatchObject({reason: 'SHUTDOWN', initiator: 'caller'});
+		await expect(vm.died).resolves.toBe(death);
+		expect(vm.supervision).toBe('ended');
+		await until(() => supervisor.get(cid) === undefined);
+		expect(events.filter(event => event.type === 'supervisor.cid.released')).toHaveLength(1);
+	});
+
+	test('a guest that crashes for ever is restarted exactly maxRestarts times, then the supervisor gives up', async () => {
+		const {supervisor, events} = supervise({restart: 'on-failure', ...FAST});
+		const vm = await supervisor.createVm({kernel: guest(CRASHES)});
+		await vm.start();
+		const death = await vm.died;
+		expect(death.reason).toBe('CRASH');
+		expect(vm.restarts).toBe(3);
+		expect(vm.deaths).toHaveLength(4);
+		expect(vm.supervision).toBe('gave-up');
+		expect(restartSteps(events)).toEqual([
+			'scheduled #1 in 20 (CRASH)', 'restarted 1',
+			'scheduled #2 in 40 (CRASH)', 'restarted 2',
+			'scheduled #3 in 80 (CRASH)', 'restarted 3',
+			'gave up after 3 (CRASH)',
+		]);
+		await until(() => supervisor.get(vm.cid) === undefined);
+	});
+
+	test('a clean power-off is final under on-failure, and restarted under always', async () => {
+		const {supervisor, events} = supervise({...FAST});
+		const once = await supervisor.createVm({kernel: guest(['poweroff'])}, {restartPolicy: {restart: 'on-failure'}});
+		await once.start();
+		await expect(once.died).resolves.toMatchObject({reason: 'SHUTDOWN', initiator: 'guest'});
+		expect(once.restarts).toBe(0);
+
+		const kernel = guest(['poweroff']);
+		const again = await supervisor.createVm({kernel}, {restartPolicy: {restart: 'always'}});
+		changeAfter(again, kernel, 1, RUNS);
+		await again.start();
+		await until(() => again.restarts === 1 && again.state === 'Running');
+		expect(restartSteps(events)).toEqual(['scheduled #1 in 20 (SHUTDOWN)', 'restarted 1']);
+	});
+});
+
+describe('reboot', () => {
+	test('onReboot restart starts the VM again at once, with no backoff, even under never', async () => {
+		const {supervisor, events} = supervise({restart: 'never', onReboot: 'restart', ...FAST});
+		const kernel = guest(['console rebooting', 'reboot']);
+		const vm = await supervisor.createVm({kernel});
+		changeAfter(vm, kernel, 2, RUNS);
+		await vm.start();
+		await until(() => vm.restarts === 2 && vm.payloadState === 'Ready');
+		expect(restartSteps(events)).toEqual(['scheduled #1 in 0 (REBOOT)', 'restarted 1', 'scheduled #2 in 0 (REBOOT)', 'restarted 2']);
+	});
+
+	test('by default a reboot is a death like any other: not a failure, so the VM stays dead', async () => {
+		const {supervisor, events} = supervise({restart: 'on-failure', ...FAST});
+		const vm = await supervisor.createVm({kernel: guest(['reboot'])});
+		await vm.start();
+		await expect(vm.died).resolves.toMatchObject({reason: 'REBOOT'});
+		expect(restartSteps(events)).toEqual([]);
+	});
+});
+
+describe('ending during a backoff', () => {
+	const SLOW: RestartPolicyOptions = {restart: 'on-failure', backoff: {initialDelayMs: 60_000, jitter: 0, maxDelayMs: 60_000}};
+
+	test('stop() cancels the restart at once and resolves with the last death; no restart ever starts', async () => {
+		const {supervisor, events} = supervise(SLOW);
+		const vm = await supervisor.createVm({kernel: guest(CRASHES)});
+		await vm.start();
+		await until(() => vm.supervision === 'backoff');
+		const death = await vm.stop();
+		expect(death).toMatchObject({reason: 'CRASH'});
+		await expect(vm.died).resolves.toBe(death);
+		expect(vm.supervision).toBe('cancelled');
+		expect(restartSteps(events)).toEqual(['scheduled #1 in 60000 (CRASH)', 'cancelled after 0']);
+		await until(() => supervisor.get(vm.cid) === undefined);
+	});
+
+	test('shutdown() cancels every pending restart and stops the VMs that run', async () => {
+		const {supervisor, events} = supervise(SLOW);
+		const crashing = await supervisor.createVm({kernel: guest(CRASHES)});
+		const running = await supervisor.createVm({kernel: guest(RUNS)});
+		await Promise.all([crashing.start(), running.start()]);
+		await until(() => crashing.supervision === 'backoff');
+		await supervisor.shutdown({stopTimeoutMs: 1000});
+		expect(crashing.supervision).toBe('cancelled');
+		await expect(running.died).resolves.toMatchObject({reason: 'SHUTDOWN', initiator: 'supervisor'});
+		expect(running.supervision).toBe('ended');
+		expect(supervisor.vms()).toEqual([]);
+		expect(restartSteps(events)).toEqual(['scheduled #1 in 60000 (CRASH)', 'cancelled after 0']);
+	});
+});
