@@ -4,12 +4,9 @@ import {RestartEnvironment} from '../services/restart/environment.js';
 import {admitRestart, type RestartWindow} from '../services/restart/intensity.js';
 import type {RestartPolicy} from '../services/restart/policy.js';
 import {judgeDeath} from '../services/restart/verdict.js';
-import {watchLife} from '../services/restart/watch-life.js';
+import {watchLife, type LifeRef} from '../services/restart/watch-life.js';
 import type {DeathReason} from '../services/death/reason.js';
 import type {VmDeath} from '../types.js';
-import type {vmMachine} from './vm.machine.js';
-
-type LifeRef = ActorRefFrom<typeof vmMachine>;
 
 export interface RestartMachineInput {
 	cid: number;

@@ -1,0 +1,195 @@
+/**
+ * Model-based tests of the restart machine: every path the abstract model (restart-model.ts) gives
+ * is run against the real machine, spawned by a harness parent as the supervisor spawns it, with
+ * fake VM lives and a simulated clock. After each step the real state must equal the model's, and
+ * each scheduled restart must carry the model's delay. The walks together cover every transition of
+ * the model, and the real machine's states visited cover every state node of its chart.
+ */
+import {describe, expect, test} from '@jest/globals';
+import {assign, createActor, getInitialSnapshot, sendTo, setup, SimulatedClock, type ActorRefFrom, type InspectionEvent, type SnapshotFrom, type StateValue} from 'xstate';
+import {createTestModel, type TestPath} from 'xstate/graph';
+import {restartMachine, type RestartEmitted} from '../../src/machines/restart.machine.js';
+import {RestartEnvironment} from '../../src/services/restart/environment.js';
+import {resolveRestartPolicy} from '../../src/services/restart/policy.js';
+import type {VmDeath} from '../../src/types.js';
+import type {DeathReason} from '../../src/services/death/reason.js';
+import type {PayloadState} from '../../src/services/payload/state.js';
+import {coveringWalks, describePath, modelCoverage} from '../helpers/model-coverage.js';
+import {activeStateIds, stateNodeIds} from '../helpers/real-states.js';
+import {MODEL_POLICY, RESTART_MODEL_EVENTS, restartModel, type RestartModelEvent} from './restart-model.js';
+
+/** A VM life as the restart machine sees it: NotStarted, then Running, its payload reaching Ready. */
+const fakeLife = setup({
+	types: {context: {} as {payloadState: PayloadState}, events: {} as {type: 'RUN'} | {type: 'READY'}},
+}).createMachine({
+	context: {payloadState: 'Starting'},
+	initial: 'NotStarted',
+	states: {
+		NotStarted: {on: {RUN: 'Running'}},
+		Running: {on: {READY: {actions: assign({payloadState: 'Ready' as const})}}},
+	},
+});
+
+/** Stands in for the supervisor: spawns the restart machine and counts its `RESTART.DUE`s. */
+function harness(healthFrom: 'ready' | 'start', env: RestartEnvironment) {
+	return setup({
+		types: {context: {} as {due: number}, events: {} as {type: 'RESTART.DUE'; cid: number}},
+		actors: {restart: restartMachine},
+	}).createMachine({
+		context: {due: 0},
+		invoke: {
+			id: 'restart',
+			src: 'restart',
+			input: ({self}) => ({cid: 7, policy: resolveRestartPolicy(MODEL_POLICY), healthFrom, env, vm: createActor(fakeLife, {id: `life-${self.id}`}).start()}),
+		},
+		on: {'RESTART.DUE': {actions: assign({due: ({context}) => context.due + 1})}},
+	});
+}
+
+function death(reason: DeathReason, initiator: VmDeath['initiator']): VmDeath {
+	return {cid: 7, reason, exitCode: undefined, signal: undefined, failureReason: undefined, failureContext: undefined, payloadState: 'Started', stderrTail: '', initiator};
+}
+
+const visited = new Set<string>();
+
+function recordRestartStates(event: InspectionEvent): void {
+	const {actorRef} = event;
+	if ('id' in actorRef && actorRef.id === 'restart' && (event.type === '@xstate.microstep' || event.type === '@xstate.snapshot')) {
+		for (const id of activeStateIds(restartMachine, (event.snapshot as {value?: StateValue}).value ?? 'Idle')) {
+			visited.add(id);
+		}
+	}
+}
+
+for (const healthFrom of ['ready', 'start'] as const) {
+	const modelMachine = restartModel(healthFrom);
+	type ModelPath = TestPath<SnapshotFrom<typeof modelMachine>, RestartModelEvent>;
+	const model = createTestModel(modelMachine, {events: RESTART_MODEL_EVENTS, filterEvents: (snapshot, event) => snapshot.can(event)});
+	const shortest: ModelPath[] = model.getShortestPaths();
+	const walks: ModelPath[] = coveringWalks(model, getInitialSnapshot(modelMachine)).map(events => model.getPathsFromEvents(events)[0]!);
+
+	describe(`restart model, health counted from ${healthFrom}: ${shortest.length} shortest paths, ${walks.length} covering walks`, () => {
+		test('the walks take every transition of the model and enter every state it can reach', () => {
+			const coverage = modelCoverage(model, walks);
+			// Counting from start, no life waits for Ready.
+			expect(coverage.missingStates).toEqual(healthFrom === 'start' ? ['restartModel.Alive.AwaitingReady'] : []);
+			expect(coverage.missingTransitions).toEqual([]);
+		});
+
+		const run = (path: ModelPath) => {
+			const clock = new SimulatedClock();
+			const env = new RestartEnvironment(() => clock.now(), () => 0.5);
+			const parent = createActor(harness(healthFrom, env), {clock, inspect: recordRestartStates}).start();
+			const restart = (): ActorRefFrom<typeof restartMachine> => parent.getSnapshot().children['restart'] as ActorRefFrom<typeof restartMachine>;
+			const ref = restart();
+			const emitted: RestartEmitted[] = [];
+			ref.on('*', event => emitted.push(event));
+			let life = ref.getSnapshot().context.vm as unknown as ActorRefFrom<typeof fakeLife>;
+			const lives: Array<ActorRefFrom<typeof fakeLife>> = [life];
+			const died = (reason: DeathReason, initiator: VmDeath['initiator']) => {
+				ref.send({type: 'LIFE.DIED', death: death(reason, initiator)});
+			};
+
+			for (const step of path.steps) {
+				const {event, state} = step;
+				switch (event.type) {
+					case 'STARTED': {
+						life.send({type: 'RUN'});
+						break;
+					}
+
+					case 'READY': {
+						life.send({type: 'READY'});
+						break;
+					}
+
+					case 'HEALTHY': {
+						clock.increment(MODEL_POLICY.resetAfterMs);
+						break;
+					}
+
+					case 'WINDOW_PASSES': {
+						clock.increment(MODEL_POLICY.intensity.windowMs);
+						break;
+					}
+
+					case 'CRASH': {
+						died('CRASH', 'vmm');
+						break;
+					}
+
+					case 'REBOOT': {
+						died('REBOOT', 'guest');
+						break;
+					}
+
+					case 'POWEROFF': {
+						died('SHUTDOWN', 'guest');
+						break;
+					}
+
+					case 'STOPPED': {
+						died('SHUTDOWN', 'caller');
+						break;
+					}
+
+					case 'START_FAILED': {
+						ref.send({type: 'LIFE.START_FAILED', message: 'no VMM'});
+						break;
+					}
+
+					case 'BACKOFF_ELAPSED': {
+						const due = parent.getSnapshot().context.due;
+						clock.increment(ref.getSnapshot().context.delayMs);
+						expect(parent.getSnapshot().context.due).toBe(due + 1);
+						break;
+					}
+
+					case 'SPAWNED': {
+						life = createActor(fakeLife).start();
+						lives.push(life);
+						ref.send({type: 'LIFE.SPAWNED', vm: life});
+						break;
+					}
+
+					case 'END': {
+						ref.send({type: 'END'});
+						break;
+					}
+
+					default: {
+						// xstate.init: nothing to do.
+					}
+				}
+
+				expect(ref.getSnapshot().value).toEqual(state.value);
+				if (state.matches('Backoff')) {
+					expect(emitted.at(-1)).toMatchObject({type: 'supervisor.restart.scheduled', delayMs: state.context.delayMs});
+				}
+			}
+
+			const final = ref.getSnapshot();
+			if (final.status === 'done') {
+				expect(final.output?.outcome).toBe(final.matches('GaveUp') ? 'gave-up' : final.matches('Cancelled') ? 'cancelled' : 'ended');
+				expect(final.output?.restarts).toBe(parent.getSnapshot().context.due);
+			}
+
+			parent.stop();
+			for (const each of lives) {
+				each.stop();
+			}
+		};
+
+		test.each(walks.map(walk => [describePath(walk), walk] as const))('walk %s', (_title, walk) => {
+			run(walk);
+		});
+
+		test.each(shortest.map(path => [describePath(path) || '(initial)', path] as const))('shortest path %s', (_title, path) => {
+			run(path);
+		});
+	});
+}
+
+test('the paths run enter every state node of the real restart machine', () => {
+	expect([...stateNodeIds(restartMachine)].filter(id => !visited.has(id))).toEqual([]);
+});
