@@ -6,49 +6,17 @@
  * the model, and the real machine's states visited cover every state node of its chart.
  */
 import {describe, expect, test} from '@jest/globals';
-import {assign, createActor, getInitialSnapshot, sendTo, setup, SimulatedClock, type ActorRefFrom, type InspectionEvent, type SnapshotFrom, type StateValue} from 'xstate';
+import {createActor, getInitialSnapshot, SimulatedClock, type ActorRefFrom, type InspectionEvent, type SnapshotFrom, type StateValue} from 'xstate';
 import {createTestModel, type TestPath} from 'xstate/graph';
 import {restartMachine, type RestartEmitted} from '../../src/machines/restart.machine.js';
 import {RestartEnvironment} from '../../src/services/restart/environment.js';
 import {resolveRestartPolicy} from '../../src/services/restart/policy.js';
 import type {VmDeath} from '../../src/types.js';
 import type {DeathReason} from '../../src/services/death/reason.js';
-import type {PayloadState} from '../../src/services/payload/state.js';
 import {coveringWalks, describePath, modelCoverage} from '../helpers/model-coverage.js';
 import {activeStateIds, stateNodeIds} from '../helpers/real-states.js';
+import {death, fakeLife, restartHarness} from './restart-harness.js';
 import {MODEL_POLICY, RESTART_MODEL_EVENTS, restartModel, type RestartModelEvent} from './restart-model.js';
-
-/** A VM life as the restart machine sees it: NotStarted, then Running, its payload reaching Ready. */
-const fakeLife = setup({
-	types: {context: {} as {payloadState: PayloadState}, events: {} as {type: 'RUN'} | {type: 'READY'}},
-}).createMachine({
-	context: {payloadState: 'Starting'},
-	initial: 'NotStarted',
-	states: {
-		NotStarted: {on: {RUN: 'Running'}},
-		Running: {on: {READY: {actions: assign({payloadState: 'Ready' as const})}}},
-	},
-});
-
-/** Stands in for the supervisor: spawns the restart machine and counts its `RESTART.DUE`s. */
-function harness(healthFrom: 'ready' | 'start', env: RestartEnvironment) {
-	return setup({
-		types: {context: {} as {due: number}, events: {} as {type: 'RESTART.DUE'; cid: number}},
-		actors: {restart: restartMachine},
-	}).createMachine({
-		context: {due: 0},
-		invoke: {
-			id: 'restart',
-			src: 'restart',
-			input: ({self}) => ({cid: 7, policy: resolveRestartPolicy(MODEL_POLICY), healthFrom, env, vm: createActor(fakeLife, {id: `life-${self.id}`}).start()}),
-		},
-		on: {'RESTART.DUE': {actions: assign({due: ({context}) => context.due + 1})}},
-	});
-}
-
-function death(reason: DeathReason, initiator: VmDeath['initiator']): VmDeath {
-	return {cid: 7, reason, exitCode: undefined, signal: undefined, failureReason: undefined, failureContext: undefined, payloadState: 'Started', stderrTail: '', initiator};
-}
 
 const visited = new Set<string>();
 
@@ -79,12 +47,12 @@ for (const healthFrom of ['ready', 'start'] as const) {
 		const run = (path: ModelPath) => {
 			const clock = new SimulatedClock();
 			const env = new RestartEnvironment(() => clock.now(), () => 0.5);
-			const parent = createActor(harness(healthFrom, env), {clock, inspect: recordRestartStates}).start();
+			let life = createActor(fakeLife).start();
+			const parent = createActor(restartHarness(resolveRestartPolicy(MODEL_POLICY), healthFrom, env, life), {clock, inspect: recordRestartStates}).start();
 			const restart = (): ActorRefFrom<typeof restartMachine> => parent.getSnapshot().children['restart'] as ActorRefFrom<typeof restartMachine>;
 			const ref = restart();
 			const emitted: RestartEmitted[] = [];
 			ref.on('*', event => emitted.push(event));
-			let life = ref.getSnapshot().context.vm as unknown as ActorRefFrom<typeof fakeLife>;
 			const lives: Array<ActorRefFrom<typeof fakeLife>> = [life];
 			const died = (reason: DeathReason, initiator: VmDeath['initiator']) => {
 				ref.send({type: 'LIFE.DIED', death: death(reason, initiator)});

@@ -1,0 +1,45 @@
+/**
+ * What the restart machine's tests share: a fake VM life, a parent that spawns the restart machine
+ * as the supervisor does and counts its restart requests, and death records.
+ */
+import {assign, setup} from 'xstate';
+import {restartMachine} from '../../src/machines/restart.machine.js';
+import type {RestartEnvironment} from '../../src/services/restart/environment.js';
+import type {RestartPolicy} from '../../src/services/restart/policy.js';
+import type {LifeRef} from '../../src/services/restart/watch-life.js';
+import type {DeathReason} from '../../src/services/death/reason.js';
+import type {PayloadState} from '../../src/services/payload/state.js';
+import type {VmDeath} from '../../src/types.js';
+
+/** A VM life as the restart machine sees it: NotStarted, then Running, its payload reaching Ready. */
+export const fakeLife = setup({
+	types: {context: {} as {payloadState: PayloadState}, events: {} as {type: 'RUN'} | {type: 'READY'}},
+}).createMachine({
+	context: {payloadState: 'Starting'},
+	initial: 'NotStarted',
+	states: {
+		NotStarted: {on: {RUN: 'Running'}},
+		Running: {on: {READY: {actions: assign({payloadState: 'Ready' as const})}}},
+	},
+});
+
+/** Stands in for the supervisor: spawns the restart machine and counts its `RESTART.DUE`s. */
+/** `first` is the first life, started by the caller (a fake life actor). */
+export function restartHarness(policy: RestartPolicy, healthFrom: 'ready' | 'start', env: RestartEnvironment, first: LifeRef) {
+	return setup({
+		types: {context: {} as {due: number}, events: {} as {type: 'RESTART.DUE'; cid: number}},
+		actors: {restart: restartMachine},
+	}).createMachine({
+		context: {due: 0},
+		invoke: {
+			id: 'restart',
+			src: 'restart',
+			input: {cid: 7, policy, healthFrom, env, vm: first},
+		},
+		on: {'RESTART.DUE': {actions: assign({due: ({context}) => context.due + 1})}},
+	});
+}
+
+export function death(reason: DeathReason, initiator: VmDeath['initiator']): VmDeath {
+	return {cid: 7, reason, exitCode: undefined, signal: undefined, failureReason: undefined, failureContext: undefined, payloadState: 'Started', stderrTail: '', initiator};
+}
