@@ -19,7 +19,8 @@ export type VmwardenErrorCode =
 	| 'SUPERVISOR_SHUT_DOWN'
 	| 'CPU_AFFINITY'
 	| 'INVALID_DESCRIPTOR_PLAN'
-	| 'SUPERVISOR_FAILED';
+	| 'SUPERVISOR_FAILED'
+	| 'SUPERVISION_GROUP_CLOSED';
 
 export class VmwardenError extends Error {
 	readonly code: VmwardenErrorCode;
@@ -134,5 +135,15 @@ export class CpuAffinityError extends VmwardenError {
 export class SupervisorFailedError extends VmwardenError {
 	constructor(cause: unknown) {
 		super('SUPERVISOR_FAILED', `The supervisor actor failed: ${String(cause)}`, {cause});
+	}
+}
+
+/** `createVm` into a supervision group that gave up or is ending: it takes no more VMs. */
+export class SupervisionGroupClosedError extends VmwardenError {
+	readonly group: string;
+
+	constructor(group: string) {
+		super('SUPERVISION_GROUP_CLOSED', `Supervision group ${group} gave up or is ending: it takes no more VMs`);
+		this.group = group;
 	}
 }

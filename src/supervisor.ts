@@ -3,9 +3,10 @@ import {createActor, type Actor, type InspectionEvent, type Observer} from 'xsta
 import type winston from 'winston';
 import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError, VmwardenError} from './errors.js';
 import {supervisorMachine, type SupervisorMachineEmitted, type SupervisorMachineEvent, type SupervisorReply, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
-import type {RestartActorRef, RestartEmitted} from './machines/restart.machine.js';
+import type {RestartActorRef, RestartEmitted, RestartOutcome} from './machines/restart.machine.js';
+import type {GroupActorRef, GroupEmitted} from './machines/group.machine.js';
 import {RestartEnvironment} from './services/restart/environment.js';
-import {resolveRestartPolicy, type RestartPolicy, type RestartPolicyOptions} from './services/restart/policy.js';
+import {resolveGroupPolicy, resolveRestartPolicy, type GroupPolicy, type GroupPolicyOptions, type RestartPolicy, type RestartPolicyOptions} from './services/restart/policy.js';
 import {validateCidRange} from './services/cids/allocator.js';
 import {ensureStateDir, readLastCid} from './services/cids/store.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
@@ -65,11 +66,13 @@ export interface CreateSupervisedVmOptions {
 }
 
 /** A supervisor event: a VM's lifecycle event (with its CID and initiator), the supervisor's own, or a restart step. */
-export type SupervisorEvent = VmEvent | SupervisorMachineEmitted | RestartEmitted;
+export type SupervisorEvent = VmEvent | SupervisorMachineEmitted | RestartEmitted | GroupEmitted;
 
 /**
- * Where a supervised VM's restart policy stands: `unsupervised` when its policy never restarts it;
- * otherwise the state of its restart machine (`idle` before the first start).
+ * Where a supervised VM's restart policy stands: `unsupervised` when its policy never restarts it
+ * and it is in no group; otherwise `idle` before the first start, `alive` while a life runs,
+ * `ending` once a stop was asked, `backoff` (or, alone, `restarting`) between lives, and how it
+ * ended: `ended`, `gave-up` or `cancelled`.
  */
 export type SupervisionState = 'unsupervised' | 'idle' | 'alive' | 'ending' | 'backoff' | 'restarting' | 'ended' | 'gave-up' | 'cancelled';
 
@@ -89,9 +92,31 @@ export interface SupervisedVm extends Vm {
 	/** The newest deaths, oldest first, at most the policy's `historySize`. */
 	readonly deaths: readonly VmDeath[];
 	readonly supervision: SupervisionState;
-	/** This VM's restart steps (scheduled, restarted, reset, gave up, cancelled); completes with `events$`. */
+	/** This VM's restart steps (scheduled, restarted, reset, gave up, cancelled); completes with `events$`. A group's steps are in the supervisor's `events$`. */
 	readonly supervision$: Observable<RestartEmitted>;
 	readonly restartPolicy: RestartPolicy;
+	/** The id of its supervision group, if it is in one. */
+	readonly group: string | undefined;
+}
+
+/**
+ * VMs that depend on each other, supervised together (OTP's supervisor with its children): when a
+ * member fails (as its own restart policy judges its death), the group's strategy says which
+ * members restart, after the group's backoff; past the group's intensity it stops every member and
+ * the supervisor reports `supervisor.group.gaveUp`. Members are ordered by creation: start them in
+ * that order; a group restart starts them in it.
+ */
+export interface SupervisionGroup {
+	readonly id: string;
+	readonly policy: GroupPolicy;
+	/** `createVm` into this group. Rejects with `SupervisionGroupClosedError` once it gave up or is ending. */
+	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Promise<SupervisedVm>;
+	/** Its members holding a CID, in the group's order. */
+	vms(): SupervisedVm[];
+	/** How many group restarts it made. */
+	readonly restarts: number;
+	/** `active`; `ending` (shutdown) or `gave-up` while members are still stopping; `done` once none is left. */
+	readonly state: 'active' | 'ending' | 'gave-up' | 'done';
 }
 
 export interface Supervisor {
@@ -101,6 +126,11 @@ export interface Supervisor {
 	 * held), `NoAvailableCidError` or `SupervisorShutDownError`.
 	 */
 	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Promise<SupervisedVm>;
+	/**
+	 * Creates a supervision group (see docs/supervision.md). Rejects with `InvalidConfigError` for a
+	 * bad policy, or `SupervisorShutDownError`.
+	 */
+	createGroup(policy?: GroupPolicyOptions): Promise<SupervisionGroup>;
 	/** The VM holding `cid`, until its CID is released (dead for good and cleaned up). */
 	get(cid: number): SupervisedVm | undefined;
 	/** Every VM holding a CID, in CID order. */
@@ -217,6 +247,7 @@ function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, rest
 	});
 	const handles = new Map<number, SupervisedVm>();
 	const lives = new Map<number, (ref: VmActorRef) => void>();
+	const groupMembers = new Map<number, (outcome: RestartOutcome, death: VmDeath | undefined) => void>();
 	const pending = new Map<number, PendingRequest>();
 	let lastRequestId = 0;
 
@@ -236,6 +267,7 @@ function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, rest
 		if (event.type === 'supervisor.cid.released') {
 			handles.delete(event.cid);
 			lives.delete(event.cid);
+			groupMembers.delete(event.cid);
 		}
 
 		channel.publish(event);
@@ -330,15 +362,16 @@ function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, rest
 		actor.send(build(requestId));
 	});
 
-	const adopt = (ref: VmActorRef, restart: RestartActorRef | undefined, policy: RestartPolicy): SupervisedVm => {
+	const adopt = (ref: VmActorRef, restart: RestartActorRef | undefined, policy: RestartPolicy, group: string | undefined): SupervisedVm => {
 		const handle = createVmHandle(ref);
-		const {vm, adoptLife} = supervisedVm({
+		const {vm, adoptLife, finish} = supervisedVm({
 			first: handle,
 			restart,
+			group,
 			policy,
 			// Starting goes through the supervisor: its machine refuses once it is shutting down, and
 			// otherwise lets the handle start the VM within the same step, before a shutdown can interleave.
-			start: async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId}), async () => handle.start()),
+			start: async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId, cid: handle.cid}), async () => handle.start()),
 			end() {
 				if (actor.getSnapshot().status === 'active') {
 					actor.send({type: 'VM.END', cid: handle.cid});
@@ -353,15 +386,57 @@ function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, rest
 		lives.set(vm.cid, life => {
 			adoptLife(createVmHandle(life));
 		});
+		if (group !== undefined) {
+			groupMembers.set(vm.cid, finish);
+		}
+
 		return vm;
+	};
+
+	const createSupervisedVm = async (config: VmConfig, vmOptions: CreateSupervisedVmOptions, group: string | undefined): Promise<SupervisedVm> => {
+		validateConfig(config);
+		const {requester, payloadChannel, restartPolicy: policyOptions} = checkCreateOptions(vmOptions);
+		const policy = resolveRestartPolicy(policyOptions, restartPolicy);
+		return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel, restartPolicy: policy, group}), reply => adopt(reply.vm, reply.restart, policy, group));
+	};
+
+	const adoptGroup = (id: string, ref: GroupActorRef, policy: GroupPolicy): SupervisionGroup => {
+		ref.on('*', event => {
+			channel.publish(event);
+			if (event.type === 'supervisor.group.memberLeft') {
+				groupMembers.get(event.cid)?.(event.outcome, event.death);
+			}
+		});
+		return {
+			id,
+			policy,
+			async createVm(config, vmOptions = {}) {
+				return createSupervisedVm(config, vmOptions, id);
+			},
+			vms() {
+				return [...handles.values()].filter(vm => vm.group === id).sort((a, b) => a.cid - b.cid);
+			},
+			get restarts() {
+				return ref.getSnapshot().context.restarts;
+			},
+			get state() {
+				const snapshot = ref.getSnapshot();
+				if (snapshot.status !== 'active') {
+					return 'done';
+				}
+
+				return snapshot.matches('Active') ? 'active' : snapshot.matches('GivingUp') ? 'gave-up' : 'ending';
+			},
+		};
 	};
 
 	return {
 		async createVm(config, vmOptions = {}) {
-			validateConfig(config);
-			const {requester, payloadChannel, restartPolicy: policyOptions} = checkCreateOptions(vmOptions);
-			const policy = resolveRestartPolicy(policyOptions, restartPolicy);
-			return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel, restartPolicy: policy}), reply => adopt(reply.vm, reply.restart, policy));
+			return createSupervisedVm(config, vmOptions, undefined);
+		},
+		async createGroup(groupOptions) {
+			const policy = resolveGroupPolicy(groupOptions);
+			return ask('supervisor.group.created', requestId => ({type: 'GROUP.CREATE', requestId, policy}), reply => adoptGroup(reply.id, reply.group, policy));
 		},
 		get(cid) {
 			return handles.get(cid);
@@ -406,14 +481,18 @@ function checkCreateOptions(options: CreateSupervisedVmOptions): Required<Omit<C
 	return {requester: {uid: requester.uid, sid: requester.sid, debugPid: requester.debugPid}, payloadChannel, restartPolicy: options.restartPolicy};
 }
 
-const SUPERVISION_STATES: ReadonlyArray<readonly [string, SupervisionState]> = [
+const RESTART_STATES: ReadonlyArray<readonly [string, SupervisionState]> = [
 	['Idle', 'idle'], ['Alive', 'alive'], ['Ending', 'ending'], ['Backoff', 'backoff'], ['Restarting', 'restarting'],
-	['Ended', 'ended'], ['GaveUp', 'gave-up'], ['Cancelled', 'cancelled'],
 ];
+
+const OUTCOME_STATES: Record<RestartOutcome, SupervisionState> = {ended: 'ended', 'gave-up': 'gave-up', cancelled: 'cancelled'};
 
 interface SupervisedVmParts {
 	first: Vm;
+	/** Its restart machine, when it is alone and its policy may restart it. */
 	restart: RestartActorRef | undefined;
+	/** Its group's id: the group then reports its end through `finish`. */
+	group: string | undefined;
 	policy: RestartPolicy;
 	start: () => Promise<void>;
 	/** Tells the supervisor that no restart may follow (a stop or kill through the handle). */
@@ -424,16 +503,23 @@ interface SupervisedVmParts {
 
 /**
  * The supervisor's handle on a VM: one `Vm` per life behind it, `start` going through the supervisor,
- * and the final death taken from the restart machine's output when there is one.
+ * and the final death taken from the restart machine's output, from the group's report, or, for a
+ * VM that is never restarted, from its only life.
  */
-function supervisedVm({first, restart, policy, start, end, publish, logger}: SupervisedVmParts): {vm: SupervisedVm; adoptLife: (life: Vm) => void} {
+function supervisedVm({first, restart, group, policy, start, end, publish, logger}: SupervisedVmParts): {
+	vm: SupervisedVm;
+	adoptLife: (life: Vm) => void;
+	finish: (outcome: RestartOutcome, death: VmDeath | undefined) => void;
+} {
 	let life = first;
+	let restarts = 0;
 	const events = new Subject<VmEvent>();
 	const supervision = new Subject<RestartEmitted>();
 	const deaths: VmDeath[] = [];
 	const deathCallbacks = new Set<(death: VmDeath) => void>();
 	const diedCallbacks = new Set<(death: VmDeath) => void>();
 	let finalDeath: VmDeath | undefined;
+	let outcome: RestartOutcome | undefined;
 	let resolveDied!: (death: VmDeath) => void;
 	const died = new Promise<VmDeath>(resolve => {
 		resolveDied = resolve;
@@ -452,8 +538,13 @@ function supervisedVm({first, restart, policy, start, end, publish, logger}: Sup
 		}
 	};
 
-	const finish = (death: VmDeath | undefined) => {
-		if (death !== undefined && finalDeath === undefined) {
+	const finish = (ended: RestartOutcome, death: VmDeath | undefined) => {
+		if (outcome !== undefined) {
+			return;
+		}
+
+		outcome = ended;
+		if (death !== undefined) {
 			finalDeath = death;
 			resolveDied(death);
 			call(diedCallbacks, death);
@@ -475,10 +566,6 @@ function supervisedVm({first, restart, policy, start, end, publish, logger}: Sup
 			deaths.splice(0, Math.max(0, deaths.length - policy.historySize));
 			call(deathCallbacks, death);
 		});
-		if (restart === undefined) {
-			// Without a restart machine the first life is the only one.
-			void current.died.then(finish);
-		}
 	};
 
 	follow(first);
@@ -490,15 +577,21 @@ function supervisedVm({first, restart, policy, start, end, publish, logger}: Sup
 		restart.subscribe({
 			next(snapshot) {
 				if (snapshot.status === 'done') {
-					finish(snapshot.output.death);
+					finish(snapshot.output.outcome, snapshot.output.death);
 				}
 			},
 			error() {
-				finish(deaths.at(-1));
+				finish('ended', deaths.at(-1));
 			},
+		});
+	} else if (group === undefined) {
+		// Neither restarted nor grouped: the first life is the only one.
+		void first.died.then(death => {
+			finish('ended', death);
 		});
 	}
 
+	const neverStarted = () => restarts === 0 && life.actor.getSnapshot().matches({NotStarted: 'idle'});
 	const isLive = () => life.actor.getSnapshot().status === 'active' && (life.state === 'Running' || life.actor.getSnapshot().matches({NotStarted: 'launching'}));
 	const vm: SupervisedVm = {
 		get cid() {
@@ -543,39 +636,49 @@ function supervisedVm({first, restart, policy, start, end, publish, logger}: Sup
 			return life.actor;
 		},
 		get restarts() {
-			return restart?.getSnapshot().context.restarts ?? 0;
+			return restarts;
 		},
 		get deaths() {
 			return [...deaths];
 		},
 		get supervision() {
-			if (restart === undefined) {
+			if (outcome !== undefined) {
+				return OUTCOME_STATES[outcome];
+			}
+
+			if (restart !== undefined) {
+				const snapshot = restart.getSnapshot();
+				return RESTART_STATES.find(([state]) => snapshot.matches(state as 'Idle'))?.[1] ?? 'ended';
+			}
+
+			if (group === undefined) {
 				return 'unsupervised';
 			}
 
-			const snapshot = restart.getSnapshot();
-			return SUPERVISION_STATES.find(([state]) => snapshot.matches(state as 'Idle'))?.[1] ?? 'ended';
+			return neverStarted() ? 'idle' : isLive() ? 'alive' : 'backoff';
 		},
 		restartPolicy: policy,
+		group,
 		start,
 		async stop(stopOptions) {
-			if (restart === undefined) {
+			if (restart === undefined && group === undefined) {
 				return life.stop(stopOptions);
 			}
 
 			end();
+			if (neverStarted()) {
+				return undefined;
+			}
+
 			if (isLive()) {
 				await life.stop(stopOptions);
 			}
 
-			if (restart.getSnapshot().status === 'active' && !restart.getSnapshot().matches('Idle')) {
-				await over;
-			}
-
-			return finalDeath ?? life.actor.getSnapshot().context.death;
+			await over;
+			return finalDeath;
 		},
 		kill() {
-			if (restart !== undefined) {
+			if (restart !== undefined || group !== undefined) {
 				end();
 			}
 
@@ -589,7 +692,9 @@ function supervisedVm({first, restart, policy, start, end, publish, logger}: Sup
 		vm,
 		adoptLife(next) {
 			life = next;
+			restarts++;
 			follow(next);
 		},
+		finish,
 	};
 }

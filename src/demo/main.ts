@@ -124,6 +124,22 @@ function describeEvent(event: SupervisorEvent): string {
 		case 'supervisor.restart.cancelled': {
 			return `restart cancelled after ${event.restarts} restart(s)`;
 		}
+
+		case 'supervisor.group.gaveUp': {
+			return `group ${event.group} gave up: ${event.restarts} restarts, at most ${event.maxRestarts} within ${event.windowMs} ms (${event.reason} of ${event.cid})`;
+		}
+
+		case 'supervisor.group.restartScheduled': {
+			return `group ${event.group} (${event.strategy}): ${event.cid} ${event.reason}, restarting ${event.members.join(', ')} in ${event.delayMs} ms`;
+		}
+
+		case 'supervisor.group.restarted': {
+			return `group ${event.group} restarted ${event.members.join(', ')}`;
+		}
+
+		case 'supervisor.group.memberLeft': {
+			return `left group ${event.group} (${event.outcome})`;
+		}
 	}
 }
 

@@ -1,5 +1,5 @@
 import {assertEvent, assign, emit, enqueueActions, fromPromise, setup, stopChild, type ActorRefFrom, type AnyStateMachine, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom} from 'xstate';
-import {NoAvailableCidError, SupervisorShutDownError} from '../errors.js';
+import {NoAvailableCidError, SupervisionGroupClosedError, SupervisorShutDownError} from '../errors.js';
 import {allocateCid, createCidPool, describeCidPool, hasFreeCid, releaseCid, type CidPool} from '../services/cids/allocator.js';
 import {writeLastCid} from '../services/cids/store.js';
 import {processIdentity} from '../services/state-dir/process-identity.js';
@@ -8,7 +8,8 @@ import type {VmConfig} from '../services/config/vm-config.js';
 import {vmMachine, type VmMachineInput, type VmOutput} from './vm.machine.js';
 import {restartMachine, type RestartActorRef, type RestartDue, type RestartMachineInput, type RestartOutput} from './restart.machine.js';
 import {RestartEnvironment} from '../services/restart/environment.js';
-import {mayRestart, type RestartPolicy} from '../services/restart/policy.js';
+import {mayRestart, type GroupPolicy, type RestartPolicy} from '../services/restart/policy.js';
+import {groupMachine, type GroupActorRef, type GroupMachineInput, type GroupRequest} from './group.machine.js';
 import {type CidRange} from '../services/cids/range.js';
 import {type Requester} from '../types.js';
 
@@ -40,6 +41,8 @@ export interface CreateVmRequest {
 	payloadChannel: boolean;
 	/** Default: never restarted. */
 	restartPolicy?: RestartPolicy;
+	/** The supervision group the VM joins: its restarts are then the group's. */
+	group?: string;
 }
 
 /**
@@ -51,6 +54,8 @@ export interface HeldVm {
 	cid: number;
 	ref: VmActorRef | undefined;
 	restart: RestartActorRef | undefined;
+	/** The id of its supervision group, if it has one (then `restart` is undefined). */
+	group: string | undefined;
 	/** What each life is spawned from. */
 	input: VmMachineInput;
 }
@@ -70,6 +75,10 @@ export interface SupervisorContext {
 	/** During shutdown: the actor ids of the VMs not yet sent STOP. */
 	stopQueue: string[];
 	restartEnvironment: RestartEnvironment;
+	/** The supervision groups by id (`group.<n>`), until they are done. */
+	groups: Map<string, GroupActorRef>;
+	/** How many groups were created: names the next. */
+	groupsCreated: number;
 }
 
 /** The id of the VM actor with `cid`. Dotted, so that `xstate.done.actor.vm.*` names the VMs and nothing else. */
@@ -86,6 +95,8 @@ export function restartActorId(cid: number): RestartActorId {
 
 export type RestartActorId = `restart.${number}`;
 
+export type GroupActorId = `group.${number}`;
+
 /** The id of the VM a restart machine watches. */
 function vmIdOfRestart(actorId: string): string {
 	return `vm.${actorId.slice('restart.'.length)}`;
@@ -94,7 +105,11 @@ function vmIdOfRestart(actorId: string): string {
 export type SupervisorMachineEvent =
 	| ({type: 'VM.CREATE'} & CreateVmRequest)
 	/** The façade asks whether a VM may start; it starts it when the answer is `supervisor.vm.startAccepted`. */
-	| {type: 'VM.START'; requestId: number}
+	| {type: 'VM.START'; requestId: number; cid: number}
+	| {type: 'GROUP.CREATE'; requestId: number; policy: GroupPolicy}
+	| GroupRequest
+	| DoneActorEvent<unknown, GroupActorId>
+	| ErrorActorEvent<unknown, GroupActorId>
 	| {type: 'SHUTDOWN'; stopTimeoutMs?: number}
 	| {type: 'STOP.NEXT_BATCH'}
 	/** A stop or kill was asked of the VM with `cid` through its handle: no restart may follow. */
@@ -116,7 +131,9 @@ export type SupervisorMachineEmitted =
 	| ({type: 'supervisor.staleVm.reaped'; cause: string; initiator: 'supervisor'} & ReapedVm)
 	| {type: 'supervisor.state.writeFailed'; write: StateWrite; cid: number; stateDir: string; cause: string; initiator: 'supervisor'}
 	| {type: 'supervisor.shutdown.started'; cause: 'shutdown()'; initiator: 'caller'; vms: number}
-	| {type: 'supervisor.shutdown.completed'; cause: 'shutdown()'; initiator: 'caller'};
+	| {type: 'supervisor.shutdown.completed'; cause: 'shutdown()'; initiator: 'caller'}
+	/** A supervision group exceeded its intensity: it stops all its VMs, and takes no more. */
+	| {type: 'supervisor.group.gaveUp'; group: string; cid: number; reason: string; restarts: number; maxRestarts: number; windowMs: number; initiator: 'supervisor'};
 
 /** A new life of a restarting VM, for the façade to follow (not published). */
 export interface SupervisorLifeSpawned {
@@ -129,7 +146,8 @@ export interface SupervisorLifeSpawned {
 export type SupervisorReply =
 	| {type: 'supervisor.vm.created'; requestId: number; cid: number; vm: VmActorRef; restart: RestartActorRef | undefined}
 	| {type: 'supervisor.vm.startAccepted'; requestId: number}
-	| {type: 'supervisor.vm.refused'; requestId: number; error: NoAvailableCidError | SupervisorShutDownError};
+	| {type: 'supervisor.group.created'; requestId: number; id: string; group: GroupActorRef}
+	| {type: 'supervisor.vm.refused'; requestId: number; error: NoAvailableCidError | SupervisorShutDownError | SupervisionGroupClosedError};
 
 // Registered as a plain state machine: the declaration of `supervisorMachine` cannot spell out the
 // VM machine's internal actor types (vm.machine.ts does not export them), so the spawned ref is
@@ -137,6 +155,7 @@ export type SupervisorReply =
 const vmLogic: AnyStateMachine = vmMachine;
 // The same for the restart machine, whose context holds a VM actor ref.
 const restartLogic: AnyStateMachine = restartMachine;
+const groupLogic: AnyStateMachine = groupMachine;
 
 /** How many VMs are sent STOP per macrotask during shutdown. */
 export const STOP_BATCH_SIZE = 8;
@@ -170,6 +189,7 @@ export const supervisorMachine = setup({
 	actors: {
 		vm: vmLogic,
 		restart: restartLogic,
+		group: groupLogic,
 		reapStaleVms: fromPromise<ReapedVm[], {stateDir: string; records: VmRecord[]}>(async ({input}) => reapStaleVms(input.stateDir, input.records)),
 	},
 	delays: {
@@ -178,6 +198,23 @@ export const supervisorMachine = setup({
 	},
 	guards: {
 		hasFreeCid: ({context}) => hasFreeCid(context.pool),
+		groupClosed({context, event}) {
+			assertEvent(event, 'VM.CREATE');
+			if (event.group === undefined) {
+				return false;
+			}
+
+			const group = context.groups.get(event.group);
+			return group === undefined || !group.getSnapshot().matches('Active');
+		},
+		releasesOwnMember({context, event}) {
+			assertEvent(event, 'GROUP.RELEASE');
+			return context.vms.get(vmActorId(event.cid))?.group === event.group;
+		},
+		isGroupMember({context, event}) {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			return context.vms.get(event.actorId)?.group !== undefined;
+		},
 		isHeldVm({context, event}) {
 			assertEvent(event, ['xstate.done.actor.vm.*', 'xstate.error.actor.vm.*']);
 			return context.vms.has(event.actorId);
@@ -200,18 +237,97 @@ export const supervisorMachine = setup({
 	actions: {
 		allocateAndSpawnVm: assign(({context, event, spawn}) => {
 			assertEvent(event, 'VM.CREATE');
-			const {config, requester, payloadChannel, restartPolicy} = event;
+			const {config, requester, payloadChannel, restartPolicy, group} = event;
 			const cid = allocateCid(context.pool);
 			const id = vmActorId(cid);
 			const input = {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput;
 			const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input});
 			// A policy that can never restart needs no watching: the VM lives and dies as before.
-			const restart: RestartActorRef | undefined = restartPolicy === undefined || !mayRestart(restartPolicy) ? undefined : spawn('restart', {
+			// In a group, the group restarts it; alone, a policy that can never restart needs no watching.
+			const restart: RestartActorRef | undefined = group !== undefined || restartPolicy === undefined || !mayRestart(restartPolicy) ? undefined : spawn('restart', {
 				id: restartActorId(cid),
 				input: {cid, policy: restartPolicy, vm: ref, healthFrom: payloadChannel ? 'ready' : 'start', env: context.restartEnvironment} satisfies RestartMachineInput,
 			});
-			context.vms.set(id, {cid, ref, restart, input});
+			context.vms.set(id, {cid, ref, restart, group, input});
 			return {vms: context.vms};
+		}),
+		joinGroup: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'VM.CREATE');
+			const {lastAllocated: cid} = context.pool;
+			const group = event.group === undefined ? undefined : context.groups.get(event.group);
+			if (group !== undefined && cid !== undefined && event.restartPolicy !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.ADD', cid, policy: event.restartPolicy});
+			}
+		}),
+		refuseGroupClosed: emit(({event}) => {
+			assertEvent(event, 'VM.CREATE');
+			return {type: 'supervisor.vm.refused' as const, requestId: event.requestId, error: new SupervisionGroupClosedError(event.group ?? '')};
+		}),
+		createGroup: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'GROUP.CREATE');
+			const id = `group.${context.groupsCreated + 1}`;
+			enqueue.assign(({spawn}) => {
+				const group: GroupActorRef = spawn('group', {id, input: {id, policy: event.policy, env: context.restartEnvironment} satisfies GroupMachineInput});
+				context.groups.set(id, group);
+				return {groups: context.groups, groupsCreated: context.groupsCreated + 1};
+			});
+			enqueue(emit(({context: current}) => ({type: 'supervisor.group.created' as const, requestId: event.requestId, id, group: current.groups.get(id)!})));
+		}),
+		// A life of a group member ended: the group decides; the CID stays held until it releases it.
+		reportMemberDied: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			const held = context.vms.get(event.actorId);
+			// A group is done only once it has no member left, so a member's group is there.
+			const group = held?.group === undefined ? undefined : context.groups.get(held.group);
+			if (held !== undefined && group !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.DIED', cid: held.cid, death: event.output.death});
+			}
+		}),
+		// The life is over but the VM is not: its CID stays held, and its next life is recorded anew.
+		dropLife: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			const held = context.vms.get(event.actorId);
+			if (held?.ref === undefined) {
+				return;
+			}
+
+			enqueue(stopChild(held.ref));
+			const recorded = new Set(context.recorded);
+			recorded.delete(held.cid);
+			context.vms.set(event.actorId, {...held, ref: undefined});
+			enqueue.assign({vms: context.vms, recorded});
+		}),
+		noteMemberStarted: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'VM.START');
+			const groupId = context.vms.get(vmActorId(event.cid))?.group;
+			const group = groupId === undefined ? undefined : context.groups.get(groupId);
+			if (group !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.STARTED', cid: event.cid});
+			}
+		}),
+		stopMembers: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'GROUP.STOP');
+			const timeoutMs = context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs;
+			for (const cid of event.cids) {
+				const ref = context.vms.get(vmActorId(cid))?.ref;
+				if (ref?.getSnapshot().status === 'active') {
+					enqueue.sendTo(ref, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
+				}
+			}
+		}),
+		emitGroupGaveUp: emit(({event}) => {
+			assertEvent(event, 'GROUP.GAVE_UP');
+			const {group, cid, reason, restarts, maxRestarts, windowMs} = event;
+			return {type: 'supervisor.group.gaveUp' as const, group, cid, reason, restarts, maxRestarts, windowMs, initiator: 'supervisor' as const};
+		}),
+		dropGroup: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, ['xstate.done.actor.group.*', 'xstate.error.actor.group.*']);
+			const group = context.groups.get(event.actorId);
+			if (group !== undefined) {
+				context.groups.delete(event.actorId);
+				enqueue(stopChild(group));
+				enqueue.assign({groups: context.groups});
+			}
 		}),
 		// A life of a restarting VM ended: its restart machine judges the death, and the CID stays held.
 		reportLifeEnded: enqueueActions(({context, event, enqueue}) => {
@@ -223,48 +339,50 @@ export const supervisorMachine = setup({
 
 			const {death, error} = event.output;
 			enqueue.sendTo(held.restart, death === undefined ? {type: 'LIFE.START_FAILED', message: error?.message ?? 'the VM did not start'} : {type: 'LIFE.DIED', death});
-			if (held.ref !== undefined) {
-				enqueue(stopChild(held.ref));
-			}
-
-			const recorded = new Set(context.recorded);
-			recorded.delete(held.cid);
-			context.vms.set(event.actorId, {...held, ref: undefined});
-			enqueue.assign({vms: context.vms, recorded});
 		}),
-		respawnVm: enqueueActions(({context, event, enqueue}) => {
-			assertEvent(event, 'RESTART.DUE');
-			const id = vmActorId(event.cid);
-			const held = context.vms.get(id);
-			if (held?.restart === undefined || held.ref !== undefined) {
-				return;
-			}
-
-			enqueue.assign(({spawn}) => {
-				const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: held.input});
-				context.vms.set(id, {...held, ref});
-				return {vms: context.vms};
-			});
-			enqueue(({context: current}) => {
-				const life = current.vms.get(id)?.ref;
-				if (life !== undefined && held.restart !== undefined) {
-					held.restart.send({type: 'LIFE.SPAWNED', vm: life});
+		// The next lives of VMs whose restart is due (alone or in a group), with the same CIDs.
+		spawnLives: assign(({context, spawn}, params: {cids: number[]}) => {
+			for (const cid of params.cids) {
+				const id = vmActorId(cid);
+				const held = context.vms.get(id);
+				if (held !== undefined && held.ref === undefined) {
+					const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: held.input});
+					context.vms.set(id, {...held, ref});
 				}
-			});
+			}
+
+			return {vms: context.vms};
 		}),
-		startRespawnedVm: enqueueActions(({context, event, enqueue}) => {
-			assertEvent(event, 'RESTART.DUE');
-			const life = context.vms.get(vmActorId(event.cid))?.ref;
-			if (life !== undefined) {
-				enqueue.sendTo(life, {type: 'START', initiator: 'supervisor'});
-				enqueue.emit({type: 'supervisor.vm.respawned', cid: event.cid, vm: life});
+		// Started in the order given: a group's order.
+		startLives: enqueueActions(({context, enqueue}, params: {cids: number[]}) => {
+			for (const cid of params.cids) {
+				const held = context.vms.get(vmActorId(cid));
+				const group = held?.group === undefined ? undefined : context.groups.get(held.group);
+				if (held?.ref === undefined || !held.ref.getSnapshot().matches({NotStarted: 'idle'})) {
+					continue;
+				}
+
+				enqueue.sendTo(held.ref, {type: 'START', initiator: 'supervisor'});
+				enqueue.emit({type: 'supervisor.vm.respawned', cid, vm: held.ref});
+				if (held.restart !== undefined) {
+					enqueue.sendTo(held.restart, {type: 'LIFE.SPAWNED', vm: held.ref});
+				}
+
+				if (group !== undefined) {
+					enqueue.sendTo(group, {type: 'MEMBER.STARTED', cid});
+				}
 			}
 		}),
 		endRestart: enqueueActions(({context, event, enqueue}) => {
 			assertEvent(event, 'VM.END');
-			const restart = context.vms.get(vmActorId(event.cid))?.restart;
-			if (restart !== undefined) {
-				enqueue.sendTo(restart, {type: 'END'});
+			const held = context.vms.get(vmActorId(event.cid));
+			const group = held?.group === undefined ? undefined : context.groups.get(held.group);
+			if (held?.restart !== undefined) {
+				enqueue.sendTo(held.restart, {type: 'END'});
+			}
+
+			if (group !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.END', cid: event.cid});
 			}
 		}),
 		endAllRestarts: enqueueActions(({context, enqueue}) => {
@@ -273,7 +391,15 @@ export const supervisorMachine = setup({
 					enqueue.sendTo(restart, {type: 'END'});
 				}
 			}
+
+			for (const group of context.groups.values()) {
+				enqueue.sendTo(group, {type: 'END'});
+			}
 		}),
+		logGroupFailure: ({context, event}) => {
+			assertEvent(event, 'xstate.error.actor.group.*');
+			context.vmDefaults.logger.error(`Supervision group ${event.actorId} failed: ${String(event.error)}`);
+		},
 		// No restart follows: the restart machine goes; the CID goes back once no life runs either.
 		dropRestart: assign(({context}, params: {actorId: string}) => {
 			const id = vmIdOfRestart(params.actorId);
@@ -329,7 +455,7 @@ export const supervisorMachine = setup({
 			return {type: 'supervisor.vm.refused' as const, requestId: event.requestId, error: new NoAvailableCidError(context.pool.range)};
 		}),
 		refuseShutDown: emit(({event}) => {
-			assertEvent(event, ['VM.CREATE', 'VM.START']);
+			assertEvent(event, ['VM.CREATE', 'VM.START', 'GROUP.CREATE']);
 			return {type: 'supervisor.vm.refused' as const, requestId: event.requestId, error: new SupervisorShutDownError()};
 		}),
 		acceptStart: emit(({event}) => {
@@ -464,14 +590,25 @@ export const supervisorMachine = setup({
 		shutdownStopTimeoutMs: undefined,
 		stopQueue: [],
 		restartEnvironment: input.restartEnvironment ?? new RestartEnvironment(),
+		groups: new Map(),
+		groupsCreated: 0,
 	}),
 	on: {
 		'xstate.done.actor.vm.*': [
+			{
+				guard: 'isGroupMember',
+				actions: [
+					{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
+					'reportMemberDied',
+					'dropLife',
+				],
+			},
 			{
 				guard: 'isRestartWatched',
 				actions: [
 					{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
 					'reportLifeEnded',
+					'dropLife',
 				],
 			},
 			{
@@ -514,6 +651,14 @@ export const supervisorMachine = setup({
 			},
 		],
 		'VM.END': {actions: 'endRestart'},
+		'GROUP.STOP': {actions: 'stopMembers'},
+		'GROUP.RELEASE': {
+			guard: 'releasesOwnMember',
+			actions: {type: 'releaseVm', params: ({event}) => ({actorId: vmActorId(event.cid), cause: 'vm cleaned up' as const})},
+		},
+		'GROUP.GAVE_UP': {actions: 'emitGroupGaveUp'},
+		'xstate.done.actor.group.*': {actions: 'dropGroup'},
+		'xstate.error.actor.group.*': {actions: ['logGroupFailure', 'dropGroup']},
 		'xstate.error.actor.vm.*': {
 			guard: 'isHeldVm',
 			actions: [
@@ -532,6 +677,7 @@ export const supervisorMachine = setup({
 		// Accepting answers these first; in every other state (Draining, ShutDown) they are refused.
 		'VM.CREATE': {actions: 'refuseShutDown'},
 		'VM.START': {actions: 'refuseShutDown'},
+		'GROUP.CREATE': {actions: 'refuseShutDown'},
 	},
 	initial: 'Serving',
 	states: {
@@ -560,12 +706,15 @@ export const supervisorMachine = setup({
 						Accepting: {
 							on: {
 								'VM.CREATE': [
-									{guard: 'hasFreeCid', actions: ['allocateAndSpawnVm', 'reportVmCreated', 'persistLastCid']},
+									{guard: 'groupClosed', actions: 'refuseGroupClosed'},
+									{guard: 'hasFreeCid', actions: ['allocateAndSpawnVm', 'joinGroup', 'reportVmCreated', 'persistLastCid']},
 									{actions: 'refuseNoCid'},
 								],
-								'VM.START': {actions: 'acceptStart'},
+								'VM.START': {actions: ['noteMemberStarted', 'acceptStart']},
+								'GROUP.CREATE': {actions: 'createGroup'},
+								'GROUP.RESTART': {actions: [{type: 'spawnLives', params: ({event}) => ({cids: event.cids})}, {type: 'startLives', params: ({event}) => ({cids: event.cids})}]},
 								// Only while accepting: once shutting down, no restart starts.
-								'RESTART.DUE': {actions: ['respawnVm', 'startRespawnedVm']},
+								'RESTART.DUE': {actions: [{type: 'spawnLives', params: ({event}) => ({cids: [event.cid]})}, {type: 'startLives', params: ({event}) => ({cids: [event.cid]})}]},
 								SHUTDOWN: {target: 'Draining', actions: 'recordShutdownTimeout'},
 							},
 						},

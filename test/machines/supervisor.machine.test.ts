@@ -145,7 +145,8 @@ function startSupervisor({range = {first: 2048, last: 65_535}, stateDir, staleVm
 
 	const askStart = () => {
 		const id = ++requestId;
-		actor.send({type: 'VM.START', requestId: id});
+		// A CID no VM holds: the answer does not depend on the VM.
+		actor.send({type: 'VM.START', requestId: id, cid: 1});
 		return answerTo(id);
 	};
 

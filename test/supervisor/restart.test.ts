@@ -5,17 +5,9 @@
  * script file that the simulator reads at each launch, so a test rewrites it after the deaths it
  * wants. Every test ends with nothing leaked: no process, descriptor or temporary directory.
  */
-import {existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
-import {execa} from 'execa';
-import winston from 'winston';
-import {createSupervisor, type SupervisedVm, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
 import type {RestartPolicyOptions} from '../../src/services/restart/policy.js';
-import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
-
-const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');
-const logger = winston.createLogger({silent: true});
+import type {SupervisedVm, SupervisorEvent} from '../../src/supervisor.js';
+import {script, until, useRestartFixture} from './restart-fixture.js';
 
 const RUNS = ['payload started', 'payload ready', 'hang'];
 const CRASHES = ['console about to crash', 'crash'];
@@ -23,27 +15,10 @@ const CRASHES = ['console about to crash', 'crash'];
 /** Fast and exact: 20 ms doubling, no jitter. */
 const FAST: RestartPolicyOptions = {backoff: {initialDelayMs: 20, factor: 2, maxDelayMs: 1000, jitter: 0}, intensity: {maxRestarts: 3, windowMs: 60_000}};
 
-let work: string;
-let tempRoot: string;
-let baseline: ResourceSnapshot;
-let supervisor: Supervisor | undefined;
+const {guest, supervise: superviseWith} = useRestartFixture();
 
-function script(file: string, directives: string[]): void {
-	writeFileSync(file, ['#!crosvm-sim-guest', ...directives, ''].join('\n'));
-}
-
-function guest(directives: string[]): string {
-	const file = join(work, `guest-${Math.random().toString(36).slice(2)}`);
-	script(file, directives);
-	return file;
-}
-
-function supervise(restartPolicy: RestartPolicyOptions): {supervisor: Supervisor; events: SupervisorEvent[]} {
-	const created = createSupervisor({crosvmPath: SIM_PATH, tempRoot, logger, stopTimeoutMs: 2000, restartPolicy});
-	supervisor = created;
-	const events: SupervisorEvent[] = [];
-	created.events$.subscribe(event => events.push(event));
-	return {supervisor: created, events};
+function supervise(restartPolicy: RestartPolicyOptions) {
+	return superviseWith({restartPolicy});
 }
 
 /** After `deaths` deaths, the guest's kernel becomes `then` (read at the next launch). */
@@ -55,20 +30,6 @@ function changeAfter(vm: SupervisedVm, kernel: string, deaths: number, then: str
 			script(kernel, then);
 		}
 	});
-}
-
-async function until(condition: () => boolean): Promise<void> {
-	const deadline = Date.now() + 10_000;
-	while (!condition()) {
-		if (Date.now() > deadline) {
-			throw new Error('timed out');
-		}
-
-		// eslint-disable-next-line no-await-in-loop
-		await new Promise(resolve => {
-			setTimeout(resolve, 5);
-		});
-	}
 }
 
 function restartSteps(events: SupervisorEvent[]): string[] {
@@ -96,30 +57,6 @@ function restartSteps(events: SupervisorEvent[]): string[] {
 		}
 	});
 }
-
-beforeAll(async () => {
-	if (!existsSync(SIM_PATH)) {
-		throw new Error(`${SIM_PATH} is missing: run npm run build first`);
-	}
-
-	// The first spawn creates libuv's signal pipe for good: keep it out of every baseline.
-	await execa(process.execPath, ['-e', '0']);
-});
-
-beforeEach(() => {
-	work = mkdtempSync(join(tmpdir(), 'vmwarden-restart-test-'));
-	tempRoot = mkdtempSync(join(tmpdir(), 'vmwarden-restart-root-'));
-	baseline = takeSnapshot([tempRoot]);
-});
-
-afterEach(async () => {
-	await supervisor?.shutdown({stopTimeoutMs: 500});
-	supervisor = undefined;
-	const leaks = await settleLeaks(baseline, [tempRoot]);
-	rmSync(work, {recursive: true, force: true});
-	rmSync(tempRoot, {recursive: true, force: true});
-	expect(leaks).toEqual([]);
-});
 
 describe('on-failure', () => {
 	test('a guest that crashes twice and then runs is restarted twice with the same CID, then stops for good', async () => {

@@ -168,3 +168,36 @@ export function resolveRestartPolicy(options: unknown, base: RestartPolicy = DEF
 export function mayRestart(policy: RestartPolicy): boolean {
 	return policy.restart !== 'never' || policy.onReboot === 'restart';
 }
+
+/**
+ * Which members a group restarts when one fails (OTP's strategies): the failed one only, all of
+ * them, or the failed one and those created after it.
+ */
+export type GroupStrategy = 'one-for-one' | 'one-for-all' | 'rest-for-one';
+
+/** A supervision group's policy: its strategy, and its own backoff and intensity over all its restarts. */
+export interface GroupPolicy {
+	strategy: GroupStrategy;
+	backoff: BackoffPolicy;
+	/** The group running this long without a restart resets its backoff. */
+	resetAfterMs: number;
+	intensity: IntensityPolicy;
+}
+
+export interface GroupPolicyOptions {
+	strategy?: GroupStrategy;
+	backoff?: Partial<BackoffPolicy>;
+	resetAfterMs?: number;
+	intensity?: Partial<IntensityPolicy>;
+}
+
+const GROUP_STRATEGIES: readonly GroupStrategy[] = ['one-for-one', 'one-for-all', 'rest-for-one'];
+
+/** Checks a group policy given from outside (typed `InvalidConfigError` naming the field) and fills in the defaults. */
+export function resolveGroupPolicy(options: unknown, field = 'groupPolicy'): GroupPolicy {
+	const given = options === undefined ? {} : checkObject(field, options);
+	const strategy = given['strategy'] === undefined ? 'one-for-one' : checkOneOf(`${field}.strategy`, given['strategy'], GROUP_STRATEGIES);
+	// The timing fields are a restart policy's: checked by the same code, under this field's name.
+	const {backoff, resetAfterMs, intensity} = resolveRestartPolicy({backoff: given['backoff'], resetAfterMs: given['resetAfterMs'], intensity: given['intensity']}, DEFAULT_RESTART_POLICY, field);
+	return {strategy, backoff, resetAfterMs, intensity};
+}
