@@ -29,3 +29,13 @@ export {INSPECTION_FORMAT, INSPECTION_FORMAT_VERSION, isInspectionEventType, typ
 export {toJsonValue, type JsonValue, type SerializeOptions} from './services/inspection/serialize.js';
 export {SupervisorFailedError} from './errors.js';
 export type {SupervisorReply, StateWrite} from './machines/supervisor.machine.js';
+export {type SupervisedVm, type SupervisionGroup, type SupervisionState} from './supervisor.js';
+export {restartMachine, type RestartMachineInput, type RestartMachineEvent, type RestartEmitted, type RestartOutput, type RestartOutcome, type RestartCause, type RestartDue} from './machines/restart.machine.js';
+export {groupMachine, type GroupMachineInput, type GroupMachineEvent, type GroupEmitted, type GroupRequest} from './machines/group.machine.js';
+export {DEFAULT_RESTART_POLICY, DEFAULT_FAILURE_REASONS, resolveRestartPolicy, resolveGroupPolicy, mayRestart, type RestartPolicy, type RestartPolicyOptions, type RestartMode, type RebootAction, type BackoffPolicy, type IntensityPolicy, type GroupPolicy, type GroupPolicyOptions, type GroupStrategy} from './services/restart/policy.js';
+export {backoffDelayMs, backoffBaseMs} from './services/restart/backoff.js';
+export {admitRestart, type RestartWindow} from './services/restart/intensity.js';
+export {judgeDeath, type DeathVerdict} from './services/restart/verdict.js';
+export {RestartEnvironment} from './services/restart/environment.js';
+export {SupervisionGroupClosedError} from './errors.js';
+export type {SupervisorLifeSpawned, GroupActorId, RestartActorId} from './machines/supervisor.machine.js';

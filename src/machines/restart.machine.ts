@@ -189,7 +189,8 @@ export const restartMachine = setup({
 				'LIFE.STARTED': 'Alive',
 				// The caller's own start failed: the caller has the error, and nothing ran to restart.
 				'LIFE.START_FAILED': 'Ended',
-				END: 'Ended',
+				// No END: a stop of a VM never started does nothing, as to a VM never restarted; a
+				// shutdown discards it with its restart machine.
 			},
 		},
 		Alive: {
