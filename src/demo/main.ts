@@ -12,8 +12,7 @@ import {Writable} from 'node:stream';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import winston from 'winston';
-import {createSupervisor, type SupervisorEvent} from '../supervisor.js';
-import type {Vm} from '../vm.js';
+import {createSupervisor, type SupervisedVm, type SupervisorEvent} from '../supervisor.js';
 import {LiveTable, rowMatches, summaryTable, type FleetRow} from './display.js';
 import {startRecording, type DemoRecording} from './recording.js';
 import {SCENARIOS, type Scenario} from './scenarios.js';
@@ -217,6 +216,8 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 					row.reason = event.death.reason;
 					row.initiator = event.death.initiator;
 					row.payloadState = event.death.payloadState;
+				} else if (event.type === 'supervisor.restart.restarted') {
+					row.restarts = event.restarts;
 				} else if (event.type === 'failed') {
 					row.state = 'Failed';
 					row.diedAt = Date.now();
@@ -243,11 +244,21 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 		process.once('SIGINT', interrupt);
 
 		// The requests go out in order, so the CIDs follow the scenarios.
-		const fleet: Array<{scenario: Scenario; vm: Vm}> = await Promise.all(SCENARIOS.map(async (scenario, index) => {
+		const fleet: Array<{scenario: Scenario; vm: SupervisedVm}> = await Promise.all(SCENARIOS.map(async (scenario, index) => {
 			const kernel = join(scripts, `guest-${index}`);
 			writeFileSync(kernel, ['#!crosvm-sim-guest', ...scenario.guest, ''].join('\n'));
-			const vm = await supervisor.createVm({kernel, detectHangup: scenario.detectHangup ?? false});
-			rows.set(vm.cid, {scenario, cid: vm.cid, state: vm.state, payloadState: vm.payloadState, lastEvent: 'created', createdAt: Date.now(), runningAt: undefined, diedAt: undefined, reason: undefined, initiator: undefined, failure: undefined});
+			const vm = await supervisor.createVm({kernel, detectHangup: scenario.detectHangup ?? false}, {restartPolicy: scenario.restartPolicy});
+			const {recoverAfter} = scenario;
+			if (recoverAfter !== undefined) {
+				let deaths = 0;
+				vm.onDeath(() => {
+					if (++deaths === recoverAfter.deaths) {
+						writeFileSync(kernel, ['#!crosvm-sim-guest', ...recoverAfter.guest, ''].join('\n'));
+					}
+				});
+			}
+
+			rows.set(vm.cid, {scenario, cid: vm.cid, state: vm.state, payloadState: vm.payloadState, lastEvent: 'created', createdAt: Date.now(), runningAt: undefined, diedAt: undefined, reason: undefined, initiator: undefined, failure: undefined, restarts: 0});
 			return {scenario, vm};
 		}));
 		redraw();
