@@ -116,6 +116,7 @@ export const groupMachine = setup({
 		restartSetDown: ({context}) => context.restartSet.every(cid => memberOf(context, cid)?.live !== true),
 		restartSetUp: ({context}) => context.restartSet.every(cid => memberOf(context, cid)?.live !== false),
 		noMembers: ({context}) => context.members.length === 0,
+		restartSetEmpty: ({context}) => context.restartSet.length === 0,
 	},
 	actions: {
 		addMember: assign(({context, event}) => {
@@ -273,6 +274,8 @@ export const groupMachine = setup({
 				},
 				Backoff: {
 					entry: 'emitScheduled',
+					// Every member to restart was stopped through its handle meanwhile: nothing to restart.
+					always: {guard: 'restartSetEmpty', target: 'Running'},
 					after: {backoff: {target: 'Restarting', actions: 'requestRestart'}},
 					on: {
 						'MEMBER.DIED': [
