@@ -583,6 +583,10 @@ function supervisedVm({first, restart, group, policy, start, end, publish, logge
 			error() {
 				finish('ended', deaths.at(-1));
 			},
+			complete() {
+				// Stopped by the supervisor without reaching a final state: its VM actor failed.
+				finish('ended', deaths.at(-1));
+			},
 		});
 	} else if (group === undefined) {
 		// Neither restarted nor grouped: the first life is the only one.

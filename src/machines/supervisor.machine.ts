@@ -297,6 +297,16 @@ export const supervisorMachine = setup({
 			context.vms.set(event.actorId, {...held, ref: undefined});
 			enqueue.assign({vms: context.vms, recorded});
 		}),
+		// A member's VM actor failed (a bug): it leaves its group for good, with no death.
+		reportMemberFailed: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'xstate.error.actor.vm.*');
+			const held = context.vms.get(event.actorId);
+			const group = held?.group === undefined ? undefined : context.groups.get(held.group);
+			if (held !== undefined && group !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.END', cid: held.cid});
+				enqueue.sendTo(group, {type: 'MEMBER.DIED', cid: held.cid, death: undefined});
+			}
+		}),
 		noteMemberStarted: enqueueActions(({context, event, enqueue}) => {
 			assertEvent(event, 'VM.START');
 			const groupId = context.vms.get(vmActorId(event.cid))?.group;
@@ -663,6 +673,7 @@ export const supervisorMachine = setup({
 			guard: 'isHeldVm',
 			actions: [
 				'logVmActorFailure',
+				'reportMemberFailed',
 				{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
 				{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm actor failed' as const})},
 			],

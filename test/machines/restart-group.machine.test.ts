@@ -6,24 +6,18 @@
  * state of the group's chart.
  */
 import {describe, expect, test} from '@jest/globals';
-import {assign, createActor, setup, SimulatedClock, type ActorRefFrom, type InspectionEvent, type StateValue} from 'xstate';
+import {assign, createActor, setup, SimulatedClock, type ActorRefFrom} from 'xstate';
 import {groupMachine, type GroupEmitted, type GroupRequest} from '../../src/machines/group.machine.js';
 import {RestartEnvironment} from '../../src/services/restart/environment.js';
 import {resolveGroupPolicy, resolveRestartPolicy, type GroupPolicyOptions} from '../../src/services/restart/policy.js';
 import type {DeathReason} from '../../src/services/death/reason.js';
 import type {VmDeath} from '../../src/types.js';
-import {activeStateIds, stateNodeIds} from '../helpers/real-states.js';
+import {stateNodeIds} from '../helpers/real-states.js';
+import {recordChildStates} from './restart-harness.js';
 
 const visited = new Set<string>();
 
-function recordGroupStates(event: InspectionEvent): void {
-	const {actorRef} = event;
-	if ('id' in actorRef && actorRef.id === 'group' && (event.type === '@xstate.microstep' || event.type === '@xstate.snapshot')) {
-		for (const id of activeStateIds(groupMachine, (event.snapshot as {value?: StateValue}).value ?? 'Active')) {
-			visited.add(id);
-		}
-	}
-}
+const recordGroupStates = recordChildStates(groupMachine, 'group', visited);
 
 const memberPolicy = resolveRestartPolicy({restart: 'on-failure', onReboot: 'restart'});
 

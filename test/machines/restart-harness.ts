@@ -2,7 +2,7 @@
  * What the restart machine's tests share: a fake VM life, a parent that spawns the restart machine
  * as the supervisor does and counts its restart requests, and death records.
  */
-import {assign, setup} from 'xstate';
+import {assign, setup, type AnyStateMachine, type InspectionEvent, type StateValue} from 'xstate';
 import {restartMachine} from '../../src/machines/restart.machine.js';
 import type {RestartEnvironment} from '../../src/services/restart/environment.js';
 import type {RestartPolicy} from '../../src/services/restart/policy.js';
@@ -10,6 +10,7 @@ import type {LifeRef} from '../../src/services/restart/watch-life.js';
 import type {DeathReason} from '../../src/services/death/reason.js';
 import type {PayloadState} from '../../src/services/payload/state.js';
 import type {VmDeath} from '../../src/types.js';
+import {activeStateIds} from '../helpers/real-states.js';
 
 /** A VM life as the restart machine sees it: NotStarted, then Running, its payload reaching Ready. */
 export const fakeLife = setup({
@@ -42,4 +43,20 @@ export function restartHarness(policy: RestartPolicy, healthFrom: 'ready' | 'sta
 
 export function death(reason: DeathReason, initiator: VmDeath['initiator']): VmDeath {
 	return {cid: 7, reason, exitCode: undefined, signal: undefined, failureReason: undefined, failureContext: undefined, payloadState: 'Started', stderrTail: '', initiator};
+}
+
+/**
+ * An inspection observer that adds every state the child actor `id` (a `machine`) enters to
+ * `visited`, microsteps included.
+ */
+export function recordChildStates(machine: AnyStateMachine, id: string, visited: Set<string>): (event: InspectionEvent) => void {
+	return event => {
+		const {actorRef} = event;
+		if ('id' in actorRef && actorRef.id === id && (event.type === '@xstate.microstep' || event.type === '@xstate.snapshot')) {
+			const {value} = event.snapshot as {value?: StateValue};
+			for (const state of value === undefined ? [] : activeStateIds(machine, value)) {
+				visited.add(state);
+			}
+		}
+	};
 }

@@ -6,7 +6,7 @@
  * the model, and the real machine's states visited cover every state node of its chart.
  */
 import {describe, expect, test} from '@jest/globals';
-import {createActor, getInitialSnapshot, SimulatedClock, type ActorRefFrom, type InspectionEvent, type SnapshotFrom, type StateValue} from 'xstate';
+import {createActor, getInitialSnapshot, SimulatedClock, type ActorRefFrom, type SnapshotFrom} from 'xstate';
 import {createTestModel, type TestPath} from 'xstate/graph';
 import {restartMachine, type RestartEmitted} from '../../src/machines/restart.machine.js';
 import {RestartEnvironment} from '../../src/services/restart/environment.js';
@@ -14,20 +14,13 @@ import {resolveRestartPolicy} from '../../src/services/restart/policy.js';
 import type {VmDeath} from '../../src/types.js';
 import type {DeathReason} from '../../src/services/death/reason.js';
 import {coveringWalks, describePath, modelCoverage} from '../helpers/model-coverage.js';
-import {activeStateIds, stateNodeIds} from '../helpers/real-states.js';
-import {death, fakeLife, restartHarness} from './restart-harness.js';
+import {stateNodeIds} from '../helpers/real-states.js';
+import {death, fakeLife, recordChildStates, restartHarness} from './restart-harness.js';
 import {MODEL_POLICY, RESTART_MODEL_EVENTS, restartModel, type RestartModelEvent} from './restart-model.js';
 
 const visited = new Set<string>();
 
-function recordRestartStates(event: InspectionEvent): void {
-	const {actorRef} = event;
-	if ('id' in actorRef && actorRef.id === 'restart' && (event.type === '@xstate.microstep' || event.type === '@xstate.snapshot')) {
-		for (const id of activeStateIds(restartMachine, (event.snapshot as {value?: StateValue}).value ?? 'Idle')) {
-			visited.add(id);
-		}
-	}
-}
+const recordRestartStates = recordChildStates(restartMachine, 'restart', visited);
 
 for (const healthFrom of ['ready', 'start'] as const) {
 	const modelMachine = restartModel(healthFrom);

@@ -116,6 +116,26 @@ describe('on-failure', () => {
 	});
 });
 
+describe('inspection', () => {
+	test('the restart machine is the supervisor\'s child: an inspector sees it judge and give up', async () => {
+		const seen: string[] = [];
+		const {supervisor} = superviseWith({
+			restartPolicy: {restart: 'on-failure', intensity: {maxRestarts: 0}},
+			inspect(event) {
+				const {actorRef} = event;
+				if (event.type === '@xstate.snapshot' && 'id' in actorRef && typeof actorRef.id === 'string' && actorRef.id.startsWith('restart.')) {
+					seen.push(`${actorRef.id} ${JSON.stringify((event.snapshot as {value?: unknown}).value)}`);
+				}
+			},
+		});
+		const vm = await supervisor.createVm({kernel: guest(CRASHES)});
+		await vm.start();
+		await expect(vm.died).resolves.toMatchObject({reason: 'CRASH'});
+		expect(vm.supervision).toBe('gave-up');
+		expect([...new Set(seen)]).toEqual([`restart.${vm.cid} "Idle"`, `restart.${vm.cid} {"Alive":"AwaitingReady"}`, `restart.${vm.cid} "GaveUp"`]);
+	});
+});
+
 describe('reboot', () => {
 	test('onReboot restart starts the VM again at once, with no backoff, even under never', async () => {
 		const {supervisor, events} = supervise({restart: 'never', onReboot: 'restart', ...FAST});
