@@ -166,9 +166,11 @@ export const groupMachine = setup({
 			const {window} = admitRestart(context.window, context.env.now(), context.policy.intensity);
 			const member = memberOf(context, event.cid);
 			const reboot = event.death !== undefined && member !== undefined && judgeDeath(member.policy, event.death) === 'reboot';
+			// Members of a restart still starting (not yet reported started) stay in the new one.
+			const restartSet = new Set([...membersToRestart(context.members, event.cid, context.policy.strategy), ...context.restartSet.filter(cid => memberOf(context, cid)?.live === false)]);
 			return {
 				window,
-				restartSet: membersToRestart(context.members, event.cid, context.policy.strategy),
+				restartSet: context.members.map(each => each.cid).filter(cid => restartSet.has(cid)),
 				failed: {cid: event.cid, cause: causeOf(event)},
 				delayMs: reboot ? 0 : backoffDelayMs(context.policy.backoff, context.attempt, context.env.random()),
 				attempt: reboot ? context.attempt : context.attempt + 1,

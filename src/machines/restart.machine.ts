@@ -221,7 +221,6 @@ export const restartMachine = setup({
 		Ending: {
 			on: {
 				'LIFE.DIED': {target: 'Ended', actions: 'recordDeath'},
-				'LIFE.START_FAILED': 'Ended',
 			},
 		},
 		Backoff: {

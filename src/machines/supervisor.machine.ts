@@ -368,16 +368,19 @@ export const supervisorMachine = setup({
 			for (const cid of params.cids) {
 				const held = context.vms.get(vmActorId(cid));
 				const group = held?.group === undefined ? undefined : context.groups.get(held.group);
-				if (held?.ref === undefined || !held.ref.getSnapshot().matches({NotStarted: 'idle'})) {
+				if (held?.ref === undefined) {
 					continue;
 				}
 
-				enqueue.sendTo(held.ref, {type: 'START', initiator: 'supervisor'});
-				enqueue.emit({type: 'supervisor.vm.respawned', cid, vm: held.ref});
-				if (held.restart !== undefined) {
-					enqueue.sendTo(held.restart, {type: 'LIFE.SPAWNED', vm: held.ref});
+				if (held.ref.getSnapshot().matches({NotStarted: 'idle'})) {
+					enqueue.sendTo(held.ref, {type: 'START', initiator: 'supervisor'});
+					enqueue.emit({type: 'supervisor.vm.respawned', cid, vm: held.ref});
+					if (held.restart !== undefined) {
+						enqueue.sendTo(held.restart, {type: 'LIFE.SPAWNED', vm: held.ref});
+					}
 				}
 
+				// Also for a life already under way (asked twice): the group waits for every member it restarts.
 				if (group !== undefined) {
 					enqueue.sendTo(group, {type: 'MEMBER.STARTED', cid});
 				}

@@ -6,18 +6,24 @@
  * state of the group's chart.
  */
 import {describe, expect, test} from '@jest/globals';
-import {assign, createActor, setup, SimulatedClock, type ActorRefFrom} from 'xstate';
+import {assign, createActor, setup, SimulatedClock, type ActorRefFrom, type InspectionEvent} from 'xstate';
 import {groupMachine, type GroupEmitted, type GroupRequest} from '../../src/machines/group.machine.js';
 import {RestartEnvironment} from '../../src/services/restart/environment.js';
 import {resolveGroupPolicy, resolveRestartPolicy, type GroupPolicyOptions} from '../../src/services/restart/policy.js';
 import type {DeathReason} from '../../src/services/death/reason.js';
 import type {VmDeath} from '../../src/types.js';
 import {stateNodeIds} from '../helpers/real-states.js';
-import {recordChildStates} from './restart-harness.js';
+import {chartTransitions, recordChildStates, recordChildTransitions} from './restart-harness.js';
 
 const visited = new Set<string>();
 
-const recordGroupStates = recordChildStates(groupMachine, 'group', visited);
+const taken = new Set<string>();
+const recordStates = recordChildStates(groupMachine, 'group', visited);
+const recordTransitions = recordChildTransitions('group', taken);
+const recordGroupStates = (event: InspectionEvent) => {
+	recordStates(event);
+	recordTransitions(event);
+};
 
 const memberPolicy = resolveRestartPolicy({restart: 'on-failure', onReboot: 'restart'});
 
@@ -263,6 +269,65 @@ describe('ends', () => {
 	});
 });
 
-test('the tests enter every state of the group chart', () => {
+describe('deaths during a group restart', () => {
+	test('while the others stop: a member outside the restart ending for good leaves; the failed one stopped through its handle leaves at once', () => {
+		const {ref, requests, died, state, steps} = group({strategy: 'rest-for-one'});
+		died(2, 'CRASH');
+		expect(requests()).toEqual(['GROUP.STOP 3']);
+		died(1, 'SHUTDOWN', 'guest');
+		ref.send({type: 'MEMBER.END', cid: 2});
+		expect(requests()).toEqual(['GROUP.RELEASE 1', 'GROUP.RELEASE 2']);
+		expect(state()).toEqual({Active: 'Stopping'});
+		died(3, 'SHUTDOWN', 'supervisor');
+		expect(steps()).toEqual(['1 left (ended, SHUTDOWN)', '2 left (cancelled, CRASH)', 'scheduled #1: 2 CRASH, 3 in 100']);
+	});
+
+	test('during the backoff: a member outside the restart ending for good leaves', () => {
+		const {requests, died, state} = group({strategy: 'one-for-one'});
+		died(2, 'CRASH');
+		died(3, 'SHUTDOWN', 'guest');
+		expect(requests()).toEqual(['GROUP.RELEASE 3']);
+		expect(state()).toEqual({Active: 'Backoff'});
+	});
+
+	/** Group one-for-one; member 1 failed and its restart was asked for, not yet reported started. */
+	const restarting = (policy: GroupPolicyOptions = {}) => {
+		const harness = group({strategy: 'one-for-one', ...policy});
+		harness.died(1, 'CRASH');
+		harness.clock.increment(100);
+		expect(harness.requests()).toEqual(['GROUP.RESTART 1']);
+		expect(harness.state()).toEqual({Active: 'Restarting'});
+		return harness;
+	};
+
+	test('while restarting: a member ending for good leaves, a stop of a running one waits for its death', () => {
+		const {ref, requests, died, state, restartAsked} = restarting();
+		died(2, 'SHUTDOWN', 'guest');
+		ref.send({type: 'MEMBER.END', cid: 3});
+		expect(requests()).toEqual(['GROUP.RELEASE 2']);
+		died(3, 'CRASH');
+		expect(requests()).toEqual(['GROUP.RELEASE 3']);
+		restartAsked('GROUP.RESTART 1');
+		expect(state()).toEqual({Active: {Running: 'Proving'}});
+	});
+
+	test('while restarting: a failure starts a new restart that keeps the members still starting', () => {
+		const {clock, requests, died, state} = restarting();
+		died(3, 'CRASH');
+		expect(state()).toEqual({Active: 'Backoff'});
+		clock.increment(200);
+		expect(requests()).toEqual(['GROUP.RESTART 1,3']);
+	});
+
+	test('while restarting: a failure past the intensity gives up', () => {
+		const {requests, died, state} = restarting({intensity: {maxRestarts: 1, windowMs: 60_000}});
+		died(2, 'CRASH');
+		expect(state()).toBe('GivingUp');
+		expect(requests()).toEqual(['GROUP.GAVE_UP 2', 'GROUP.STOP 3', 'GROUP.RELEASE 1', 'GROUP.RELEASE 2']);
+	});
+});
+
+test('the tests enter every state of the group chart and take every transition', () => {
 	expect([...stateNodeIds(groupMachine)].filter(id => !visited.has(id))).toEqual([]);
+	expect([...chartTransitions(groupMachine)].filter(transition => !taken.has(transition))).toEqual([]);
 });

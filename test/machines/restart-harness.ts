@@ -2,7 +2,7 @@
  * What the restart machine's tests share: a fake VM life, a parent that spawns the restart machine
  * as the supervisor does and counts its restart requests, and death records.
  */
-import {assign, setup, type AnyStateMachine, type InspectionEvent, type StateValue} from 'xstate';
+import {assign, setup, type AnyStateMachine, type AnyStateNode, type AnyTransitionDefinition, type InspectionEvent, type StateValue} from 'xstate';
 import {restartMachine} from '../../src/machines/restart.machine.js';
 import type {RestartEnvironment} from '../../src/services/restart/environment.js';
 import type {RestartPolicy} from '../../src/services/restart/policy.js';
@@ -56,6 +56,47 @@ export function recordChildStates(machine: AnyStateMachine, id: string, visited:
 			const {value} = event.snapshot as {value?: StateValue};
 			for (const state of value === undefined ? [] : activeStateIds(machine, value)) {
 				visited.add(state);
+			}
+		}
+	};
+}
+
+/** A transition as the coverage counts it: its source, event and guard (targets follow from them). */
+function transitionKey(transition: AnyTransitionDefinition): string {
+	const guard = transition.guard === undefined ? '' : ` [${typeof transition.guard === 'string' ? transition.guard : JSON.stringify(transition.guard)}]`;
+	return `${transition.source.id} --${transition.eventType}${guard}--> ${(transition.target ?? []).map(target => target.id).join(',') || '(self)'}`;
+}
+
+/** Every transition of a machine's chart: event, eventless (`always`) and delayed ones. */
+export function chartTransitions(machine: AnyStateMachine): Set<string> {
+	const keys = new Set<string>();
+	const walk = (node: AnyStateNode): void => {
+		for (const transitions of node.transitions.values()) {
+			for (const transition of transitions) {
+				keys.add(transitionKey(transition));
+			}
+		}
+
+		for (const transition of node.always ?? []) {
+			keys.add(transitionKey(transition));
+		}
+
+		for (const child of Object.values(node.states)) {
+			walk(child);
+		}
+	};
+
+	walk(machine.root);
+	return keys;
+}
+
+/** An inspection observer that adds every transition the child actor `id` takes to `taken`. */
+export function recordChildTransitions(id: string, taken: Set<string>): (event: InspectionEvent) => void {
+	return event => {
+		const {actorRef} = event;
+		if (event.type === '@xstate.microstep' && 'id' in actorRef && actorRef.id === id) {
+			for (const transition of event._transitions) {
+				taken.add(transitionKey(transition));
 			}
 		}
 	};
