@@ -6,24 +6,19 @@
  * state of the group's chart.
  */
 import {describe, expect, test} from '@jest/globals';
-import {assign, createActor, setup, SimulatedClock, type ActorRefFrom, type InspectionEvent} from 'xstate';
+import {assign, createActor, setup, SimulatedClock, type ActorRefFrom} from 'xstate';
 import {groupMachine, type GroupEmitted, type GroupRequest} from '../../src/machines/group.machine.js';
 import {RestartEnvironment} from '../../src/services/restart/environment.js';
 import {resolveGroupPolicy, resolveRestartPolicy, type GroupPolicyOptions} from '../../src/services/restart/policy.js';
 import type {DeathReason} from '../../src/services/death/reason.js';
 import type {VmDeath} from '../../src/types.js';
 import {stateNodeIds} from '../helpers/real-states.js';
-import {chartTransitions, recordChildStates, recordChildTransitions} from './restart-harness.js';
+import {chartTransitions, recordChildCoverage} from './restart-harness.js';
 
 const visited = new Set<string>();
 
 const taken = new Set<string>();
-const recordStates = recordChildStates(groupMachine, 'group', visited);
-const recordTransitions = recordChildTransitions('group', taken);
-const recordGroupStates = (event: InspectionEvent) => {
-	recordStates(event);
-	recordTransitions(event);
-};
+const recordGroupStates = recordChildCoverage(groupMachine, 'group', visited, taken);
 
 const memberPolicy = resolveRestartPolicy({restart: 'on-failure', onReboot: 'restart'});
 

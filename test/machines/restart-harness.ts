@@ -101,3 +101,13 @@ export function recordChildTransitions(id: string, taken: Set<string>): (event: 
 		}
 	};
 }
+
+/** Both: the states the child actor `id` enters into `visited`, the transitions it takes into `taken`. */
+export function recordChildCoverage(machine: AnyStateMachine, id: string, visited: Set<string>, taken: Set<string>): (event: InspectionEvent) => void {
+	const states = recordChildStates(machine, id, visited);
+	const transitions = recordChildTransitions(id, taken);
+	return event => {
+		states(event);
+		transitions(event);
+	};
+}

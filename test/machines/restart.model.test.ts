@@ -6,7 +6,7 @@
  * the model, and the real machine's states visited cover every state node of its chart.
  */
 import {describe, expect, test} from '@jest/globals';
-import {createActor, getInitialSnapshot, SimulatedClock, type ActorRefFrom, type InspectionEvent, type SnapshotFrom} from 'xstate';
+import {createActor, getInitialSnapshot, SimulatedClock, type ActorRefFrom, type SnapshotFrom} from 'xstate';
 import {createTestModel, type TestPath} from 'xstate/graph';
 import {restartMachine, type RestartEmitted} from '../../src/machines/restart.machine.js';
 import {RestartEnvironment} from '../../src/services/restart/environment.js';
@@ -15,18 +15,13 @@ import type {VmDeath} from '../../src/types.js';
 import type {DeathReason} from '../../src/services/death/reason.js';
 import {coveringWalks, describePath, modelCoverage} from '../helpers/model-coverage.js';
 import {stateNodeIds} from '../helpers/real-states.js';
-import {chartTransitions, death, fakeLife, recordChildStates, recordChildTransitions, restartHarness} from './restart-harness.js';
+import {chartTransitions, death, fakeLife, recordChildCoverage, restartHarness} from './restart-harness.js';
 import {MODEL_POLICY, RESTART_MODEL_EVENTS, restartModel, type RestartModelEvent} from './restart-model.js';
 
 const visited = new Set<string>();
 
 const taken = new Set<string>();
-const recordStates = recordChildStates(restartMachine, 'restart', visited);
-const recordTransitions = recordChildTransitions('restart', taken);
-const recordRestartStates = (event: InspectionEvent) => {
-	recordStates(event);
-	recordTransitions(event);
-};
+const recordRestartStates = recordChildCoverage(restartMachine, 'restart', visited, taken);
 
 for (const healthFrom of ['ready', 'start'] as const) {
 	const modelMachine = restartModel(healthFrom);
