@@ -50,8 +50,8 @@ export type RestartMachineEvent =
 	| {type: 'LIFE.START_FAILED'; message: string}
 	/** The supervisor spawned the life this machine asked for (with `RESTART.DUE`). */
 	| {type: 'LIFE.SPAWNED'; vm: LifeRef}
-	/** A stop, kill or shutdown was asked: no restart follows, whatever the next death. */
-	| {type: 'END'};
+	/** A stop or kill (by the caller) or a shutdown (by the supervisor) was asked: no restart follows, whatever the next death. */
+	| {type: 'END'; initiator: 'caller' | 'supervisor'};
 
 /** What the restart machine reports; the supervisor publishes it in `events$`. */
 export type RestartEmitted =
@@ -156,7 +156,10 @@ export const restartMachine = setup({
 			return {type: 'supervisor.restart.gaveUp' as const, cid: context.cid, restarts: context.restarts, maxRestarts, windowMs, reason: causeOf(event), initiator: 'supervisor' as const};
 		}),
 		recordOutcome: assign((_, params: {outcome: RestartOutcome}) => ({outcome: params.outcome})),
-		emitCancelled: emit(({context}) => ({type: 'supervisor.restart.cancelled' as const, cid: context.cid, restarts: context.restarts, initiator: 'supervisor' as const})),
+		emitCancelled: emit(({context, event}) => {
+			assertEvent(event, 'END');
+			return {type: 'supervisor.restart.cancelled' as const, cid: context.cid, restarts: context.restarts, initiator: event.initiator};
+		}),
 	},
 }).createMachine({
 	id: 'restart',

@@ -391,7 +391,7 @@ export const supervisorMachine = setup({
 			const held = context.vms.get(vmActorId(event.cid));
 			const group = held?.group === undefined ? undefined : context.groups.get(held.group);
 			if (held?.restart !== undefined) {
-				enqueue.sendTo(held.restart, {type: 'END'});
+				enqueue.sendTo(held.restart, {type: 'END', initiator: 'caller'});
 			}
 
 			if (group !== undefined) {
@@ -401,7 +401,7 @@ export const supervisorMachine = setup({
 		endAllRestarts: enqueueActions(({context, enqueue}) => {
 			for (const {restart} of context.vms.values()) {
 				if (restart !== undefined) {
-					enqueue.sendTo(restart, {type: 'END'});
+					enqueue.sendTo(restart, {type: 'END', initiator: 'supervisor'});
 				}
 			}
 

@@ -115,7 +115,7 @@ for (const healthFrom of ['ready', 'start'] as const) {
 					}
 
 					case 'END': {
-						ref.send({type: 'END'});
+						ref.send({type: 'END', initiator: 'caller'});
 						break;
 					}
 

@@ -48,7 +48,7 @@ function restartSteps(events: SupervisorEvent[]): string[] {
 			}
 
 			case 'supervisor.restart.cancelled': {
-				return [`cancelled after ${event.restarts}`];
+				return [`cancelled by ${event.initiator} after ${event.restarts}`];
 			}
 
 			default: {
@@ -168,7 +168,7 @@ describe('ending during a backoff', () => {
 		expect(death).toMatchObject({reason: 'CRASH'});
 		await expect(vm.died).resolves.toBe(death);
 		expect(vm.supervision).toBe('cancelled');
-		expect(restartSteps(events)).toEqual(['scheduled #1 in 60000 (CRASH)', 'cancelled after 0']);
+		expect(restartSteps(events)).toEqual(['scheduled #1 in 60000 (CRASH)', 'cancelled by caller after 0']);
 		await until(() => supervisor.get(vm.cid) === undefined);
 	});
 
@@ -183,6 +183,6 @@ describe('ending during a backoff', () => {
 		await expect(running.died).resolves.toMatchObject({reason: 'SHUTDOWN', initiator: 'supervisor'});
 		expect(running.supervision).toBe('ended');
 		expect(supervisor.vms()).toEqual([]);
-		expect(restartSteps(events)).toEqual(['scheduled #1 in 60000 (CRASH)', 'cancelled after 0']);
+		expect(restartSteps(events)).toEqual(['scheduled #1 in 60000 (CRASH)', 'cancelled by supervisor after 0']);
 	});
 });
