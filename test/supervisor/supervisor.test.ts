@@ -101,6 +101,42 @@ describe('createSupervisor', () => {
 		expect(supervisor.vms()).toEqual([]);
 	});
 
+	test('restart and group policies are checked field by field, and a refused one holds nothing', async () => {
+		expect(() => createSupervisor({logger, restartPolicy: {restart: 'sometimes' as never}})).toThrow(expect.objectContaining({field: 'restartPolicy.restart'}));
+		const {supervisor} = supervise({cidRange: {first: 10, last: 10}});
+		await expect(supervisor.createVm(kernelConfig, {restartPolicy: {backoff: {jitter: 5}}})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'restartPolicy.backoff.jitter'});
+		await expect(supervisor.createGroup({strategy: 'all' as never})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'groupPolicy.strategy'});
+		await expect(supervisor.createGroup({intensity: {windowMs: -1}})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'groupPolicy.intensity.windowMs'});
+		expect(supervisor.vms()).toEqual([]);
+		expect((await supervisor.createVm(kernelConfig)).cid).toBe(10);
+	});
+
+	test('a restarting VM whose first start fails is not restarted: the caller has the error, the CID goes back', async () => {
+		const {supervisor, events} = supervise({cidRange: {first: 10, last: 10}, restartPolicy: {restart: 'always', backoff: {initialDelayMs: 0}}});
+		const vm = await supervisor.createVm(kernelConfig);
+		expect(vm.supervision).toBe('idle');
+		await expect(vm.start()).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
+		await new Promise(resolve => {
+			setImmediate(resolve);
+		});
+		expect(events.map(event => event.type)).toEqual(['supervisor.cid.allocated', 'failed', 'supervisor.cid.released']);
+		expect(vm.supervision).toBe('ended');
+		expect(vm.restarts).toBe(0);
+	});
+
+	test('shutdown discards never-started VMs with their restart machines and groups, and refuses new groups', async () => {
+		const {supervisor, events} = supervise({restartPolicy: {restart: 'on-failure'}});
+		const alone = await supervisor.createVm(kernelConfig);
+		const group = await supervisor.createGroup({strategy: 'one-for-all'});
+		const member = await group.createVm(kernelConfig);
+		expect(member.group).toBe(group.id);
+		await supervisor.shutdown();
+		expect(supervisor.actor.getSnapshot().children).toEqual({});
+		expect(group.state).toBe('done');
+		expect([alone.cid, member.cid].map(cid => events.filter(event => event.type === 'supervisor.cid.released' && event.cid === cid).length)).toEqual([1, 1]);
+		await expect(supervisor.createGroup()).rejects.toBeInstanceOf(SupervisorShutDownError);
+	});
+
 	test('a subscriber may create a VM from inside its callback', async () => {
 		const {supervisor} = supervise();
 		const created: Array<Promise<Vm>> = [];
