@@ -172,6 +172,17 @@ describe('ending during a backoff', () => {
 		await until(() => supervisor.get(vm.cid) === undefined);
 	});
 
+	test('kill() during a backoff cancels the restart too', async () => {
+		const {supervisor, events} = supervise(SLOW);
+		const vm = await supervisor.createVm({kernel: guest(CRASHES)});
+		await vm.start();
+		await until(() => vm.supervision === 'backoff');
+		vm.kill();
+		await expect(vm.died).resolves.toMatchObject({reason: 'CRASH'});
+		expect(vm.supervision).toBe('cancelled');
+		expect(restartSteps(events)).toEqual(['scheduled #1 in 60000 (CRASH)', 'cancelled by caller after 0']);
+	});
+
 	test('shutdown() cancels every pending restart and stops the VMs that run', async () => {
 		const {supervisor, events} = supervise(SLOW);
 		const crashing = await supervisor.createVm({kernel: guest(CRASHES)});
