@@ -5,10 +5,9 @@ export default {
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
-    // The simulator imports the library's light modules by the package's own name, as an installed
+    // The simulator imports the library's light module by the package's own name, as an installed
     // program would; tests run them from source.
     '^vmwarden/payload-protocol$': '<rootDir>/src/services/payload/protocol.ts',
-    '^vmwarden/cpu-affinity$': '<rootDir>/src/services/config/cpu-affinity.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: {

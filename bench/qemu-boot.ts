@@ -108,6 +108,7 @@ async function vmwarden(run: number): Promise<number> {
 		crosvmPath: manifest.qemu,
 		tempRoot: scratch,
 		logger,
+		filePolicy: {createOutputs: true},
 	});
 	const started = firstValueFrom(vm.snapshots$.pipe(filter(snapshot => snapshot.context.payloadState !== 'Starting')));
 	const startedAt = performance.now();

@@ -3,7 +3,6 @@
  * `code` (one of `VmwardenErrorCode`), so callers can branch on the kind of failure without parsing
  * messages.
  */
-import type {CidRange} from './services/cids/range.js';
 import type {PayloadState} from './services/payload/state.js';
 
 /** Every `code` a `VmwardenError` can carry. */
@@ -20,6 +19,7 @@ export type VmwardenErrorCode =
 	| 'CPU_AFFINITY'
 	| 'INVALID_DESCRIPTOR_PLAN'
 	| 'SUPERVISOR_FAILED'
+	| 'STATE_DIR'
 	| 'SUPERVISION_GROUP_CLOSED';
 
 export class VmwardenError extends Error {
@@ -102,9 +102,10 @@ export class StopRequestError extends VmwardenError {
 
 /** Every CID of the range is held by a VM that is not yet dead and cleaned up. */
 export class NoAvailableCidError extends VmwardenError {
-	readonly range: CidRange;
+	/** A `CidRange`, spelled out because services/cids/range.ts imports this module. */
+	readonly range: {first: number; last: number};
 
-	constructor(range: CidRange) {
+	constructor(range: {first: number; last: number}) {
 		super('NO_AVAILABLE_CID', `no available CID: all ${range.last - range.first + 1} CIDs of ${range.first}..${range.last} are held`);
 		this.range = {first: range.first, last: range.last};
 	}
@@ -135,6 +136,23 @@ export class CpuAffinityError extends VmwardenError {
 export class SupervisorFailedError extends VmwardenError {
 	constructor(cause: unknown) {
 		super('SUPERVISOR_FAILED', `The supervisor actor failed: ${String(cause)}`, {cause});
+	}
+}
+
+/**
+ * A file in the state directory could not be written or removed (disk full, read-only file
+ * system, permissions). Returned in a result, never thrown into the supervisor machine.
+ */
+export class StateDirError extends VmwardenError {
+	/** The file that could not be written or removed. */
+	readonly path: string;
+	/** Why, without the path. */
+	readonly reason: string;
+
+	constructor(path: string, reason: string, options?: ErrorOptions) {
+		super('STATE_DIR', `State directory: ${path}: ${reason}`, options);
+		this.path = path;
+		this.reason = reason;
 	}
 }
 

@@ -29,6 +29,10 @@ export {INSPECTION_FORMAT, INSPECTION_FORMAT_VERSION, isInspectionEventType, typ
 export {toJsonValue, type JsonValue, type SerializeOptions} from './services/inspection/serialize.js';
 export {SupervisorFailedError} from './errors.js';
 export type {SupervisorReply, StateWrite} from './machines/supervisor.machine.js';
+export {resolveFilePolicy, type FilePolicy, type FileRequester, type ResolvedFilePolicy} from './services/config/file-policy.js';
+export {CONFIG_LIMITS, MAX_ARGUMENT_BYTES, MAX_ARGV_BYTES, checkArgvSize} from './services/config/bounds.js';
+export {StateDirError} from './errors.js';
+export type {HeldStaleVmOutcome, StaleVmReport} from './services/state-dir/reap.js';
 export {type SupervisedVm, type SupervisionGroup, type SupervisionState} from './supervisor.js';
 export {restartMachine, type RestartMachineInput, type RestartMachineEvent, type RestartEmitted, type RestartOutput, type RestartOutcome, type RestartCause, type RestartDue} from './machines/restart.machine.js';
 export {groupMachine, type GroupMachineInput, type GroupMachineEvent, type GroupEmitted, type GroupRequest} from './machines/group.machine.js';

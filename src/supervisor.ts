@@ -1,17 +1,17 @@
 import {Subject, type Observable} from 'rxjs';
 import {createActor, type Actor, type InspectionEvent, type Observer} from 'xstate';
 import type winston from 'winston';
-import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError, VmwardenError} from './errors.js';
+import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError} from './errors.js';
 import {supervisorMachine, type SupervisorMachineEmitted, type SupervisorMachineEvent, type SupervisorReply, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
 import type {RestartActorRef, RestartEmitted, RestartOutcome} from './machines/restart.machine.js';
 import type {GroupActorRef, GroupEmitted} from './machines/group.machine.js';
 import {RestartEnvironment} from './services/restart/environment.js';
 import {resolveGroupPolicy, resolveRestartPolicy, type GroupPolicy, type GroupPolicyOptions, type RestartPolicy, type RestartPolicyOptions} from './services/restart/policy.js';
 import {validateCidRange} from './services/cids/allocator.js';
-import {ensureStateDir, readLastCid} from './services/cids/store.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
-import {checkDelayMs} from './services/config/duration.js';
-import {claimStateDir, readVmRecords, type VmRecord} from './services/state-dir/stale-vms.js';
+import {checkTimeoutMs} from './services/config/timeouts.js';
+import {openStateDir, type OpenedStateDir} from './services/state-dir/open.js';
+import type {FilePolicy} from './services/config/file-policy.js';
 import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import {createEventChannel} from './services/events/event-channel.js';
@@ -22,7 +22,7 @@ import {defaultRequester, type Requester, type VmDeath, type VmEvent} from './ty
 export {NoAvailableCidError, SupervisorShutDownError} from './errors.js';
 export {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 
-export type {ReapedVm, StaleVmOutcome} from './services/state-dir/stale-vms.js';
+export type {ReapedVm, StaleVmOutcome} from './services/state-dir/reap.js';
 
 export interface SupervisorOptions {
 	/** The VMM binary. Default: the driver's `defaultPath` (`crosvm` on PATH). */
@@ -54,6 +54,8 @@ export interface SupervisorOptions {
 	restartPolicy?: RestartPolicyOptions;
 	/** The clock and randomness of restarts: for tests that simulate time or fix the jitter. */
 	restartEnvironment?: RestartEnvironment;
+	/** What every VM config's files may be: see docs/security.md. Default `{}`, the strict policy. */
+	filePolicy?: FilePolicy;
 }
 
 export interface CreateSupervisedVmOptions {
@@ -168,7 +170,7 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 	const cidRange = validateCidRange(options.cidRange ?? DEFAULT_CID_RANGE);
 	for (const field of ['stopTimeoutMs', 'bootHangupTimeoutMs'] as const) {
 		if (options[field] !== undefined) {
-			checkDelayMs(field, options[field]);
+			checkTimeoutMs(field, options[field]);
 		}
 	}
 
@@ -181,65 +183,43 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		logger: options.logger,
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs,
 		stopTimeoutMs: options.stopTimeoutMs,
+		filePolicy: options.filePolicy,
 	});
 	const restartPolicy = resolveRestartPolicy(options.restartPolicy);
 	if (options.restartEnvironment !== undefined && !(options.restartEnvironment instanceof RestartEnvironment)) {
 		throw new InvalidConfigError('restartEnvironment', 'must be a RestartEnvironment');
 	}
 
-	const stateDir = openStateDir(options.stateDir);
+	// Throws InvalidConfigError naming stateDir, holding nothing; once it returns, the lock is ours.
+	const stateDir = options.stateDir === undefined ? undefined : openStateDir(options.stateDir);
 	try {
-		return supervise({cidRange, vmDefaults, stateDir, inspect: options.inspect, restartPolicy, restartEnvironment: options.restartEnvironment});
+		if (stateDir?.lastCidProblem !== undefined) {
+			vmDefaults.logger.warn(`State directory: ${stateDir.lastCidProblem}; allocating from the bottom of the CID range`);
+		}
+
+		for (const name of stateDir?.strays ?? []) {
+			vmDefaults.logger.warn(`State directory: ${options.stateDir}/vms/${name} is no record of ours: left alone`);
+		}
+
+		return supervise({cidRange, vmDefaults, stateDir: options.stateDir, opened: stateDir, inspect: options.inspect, restartPolicy, restartEnvironment: options.restartEnvironment});
 	} catch (error) {
-		stateDir.release();
+		stateDir?.release();
 		throw error;
 	}
 }
 
-/** What a supervisor takes over from its state directory, and how it gives the directory back. */
-interface OpenedStateDir {
-	path: string | undefined;
-	lastAllocatedCid: number | undefined;
-	staleVms: VmRecord[];
-	release(): void;
-}
-
-/** Creates and locks the state directory and reads it; on any failure after the lock, unlocks it. */
-function openStateDir(stateDir: string | undefined): OpenedStateDir {
-	if (stateDir === undefined) {
-		return {path: undefined, lastAllocatedCid: undefined, staleVms: [], release: () => undefined};
-	}
-
-	try {
-		ensureStateDir(stateDir);
-	} catch (error) {
-		throw stateDirError(stateDir, 'cannot create', error);
-	}
-
-	const release = claimStateDir(stateDir);
-	try {
-		return {path: stateDir, lastAllocatedCid: readLastCid(stateDir), staleVms: readVmRecords(stateDir), release};
-	} catch (error) {
-		release();
-		throw stateDirError(stateDir, 'cannot read', error);
-	}
-}
-
-function stateDirError(stateDir: string, what: string, error: unknown): VmwardenError {
-	return error instanceof VmwardenError ? error : new InvalidConfigError('stateDir', `${what} ${stateDir}: ${String(error)}`, {cause: error});
-}
-
-function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, restartEnvironment}: {
+function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPolicy, restartEnvironment}: {
 	cidRange: CidRange;
 	vmDefaults: VmDefaults;
-	stateDir: OpenedStateDir;
+	stateDir: string | undefined;
+	opened: OpenedStateDir | undefined;
 	inspect: SupervisorOptions['inspect'];
 	restartPolicy: RestartPolicy;
 	restartEnvironment: RestartEnvironment | undefined;
 }): Supervisor {
 	const {logger} = vmDefaults;
 	const actor = createActor(supervisorMachine, {
-		input: {cidRange, lastAllocatedCid: stateDir.lastAllocatedCid, staleVms: stateDir.staleVms, stateDir: stateDir.path, vmDefaults, restartEnvironment},
+		input: {cidRange, lastAllocatedCid: opened?.lastAllocatedCid, staleVms: opened?.staleVms ?? [], stateDir, vmDefaults, restartEnvironment},
 		inspect,
 	});
 	const channel = createEventChannel<SupervisorEvent>(error => {
@@ -284,7 +264,7 @@ function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, rest
 	let finished = false;
 	const finish = () => {
 		finished = true;
-		stateDir.release();
+		opened?.release();
 		resolveReaped();
 		// After the last event is out.
 		queueMicrotask(() => {
@@ -394,8 +374,8 @@ function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, rest
 	};
 
 	const createSupervisedVm = async (config: VmConfig, vmOptions: CreateSupervisedVmOptions, group: string | undefined): Promise<SupervisedVm> => {
-		validateConfig(config);
 		const {requester, payloadChannel, restartPolicy: policyOptions} = checkCreateOptions(vmOptions);
+		validateConfig(config, vmDefaults.filePolicy, requester);
 		const policy = resolveRestartPolicy(policyOptions, restartPolicy);
 		return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel, restartPolicy: policy, group}), reply => adopt(reply.vm, reply.restart, policy, group));
 	};
@@ -451,7 +431,7 @@ function supervise({cidRange, vmDefaults, stateDir, inspect, restartPolicy, rest
 				throw new InvalidConfigError('shutdown options', 'must be an object');
 			}
 
-			const stopTimeoutMs = shutdownOptions.stopTimeoutMs === undefined ? undefined : checkDelayMs('stopTimeoutMs', shutdownOptions.stopTimeoutMs);
+			const stopTimeoutMs = shutdownOptions.stopTimeoutMs === undefined ? undefined : checkTimeoutMs('stopTimeoutMs', shutdownOptions.stopTimeoutMs);
 			if (actor.getSnapshot().status === 'active') {
 				// Accepting takes it; Draining and ShutDown ignore it (the first call's wait is shared).
 				actor.send({type: 'SHUTDOWN', stopTimeoutMs});

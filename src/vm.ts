@@ -1,6 +1,6 @@
 import os from 'node:os';
-import {Observable, Subject} from 'rxjs';
-import {createActor, type ActorRefFrom, type InspectionEvent, type Observer, type SnapshotFrom} from 'xstate';
+import {Subject, type Observable} from 'rxjs';
+import {createActor, type ActorRefFrom, type InspectionEvent, type Observer as InspectionObserver, type SnapshotFrom} from 'xstate';
 import type winston from 'winston';
 import {InvalidConfigError, InvalidPayloadTransitionError, VmStateError, type VmwardenError} from './errors.js';
 import {checkGuestCid} from './services/cids/range.js';
@@ -11,10 +11,13 @@ import type {CrosvmDialect} from './services/crosvm/command.js';
 import type {DeathReason} from './services/death/reason.js';
 import {getDefaultLogger} from './services/logging/logger.js';
 import {isForwardMove, isPayloadState, type PayloadState} from './services/payload/state.js';
+import type {FilePolicy} from './services/config/file-policy.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import type {VmmDriver} from './services/vmm/driver.js';
+import {logText} from './services/vmm/log-text.js';
+import {checkTimeoutMs} from './services/config/timeouts.js';
+import {IsolatedObservable} from './services/events/isolated-observable.js';
 import {defaultRequester, type Initiator, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
-
 
 /** The default time `stop()` waits for the VMM to exit before killing it (Android's, late 2025). */
 export const DEFAULT_STOP_TIMEOUT_MS = 5000;
@@ -35,14 +38,16 @@ export interface CreateVmOptions {
 	tempRoot?: string;
 	/** Default: vmwarden's console logger. A child logger labelled with the CID is derived from it. */
 	logger?: winston.Logger;
-	/** Default 10 s, 100 s under nested virtualization (see docs/vm.md). */
+	/** Default 10 s, 100 s under nested virtualization (see docs/vm.md). Whole milliseconds, 0 to 2^31 - 1. */
 	bootHangupTimeoutMs?: number;
-	/** Default 5 s. */
+	/** Default 5 s. Whole milliseconds, 0 to 2^31 - 1. */
 	stopTimeoutMs?: number;
 	/** Give the guest the payload report channel. Default true. */
 	payloadChannel?: boolean;
+	/** What the config's files may be: see docs/security.md. Default `{}`, the strict policy. */
+	filePolicy?: FilePolicy;
 	/** An XState inspector (for example `@statelyai/inspect`). */
-	inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+	inspect?: InspectionObserver<InspectionEvent> | ((event: InspectionEvent) => void);
 	/** Default: this process (uid, `''`, pid). */
 	requester?: Requester;
 }
@@ -57,11 +62,17 @@ export interface Vm {
 	readonly tempDir: string | undefined;
 	/** Resolves with the death record once the VM is dead (never, when it failed to start). */
 	readonly died: Promise<VmDeath>;
-	/** Calls `callback` once with the death record (at once when already dead). Returns an unsubscribe. */
+	/**
+	 * Calls `callback` once with the death record (at once when already dead). Returns an unsubscribe.
+	 * A callback that throws is logged; it never reaches the VM or the host.
+	 */
 	onDied(callback: (death: VmDeath) => void): () => void;
 	/** Every snapshot, starting with the current one. */
 	readonly snapshots$: Observable<VmSnapshot>;
-	/** Lifecycle events from now on. Completes after `died` or `failed`. */
+	/**
+	 * Lifecycle events from now on. Completes after `died` or `failed`. A subscriber that throws
+	 * (also through `pipe`) is logged instead of crashing the host, as RxJS would.
+	 */
 	readonly events$: Observable<VmEvent>;
 	readonly actor: VmActor;
 	/** Resolves once the VMM runs; rejects with a typed error (the VM is then `Failed`). */
@@ -69,7 +80,8 @@ export interface Vm {
 	/**
 	 * Asks the VMM to stop, waits up to `timeoutMs` (default the VM's stop timeout), then kills it.
 	 * Concurrent calls share one stop. Resolves with the death (SHUTDOWN or KILLED for a running VM),
-	 * at once for a VM that is dead, or undefined for one that never ran.
+	 * at once for a VM that is dead, or undefined for one that never ran. Rejects with
+	 * `InvalidConfigError` for a `timeoutMs` that is not a whole number of milliseconds, 0 to 2^31 - 1.
 	 */
 	stop(options?: {timeoutMs?: number}): Promise<VmDeath | undefined>;
 	/** SIGKILL while the VMM runs; otherwise nothing. Never throws. */
@@ -102,12 +114,24 @@ function stateOf(snapshot: VmSnapshot): VmState {
 export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): Vm {
 	const initiator = options.initiator ?? 'caller';
 	const events = new Subject<VmEvent>();
+	const logCallbackError = (what: string) => (error: unknown) => {
+		actor.getSnapshot().context.env.logger.error(`${what} threw: ${logText(String(error))}`);
+	};
+
 	let resolveDied!: (death: VmDeath) => void;
 	const died = new Promise<VmDeath>(resolve => {
 		resolveDied = resolve;
 	});
 	let death: VmDeath | undefined;
 	const deathCallbacks = new Set<(death: VmDeath) => void>();
+	const callDeathCallback = (callback: (death: VmDeath) => void, record: VmDeath) => {
+		try {
+			callback(record);
+		} catch (error) {
+			logCallbackError('A death callback')(error);
+		}
+	};
+
 	const reportDeath = (record: VmDeath) => {
 		if (death !== undefined) {
 			return;
@@ -117,11 +141,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 		resolveDied(record);
 		for (const callback of [...deathCallbacks]) {
 			deathCallbacks.delete(callback);
-			try {
-				callback(record);
-			} catch (error) {
-				actor.getSnapshot().context.env.logger.error(`A death callback threw: ${String(error)}`);
-			}
+			callDeathCallback(callback, record);
 		}
 	};
 
@@ -144,7 +164,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 	}
 
 	const snapshot = () => actor.getSnapshot();
-	const snapshots$ = new Observable<VmSnapshot>(subscriber => {
+	const snapshots$ = new IsolatedObservable<VmSnapshot>(logCallbackError('A snapshots$ subscriber'), subscriber => {
 		subscriber.next(snapshot());
 		const subscription = actor.subscribe({
 			next(next) {
@@ -206,7 +226,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 		died,
 		onDied(callback) {
 			if (death !== undefined) {
-				callback(death);
+				callDeathCallback(callback, death);
 				return () => undefined;
 			}
 
@@ -216,7 +236,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 			};
 		},
 		snapshots$,
-		events$: events.asObservable(),
+		events$: new IsolatedObservable<VmEvent>(logCallbackError('An events$ subscriber'), subscriber => events.subscribe(subscriber)),
 		actor,
 		async start() {
 			if (!snapshot().matches({NotStarted: 'idle'}) || snapshot().status !== 'active') {
@@ -234,6 +254,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 			}
 		},
 		async stop(stopOptions = {}) {
+			const timeoutMs = stopOptions.timeoutMs === undefined ? undefined : checkTimeoutMs('timeoutMs', stopOptions.timeoutMs);
 			const current = snapshot();
 			if (current.matches('Dead')) {
 				return current.context.death;
@@ -243,7 +264,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 				return current.context.death;
 			}
 
-			actor.send({type: 'STOP', timeoutMs: stopOptions.timeoutMs, initiator});
+			actor.send({type: 'STOP', timeoutMs, initiator});
 			const settled = await whenSettled(next => next.status !== 'active');
 			return settled.context.death;
 		},
@@ -281,10 +302,11 @@ export function vmMachineInput(config: VmConfig, options: CreateVmOptions): VmMa
 		vmmPath: options.crosvmPath ?? driver.defaultPath,
 		tempRoot: options.tempRoot ?? os.tmpdir(),
 		logger: options.logger ?? getDefaultLogger(),
-		bootHangupTimeoutMs: options.bootHangupTimeoutMs ?? defaultBootHangupTimeoutMs(),
-		stopTimeoutMs: options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS,
+		bootHangupTimeoutMs: checkTimeoutMs('bootHangupTimeoutMs', options.bootHangupTimeoutMs ?? defaultBootHangupTimeoutMs()),
+		stopTimeoutMs: checkTimeoutMs('stopTimeoutMs', options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS),
 		requester: options.requester ?? defaultRequester(),
 		payloadChannel: options.payloadChannel ?? true,
+		filePolicy: options.filePolicy ?? {},
 	};
 }
 

@@ -3,7 +3,9 @@ import {NoAvailableCidError, SupervisionGroupClosedError, SupervisorShutDownErro
 import {allocateCid, createCidPool, describeCidPool, hasFreeCid, releaseCid, type CidPool} from '../services/cids/allocator.js';
 import {writeLastCid} from '../services/cids/store.js';
 import {processIdentity} from '../services/state-dir/process-identity.js';
-import {reapStaleVms, removeVmRecord, writeVmRecord, type ReapedVm, type VmRecord} from '../services/state-dir/stale-vms.js';
+import {removeVmRecord, writeVmRecord, type StaleVmEntry} from '../services/state-dir/records.js';
+import {reapStateDir, type StaleVmReport} from '../services/state-dir/reap.js';
+import type {StateDirWrite} from '../services/state-dir/files.js';
 import type {VmConfig} from '../services/config/vm-config.js';
 import {vmMachine, type VmMachineInput, type VmOutput} from './vm.machine.js';
 import {restartMachine, type RestartActorRef, type RestartDue, type RestartMachineInput, type RestartOutput} from './restart.machine.js';
@@ -26,7 +28,7 @@ export interface SupervisorMachineInput {
 	/** The last CID the previous instance allocated, read from the state directory. */
 	lastAllocatedCid: number | undefined;
 	/** The previous instance's VMs: their CIDs stay held until they are reaped. */
-	staleVms: VmRecord[];
+	staleVms: StaleVmEntry[];
 	stateDir: string | undefined;
 	vmDefaults: VmDefaults;
 	/** The clock and randomness of every restart machine (tests inject a simulated clock). */
@@ -69,7 +71,7 @@ export interface SupervisorContext {
 	vms: Map<string, HeldVm>;
 	/** CIDs whose running VMM is recorded in the state directory. */
 	recorded: Set<number>;
-	staleVms: VmRecord[];
+	staleVms: StaleVmEntry[];
 	/** The stop timeout `shutdown()` asked for, if any. */
 	shutdownStopTimeoutMs: number | undefined;
 	/** During shutdown: the actor ids of the VMs not yet sent STOP. */
@@ -128,7 +130,7 @@ export type StateWrite = 'last-cid' | 'vm-record' | 'vm-record-removal';
 export type SupervisorMachineEmitted =
 	| {type: 'supervisor.cid.allocated'; cid: number; cause: 'createVm'; initiator: 'caller'}
 	| {type: 'supervisor.cid.released'; cid: number; cause: 'vm cleaned up' | 'vm actor failed' | 'vm never started' | 'stale vm reaped' | 'restart machine failed'; initiator: 'supervisor'}
-	| ({type: 'supervisor.staleVm.reaped'; cause: string; initiator: 'supervisor'} & ReapedVm)
+	| ({type: 'supervisor.staleVm.reaped'; cause: string; initiator: 'supervisor'} & StaleVmReport)
 	| {type: 'supervisor.state.writeFailed'; write: StateWrite; cid: number; stateDir: string; cause: string; initiator: 'supervisor'}
 	| {type: 'supervisor.shutdown.started'; cause: 'shutdown()'; initiator: 'caller'; vms: number}
 	| {type: 'supervisor.shutdown.completed'; cause: 'shutdown()'; initiator: 'caller'}
@@ -166,12 +168,10 @@ function runningVmmOf(snapshot: VmSnapshot): {pid: number; tempDir: string} | un
 	return snapshot.matches('Running') && pid !== undefined && tempDir !== undefined ? {pid, tempDir} : undefined;
 }
 
-const STALE_OUTCOME_CAUSES: Record<ReapedVm['outcome'], string> = {
-	killed: 'a previous supervisor left it running: killed',
-	gone: 'a previous supervisor left its record: no longer running',
-	'pid-reused': 'a previous supervisor left its record: its PID now names another process, left alone',
-	'kill-timed-out': 'a previous supervisor left it running: sent SIGKILL, still running after the wait',
-};
+/** The event reporting a failed state-directory write, or `undefined` when it succeeded. */
+function failedWrite(result: StateDirWrite, write: StateWrite, cid: number, stateDir: string): Extract<SupervisorMachineEmitted, {type: 'supervisor.state.writeFailed'}> | undefined {
+	return result.ok ? undefined : {type: 'supervisor.state.writeFailed', write, cid, stateDir, cause: result.error.reason, initiator: 'supervisor'};
+}
 
 /**
  * One supervisor per host: owns every VM actor (spawned as its children, so one actor system),
@@ -190,7 +190,7 @@ export const supervisorMachine = setup({
 		vm: vmLogic,
 		restart: restartLogic,
 		group: groupLogic,
-		reapStaleVms: fromPromise<ReapedVm[], {stateDir: string; records: VmRecord[]}>(async ({input}) => reapStaleVms(input.stateDir, input.records)),
+		reapStaleVms: fromPromise<StaleVmReport[], {stateDir: string; entries: StaleVmEntry[]}>(async ({input}) => reapStateDir(input.stateDir, input.entries)),
 	},
 	delays: {
 		// Zero: the next batch goes out on the next macrotask, after pending I/O callbacks.
@@ -446,11 +446,10 @@ export const supervisorMachine = setup({
 				return;
 			}
 
-			try {
-				writeLastCid(stateDir, cid);
-			} catch (error) {
-				context.vmDefaults.logger.error(`Could not write the last CID ${cid} to ${stateDir}: ${String(error)}`);
-				enqueue.emit({type: 'supervisor.state.writeFailed', write: 'last-cid', cid, stateDir, cause: String(error), initiator: 'supervisor'});
+			const failure = failedWrite(writeLastCid(stateDir, cid), 'last-cid', cid, stateDir);
+			if (failure !== undefined) {
+				context.vmDefaults.logger.error(`Could not write the last CID ${cid}: ${failure.cause}`);
+				enqueue.emit(failure);
 			}
 		}),
 		// After allocateAndSpawnVm: the pool's last allocated CID is the new VM's.
@@ -485,11 +484,11 @@ export const supervisorMachine = setup({
 				return;
 			}
 
-			try {
-				writeVmRecord(stateDir, {cid, pid: vmm.pid, startTime: identity.startTime, tempDir: vmm.tempDir, supervisorPid: process.pid});
-			} catch (error) {
-				context.vmDefaults.logger.error(`Could not record VM ${cid} in ${stateDir}: ${String(error)}`);
-				enqueue.emit({type: 'supervisor.state.writeFailed', write: 'vm-record', cid, stateDir, cause: String(error), initiator: 'supervisor'});
+			const record = {cid, pid: vmm.pid, startTime: identity.startTime, tempDir: vmm.tempDir, supervisorPid: process.pid};
+			const failure = failedWrite(writeVmRecord(stateDir, record), 'vm-record', cid, stateDir);
+			if (failure !== undefined) {
+				context.vmDefaults.logger.error(`Could not record VM ${cid}: ${failure.cause}`);
+				enqueue.emit(failure);
 			}
 		}),
 		markVmRecorded: assign(({context}, params: {snapshot: VmSnapshot}) => ({
@@ -502,12 +501,11 @@ export const supervisorMachine = setup({
 				return;
 			}
 
-			try {
-				removeVmRecord(stateDir, held.cid);
-			} catch (error) {
+			const failure = failedWrite(removeVmRecord(stateDir, held.cid), 'vm-record-removal', held.cid, stateDir);
+			if (failure !== undefined) {
 				// The successor finds the record, sees the process gone and removes it then.
-				context.vmDefaults.logger.error(`Could not remove the record of VM ${held.cid} from ${stateDir}: ${String(error)}`);
-				enqueue.emit({type: 'supervisor.state.writeFailed', write: 'vm-record-removal', cid: held.cid, stateDir, cause: String(error), initiator: 'supervisor'});
+				context.vmDefaults.logger.error(`Could not remove the record of VM ${held.cid}: ${failure.cause}`);
+				enqueue.emit(failure);
 			}
 		}),
 		logVmActorFailure: ({context, event}) => {
@@ -533,11 +531,14 @@ export const supervisorMachine = setup({
 			enqueue.assign({vms: context.vms, recorded});
 			enqueue.emit({type: 'supervisor.cid.released', cid: held.cid, cause: params.cause, initiator: 'supervisor'});
 		}),
-		releaseStaleCids: enqueueActions(({context, enqueue}, reaped: ReapedVm[]) => {
-			for (const vm of reaped) {
-				releaseCid(context.pool, vm.cid);
-				enqueue.emit({type: 'supervisor.staleVm.reaped', ...vm, cause: STALE_OUTCOME_CAUSES[vm.outcome], initiator: 'supervisor'});
-				enqueue.emit({type: 'supervisor.cid.released', cid: vm.cid, cause: 'stale vm reaped', initiator: 'supervisor'});
+		releaseStaleCids: enqueueActions(({context, enqueue}, reports: StaleVmReport[]) => {
+			for (const report of reports) {
+				enqueue.emit({type: 'supervisor.staleVm.reaped', ...report, cause: report.reason, initiator: 'supervisor'});
+				// A record the reaper could not prove keeps its CID held: its VM may still use it.
+				if (report.cidReleased) {
+					releaseCid(context.pool, report.cid);
+					enqueue.emit({type: 'supervisor.cid.released', cid: report.cid, cause: 'stale vm reaped', initiator: 'supervisor'});
+				}
 			}
 
 			enqueue.assign({staleVms: []});
@@ -706,7 +707,7 @@ export const supervisorMachine = setup({
 							invoke: {
 								id: 'reaper',
 								src: 'reapStaleVms',
-								input: ({context}) => ({stateDir: context.stateDir ?? '', records: context.staleVms}),
+								input: ({context}) => ({stateDir: context.stateDir ?? '', entries: context.staleVms}),
 								onDone: {target: 'Reaped', actions: {type: 'releaseStaleCids', params: ({event}) => event.output}},
 								onError: {target: 'Reaped', actions: {type: 'logReapFailure', params: ({event}) => ({error: event.error})}},
 							},

@@ -1,21 +1,23 @@
-import path from 'node:path';
-import {assign, emit, fromCallback, fromPromise, setup} from 'xstate';
+import {and, assertEvent, assign, emit, enqueueActions, fromCallback, fromPromise, raise, sendTo, setup, stateIn, type DoneActorEvent} from 'xstate';
 import type winston from 'winston';
-import {InvalidConfigError, VmwardenError, InvalidPayloadTransitionError, VmSpawnError} from '../errors.js';
-import {DeathReason} from '../services/death/reason.js';
+import {InvalidPayloadTransitionError, VmStateError, type VmwardenError} from '../errors.js';
 import {decideDeathReason, deathInitiator, splitFailureText} from '../services/death/decide.js';
-import {FAILURE_CHANNEL_GRACE_MS} from '../services/death/failure-channel.js';
 import {vmLogger} from '../services/logging/logger.js';
-import {openDescriptors} from '../services/vmm/descriptors.js';
 import {payloadChannelReader} from '../services/payload/channel.js';
-import {isForwardMove, type PayloadState} from '../services/payload/state.js';
 import type {PayloadReport} from '../services/payload/protocol.js';
-import {createTempDir, removeTempDir} from '../services/vmm/temp-dir.js';
-import {validateConfig} from '../services/config/validate.js';
+import type {PayloadState} from '../services/payload/state.js';
 import type {VmConfig} from '../services/config/vm-config.js';
 import type {VmmDriver, VmmExit} from '../services/vmm/driver.js';
-import {spawnVmm, type VmmProcess} from '../services/vmm/process.js';
-import {type Initiator, type Requester, type VmDeath, type VmEvent} from '../types.js';
+import {VmEnvironment} from '../services/vmm/environment.js';
+import {asVmwardenError, launchVmm, type LaunchInput, type Launched} from '../services/vmm/launch.js';
+import type {FilePolicy} from '../services/config/file-policy.js';
+import {logText} from '../services/vmm/log-text.js';
+import {requestStop, type StopRequestInput} from '../services/vmm/request-stop.js';
+import {checkTimeoutMs, isTimeoutMs} from '../services/config/timeouts.js';
+import {watchVmm, type VmmCommand, type VmmDone, type VmmWatchEvent, type WatchInput} from '../services/vmm/watch.js';
+import type {Initiator, Requester, VmDeath, VmEvent} from '../types.js';
+
+export type {VmmWatchEvent} from '../services/vmm/watch.js';
 
 /** What a VM actor is built from (see docs/vm.md). */
 export interface VmMachineInput {
@@ -27,39 +29,21 @@ export interface VmMachineInput {
 	/** Where the VM's private temporary directory is created. */
 	tempRoot: string;
 	logger: winston.Logger;
+	/** Whole milliseconds, 0 to 2^31 - 1 (`InvalidConfigError` otherwise). */
 	bootHangupTimeoutMs: number;
-	/** How long `stop()` waits for the VMM to exit before it kills it. */
+	/** How long `stop()` waits for the VMM to exit before it kills it (whole milliseconds, 0 to 2^31 - 1). */
 	stopTimeoutMs: number;
+	/** Who asked for the VM: logged when it starts. */
 	requester: Requester;
 	/** Whether to give the guest the payload report channel (`/dev/ttyS2`). */
 	payloadChannel: boolean;
+	/** What the config's files may be (docs/security.md). Default `{}`, the strict policy. */
+	filePolicy?: FilePolicy;
 }
 
-/**
- * What the machine needs but an inspector should not serialize (the config may hold FileHandles, the
- * driver and logger are objects with functions and streams): kept behind a summary.
- */
-export class VmEnvironment {
-	constructor(
-		readonly config: VmConfig,
-		readonly driver: VmmDriver,
-		readonly vmmPath: string,
-		readonly tempRoot: string,
-		readonly logger: winston.Logger,
-	) {}
-
-	/** Where the VMM's control socket goes: in the VM's temporary directory, as Android does. */
-	controlSocket(tempDir: string): string {
-		return path.join(tempDir, `${this.driver.name}.sock`);
-	}
-
-	toJSON(): {driver: string; vmmPath: string; tempRoot: string} {
-		return {driver: this.driver.name, vmmPath: this.vmmPath, tempRoot: this.tempRoot};
-	}
-}
-
-/** What a parent receives in `xstate.done.actor.<id>`: the death, or the start error. */
+/** What a parent receives in `xstate.done.actor.<id>`: the VM's CID, and its death or its start error. */
 export interface VmOutput {
+	cid: number;
 	death: VmDeath | undefined;
 	error: VmwardenError | undefined;
 }
@@ -70,9 +54,14 @@ export interface StopRequest {
 	timeoutMs: number;
 }
 
+/** Refused payload reports in the current window: how many were logged and emitted, how many only counted. */
+export interface PayloadRefusals {
+	reported: number;
+	muted: number;
+}
+
 export interface VmContext {
 	cid: number;
-	protected: boolean;
 	requester: Requester;
 	detectHangup: boolean;
 	payloadChannel: boolean;
@@ -81,10 +70,13 @@ export interface VmContext {
 	env: VmEnvironment;
 	/** Who sent START. */
 	starter: Initiator;
-	tempDir: string | undefined;
-	/** The running VMM (serializes to `{pid, exited}`). */
-	vmm: VmmProcess | undefined;
+	/**
+	 * The VMM's pid and temporary directory, for the record (snapshots, the handle, a parent's state
+	 * directory): set when it was spawned and kept after its death. The process itself is owned by
+	 * the `vmm` actor that Running invokes, and exists nowhere else.
+	 */
 	pid: number | undefined;
+	tempDir: string | undefined;
 	payloadState: PayloadState;
 	/** Whether the boot hang-up watch fired. */
 	hungUp: boolean;
@@ -96,6 +88,7 @@ export interface VmContext {
 	killSent: boolean;
 	/** Who asked for the end (stop or kill), when someone did. */
 	endRequestedBy: Initiator | undefined;
+	refusals: PayloadRefusals;
 	startError: VmwardenError | undefined;
 	death: VmDeath | undefined;
 }
@@ -107,185 +100,62 @@ export type VmCommandEvent =
 	| {type: 'KILL'; initiator?: Initiator}
 	| {type: 'STOP'; timeoutMs?: number; initiator?: Initiator};
 
-/** Events the VMM watcher sends: the exit as soon as it is known, then everything needed to decide. */
-export type VmmWatchEvent =
-	| {type: 'VMM.EXIT'; exit: VmmExit}
-	| {
-		type: 'VMM.DONE';
-		exit: VmmExit;
-		waitError: string | undefined;
-		failureText: string;
-		failureTruncated: boolean;
-		exitReason: DeathReason;
-		stderrTail: string;
-	};
-
-export type VmMachineEvent = VmCommandEvent | VmmWatchEvent;
-
-interface LaunchInput {
-	env: VmEnvironment;
-	cid: number;
-	payloadChannel: boolean;
-}
-
-interface Launched {
-	tempDir: string;
-	vmm: VmmProcess;
-}
-
-/** A failure of something vmwarden called, as a typed error (anything untyped is a spawn failure). */
-function asVmwardenError(error: unknown, vmmPath: string): VmwardenError {
-	return error instanceof VmwardenError ? error : new VmSpawnError('VMM_SPAWN_FAILED', vmmPath, `Could not start the VM: ${String(error)}`, {cause: error});
+/** Raised by the payload region for a report it refused, for the refusals region to report or count. */
+export interface PayloadRefusedEvent {
+	type: 'PAYLOAD.REFUSED';
+	from: PayloadState;
+	to: PayloadState;
+	initiator: Initiator;
 }
 
 /**
- * Validates, creates the 0700 temporary directory, builds the command, opens the descriptors and
- * spawns the VMM. Whatever it made is released again when a later step fails or the VM is stopped
- * meanwhile.
+ * The launch's done event. Declared so Running's actors can read the spawned VMM from the event that
+ * enters Running: that event is the only place the process is handed over.
  */
-async function launch({input, signal}: {input: LaunchInput; signal: AbortSignal}): Promise<Launched> {
-	const {env, cid, payloadChannel} = input;
-	const undo: Array<() => void> = [];
-	try {
-		validateConfig(env.config);
-		let tempDir: string;
-		try {
-			tempDir = createTempDir(env.tempRoot, cid);
-		} catch (error) {
-			throw new InvalidConfigError('tempRoot', `cannot create a temporary directory in ${env.tempRoot}: ${(error as Error).message}`, {cause: error});
-		}
+export type LaunchDoneEvent = DoneActorEvent<Launched, 'launch'>;
 
-		undo.push(() => removeTempDir(tempDir, env.logger));
-		const command = env.driver.command(env.config, {cid, tempDir, controlSocket: env.controlSocket(tempDir), payloadChannel});
-		const opened = openDescriptors(command.fds);
-		undo.push(() => {
-			opened.close();
-		});
-		const channelFd = (role: 'failure' | 'payload') => command.fds.find(entry => entry.kind === 'channel' && entry.role === role)?.childFd;
-		const vmm = await spawnVmm({
-			vmmPath: env.vmmPath,
-			args: command.args,
-			descriptors: opened.stdio,
-			failureFd: channelFd('failure'),
-			payloadFd: channelFd('payload'),
-			logger: env.logger,
-			onDispose: opened.close,
-		});
-		if (signal.aborted) {
-			// The VM actor was stopped while spawning: take the VMM down with it.
-			vmm.kill('SIGKILL');
-			await vmm.terminated;
-			vmm.dispose();
-			throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, 'the VM was stopped while starting');
-		}
-
-		env.logger.info(`Spawned ${env.driver.name}(${vmm.pid})`);
-		return {tempDir, vmm};
-	} catch (error) {
-		for (const step of undo.reverse()) {
-			step();
-		}
-
-		throw asVmwardenError(error, env.vmmPath);
-	}
-}
-
-interface WatchInput {
-	vmm: VmmProcess;
-	env: VmEnvironment;
-	tempDir: string;
-}
-
-/**
- * Watches the VMM: sends `VMM.EXIT` the moment it exits, then `VMM.DONE` once the failure text and
- * the payload channel are finished (bounded) and the driver gave its reading of the exit. If the VM
- * actor is stopped from outside while the VMM runs, the VMM is killed and its resources released.
- */
-const watchVmm = fromCallback<{type: 'NONE'}, WatchInput, VmmWatchEvent>(({input, sendBack}) => {
-	const {vmm, env, tempDir} = input;
-	let active = true;
-	// Set once VMM.DONE is sent: from then on the machine (Dead) releases everything.
-	let delivered = false;
-	const deliver = (event: Extract<VmmWatchEvent, {type: 'VMM.DONE'}>) => {
-		if (active) {
-			delivered = true;
-			sendBack(event);
-		}
-	};
-
-	const watch = async () => {
-		const {exit, waitError} = await vmm.terminated;
-		if (!active) {
-			return;
-		}
-
-		sendBack({type: 'VMM.EXIT', exit});
-		const failure = await vmm.settled(FAILURE_CHANNEL_GRACE_MS);
-		let exitReason: DeathReason;
-		try {
-			exitReason = await env.driver.exitReason(exit, {tempDir, stderrTail: vmm.stderrTail});
-		} catch (error) {
-			env.logger.error(`The ${env.driver.name} driver could not read the exit: ${String(error)}`);
-			exitReason = DeathReason.UNKNOWN;
-		}
-
-		deliver({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail});
-	};
-
-	watch().catch((error: unknown) => {
-		// Never expected; still the VM must die with a reason rather than hang in Running.
-		deliver({type: 'VMM.DONE', exit: {exitCode: undefined, signal: undefined}, waitError: String(error), failureText: '', failureTruncated: false, exitReason: DeathReason.UNKNOWN, stderrTail: vmm.stderrTail});
-	});
-	return () => {
-		active = false;
-		if (delivered) {
-			return;
-		}
-
-		// The actor was stopped from outside (a parent stopping its child): nobody will enter Dead,
-		// so end the VMM here and release what it held once it is gone.
-		if (vmm.kill('SIGKILL')) {
-			env.logger.warn(`VM actor stopped while ${env.driver.name}(${vmm.pid}) runs: killed it`);
-		}
-
-		void vmm.settled(FAILURE_CHANNEL_GRACE_MS).then(() => {
-			vmm.dispose();
-			removeTempDir(tempDir, env.logger);
-		});
-	};
-});
-
-interface StopInput {
-	env: VmEnvironment;
-	vmm: VmmProcess;
-	tempDir: string;
-}
-
-async function requestStop({input}: {input: StopInput}): Promise<void> {
-	const {env, vmm, tempDir} = input;
-	await env.driver.requestStop({vmmPath: env.vmmPath, tempDir, pid: vmm.pid, controlSocket: env.controlSocket(tempDir)});
-}
-
-type PayloadReportEvent = Extract<VmMachineEvent, {type: 'PAYLOAD.REPORT'}>;
-
-/** The payload region's transitions out of `from`: forward to any later state, anything else refused. */
-function payloadTransitions(later: PayloadState[]) {
-	return [
-		...later.map(state => ({guard: {type: 'reportsPayloadState' as const, params: {state}}, target: state, actions: ['emitPayloadMove' as const, 'recordPayloadState' as const]})),
-		{actions: ['logPayloadRefusal' as const, 'refusePayloadMove' as const]},
-	];
-}
+export type VmMachineEvent = VmCommandEvent | VmmWatchEvent | PayloadRefusedEvent | LaunchDoneEvent;
 
 /** How soon a failed stop request is repeated (within the stop timeout). */
 export const STOP_RETRY_INTERVAL_MS = 100;
 
-function isRunning(vmm: VmmProcess | undefined): boolean {
-	return vmm !== undefined && !vmm.hasExited;
+/** How many refused payload reports are logged and emitted one by one per window; the rest are counted. */
+export const PAYLOAD_REFUSALS_PER_WINDOW = 10;
+
+/** After the budget is spent, how long refusals are only counted before a summary and a new budget. */
+export const PAYLOAD_REFUSAL_WINDOW_MS = 10_000;
+
+/** The payload region's transitions out of a state: forward to any later state, anything else refused. */
+function payloadTransitions(later: PayloadState[]) {
+	return [
+		...later.map(state => ({guard: {type: 'reportsPayloadState' as const, params: {state}}, target: state, actions: ['emitPayloadMove' as const, 'recordPayloadState' as const]})),
+		{actions: 'raisePayloadRefusal' as const},
+	];
+}
+
+/** The launch's error, typed: the launch rejects with a `VmwardenError`, anything else is a spawn failure. */
+function startErrorOf({context, event}: {context: VmContext; event: {error: unknown}}): VmwardenError {
+	return asVmwardenError(event.error, context.env.vmmPath);
+}
+
+/** The spawned VMM's pid and directory: recorded on the way into Running, so present wherever Running reads them. */
+function launchedVmm({pid, tempDir}: VmContext): {pid: number; tempDir: string} {
+	if (pid === undefined || tempDir === undefined) {
+		throw new VmStateError('the VM has no VMM: it was never launched');
+	}
+
+	return {pid, tempDir};
 }
 
 /**
- * One VM, as the reference's `VmInstance`: NotStarted -> Running -> Dead | Failed. See docs/vm.md for
- * the regions of Running and the death decision.
+ * One VM, as Android's `VmInstance`: NotStarted -> Running -> Dead | Failed. See docs/vm.md for the
+ * regions of Running and the death decision.
+ *
+ * The running VMM is state-owned data: `launchVmm` hands it over with the done event that enters
+ * Running, where the invoked `vmm` actor (`watchVmm`) takes it and holds it until Running is left;
+ * kills go to that actor. Context keeps only facts for the record (`pid`, `tempDir`), so nothing
+ * outside Running can reach a process that is gone, and stopping the VM actor from outside stops the
+ * owner, which kills and releases.
  */
 export const vmMachine = setup({
 	types: {
@@ -294,121 +164,135 @@ export const vmMachine = setup({
 		input: {} as VmMachineInput,
 		output: {} as VmOutput,
 		emitted: {} as VmEvent,
+		children: {} as {launch: 'launchVmm'; vmm: 'watchVmm'; payloadChannel: 'readPayloadChannel'; stopRequest: 'requestStop'},
 	},
 	actors: {
-		launchVmm: fromPromise(launch),
-		watchVmm,
+		launchVmm: fromPromise<Launched, LaunchInput>(async ({input, signal}) => launchVmm(input, signal)),
+		watchVmm: fromCallback<VmmCommand, WatchInput, VmmWatchEvent>(({input, sendBack, receive}) => watchVmm({input, sendBack, receive})),
 		readPayloadChannel: payloadChannelReader,
-		requestStop: fromPromise(requestStop),
+		requestStop: fromPromise<void, StopRequestInput>(async ({input}) => requestStop(input)),
 	},
 	delays: {
 		bootHangupTimeout: ({context}) => context.bootHangupTimeoutMs,
 		stopTimeout: ({context}) => context.stopRequest?.timeoutMs ?? context.stopTimeoutMs,
 		stopRetryInterval: STOP_RETRY_INTERVAL_MS,
+		payloadRefusalWindow: PAYLOAD_REFUSAL_WINDOW_MS,
 	},
 	guards: {
-		// Reads the process itself, not the process region: an exit that the machine has not yet
-		// processed must still win over a deadline that expires in the same instant.
-		vmmRunning: ({context}) => isRunning(context.vmm),
-		canKill: ({context}) => isRunning(context.vmm) && !context.killSent,
-		hangupDue: ({context}) => context.detectHangup && isRunning(context.vmm),
+		// The process region leaves `running` on VMM.EXIT, which the watcher sends in the same
+		// macrotask as the process's exit callback: an exit always wins over a deadline (a timer,
+		// another macrotask) that expires in the same instant.
+		vmmRunning: stateIn({Running: {process: 'running'}}),
+		killNotSent: ({context}) => !context.killSent,
+		canKill: and(['vmmRunning', 'killNotSent']),
+		detectsHangup: ({context}) => context.detectHangup,
+		hangupDue: and(['detectsHangup', 'canKill']),
 		hasStopRequest: ({context}) => context.stopRequest !== undefined,
 		hasPendingKill: ({context}) => context.pendingKill && !context.killSent,
 		reportsPayloadState: ({event}, params: {state: PayloadState}) => event.type === 'PAYLOAD.REPORT' && event.state === params.state,
+		refusalBudgetLeft: ({context}) => context.refusals.reported < PAYLOAD_REFUSALS_PER_WINDOW,
 	},
 	actions: {
 		noteStarter: assign({
-			starter: ({event}) => (event.type === 'START' ? (event.initiator ?? 'caller') : 'caller'),
+			starter: ({event}) => {
+				assertEvent(event, 'START');
+				return event.initiator ?? 'caller';
+			},
 		}),
-		recordLaunch: assign(({event}) => {
-			const {tempDir, vmm} = (event as unknown as {output: Launched}).output;
-			return {tempDir, vmm, pid: vmm.pid};
-		}),
-		recordStartError: assign({
-			startError: ({event}) => (event as unknown as {error: VmwardenError}).error,
-		}),
-		emitStarted: emit(({context}) => ({type: 'started' as const, cid: context.cid, initiator: context.starter, pid: context.pid!, tempDir: context.tempDir!})),
-		reportFailure: emit(({context}) => ({type: 'failed' as const, cid: context.cid, initiator: context.starter, error: context.startError!})),
-		logFailure: ({context}) => {
-			context.env.logger.error(`Failed to start the VM: ${context.startError?.message ?? 'unknown error'}`);
+		logStart({context}) {
+			// The requester comes from the caller: escaped like any text from outside.
+			const {uid, sid, debugPid} = context.requester;
+			context.env.logger.debug(logText(`Starting for uid ${uid}, sid '${sid}', debug pid ${debugPid}`, 512));
 		},
-		emitPayloadMove: emit(({context, event}) => ({
-			type: 'payload' as const,
-			cid: context.cid,
-			initiator: (event as PayloadReportEvent).initiator,
-			from: context.payloadState,
-			to: (event as PayloadReportEvent).state,
-		})),
+		recordLaunch: assign((_, {vmm, tempDir}: Launched) => ({pid: vmm.pid, tempDir})),
+		emitStarted: emit(({context}, {vmm, tempDir}: Launched) => ({type: 'started' as const, cid: context.cid, initiator: context.starter, pid: vmm.pid, tempDir})),
+		recordStartError: assign((_, error: VmwardenError) => ({startError: error})),
+		logFailure({context}, error: VmwardenError) {
+			context.env.logger.error(`Failed to start the VM: ${logText(error.message)}`);
+		},
+		reportFailure: emit(({context}, error: VmwardenError) => ({type: 'failed' as const, cid: context.cid, initiator: context.starter, error})),
+		emitPayloadMove: emit(({context, event}) => {
+			assertEvent(event, 'PAYLOAD.REPORT');
+			return {type: 'payload' as const, cid: context.cid, initiator: event.initiator, from: context.payloadState, to: event.state};
+		}),
 		recordPayloadState: assign({
-			payloadState: ({event}) => (event as PayloadReportEvent).state,
+			payloadState: ({event}) => {
+				assertEvent(event, 'PAYLOAD.REPORT');
+				return event.state;
+			},
 		}),
-		refusePayloadMove: emit(({context, event}) => {
-			const {state, initiator} = event as PayloadReportEvent;
-			const {message} = new InvalidPayloadTransitionError(context.payloadState, state);
-			return {type: 'payload-refused' as const, cid: context.cid, initiator, from: context.payloadState, to: state, message};
+		raisePayloadRefusal: raise(({context, event}) => {
+			assertEvent(event, 'PAYLOAD.REPORT');
+			return {type: 'PAYLOAD.REFUSED' as const, from: context.payloadState, to: event.state, initiator: event.initiator};
 		}),
-		logPayloadRefusal: ({context, event}) => {
-			const {state, initiator} = event as PayloadReportEvent;
-			context.env.logger.warn(`${initiator} report refused: ${new InvalidPayloadTransitionError(context.payloadState, state).message}`);
+		countReportedRefusal: assign({refusals: ({context}) => ({...context.refusals, reported: context.refusals.reported + 1})}),
+		countMutedRefusal: assign({refusals: ({context}) => ({...context.refusals, muted: context.refusals.muted + 1})}),
+		resetRefusals: assign({refusals: {reported: 0, muted: 0}}),
+		logPayloadRefusal({context, event}) {
+			assertEvent(event, 'PAYLOAD.REFUSED');
+			context.env.logger.warn(`${event.initiator} report refused: ${new InvalidPayloadTransitionError(event.from, event.to).message}`);
+		},
+		emitPayloadRefused: emit(({context, event}) => {
+			assertEvent(event, 'PAYLOAD.REFUSED');
+			const {from, to, initiator} = event;
+			return {type: 'payload-refused' as const, cid: context.cid, initiator, from, to, message: new InvalidPayloadTransitionError(from, to).message};
+		}),
+		logMutedRefusals({context}) {
+			const {muted} = context.refusals;
+			if (muted > 0) {
+				context.env.logger.warn(`${muted} more payload reports refused (${PAYLOAD_REFUSALS_PER_WINDOW} per ${PAYLOAD_REFUSAL_WINDOW_MS} ms are logged one by one)`);
+			}
 		},
 		markHungUp: assign({hungUp: true}),
 		emitHangup: emit(({context}) => ({type: 'hangup' as const, cid: context.cid, initiator: 'guest' as const, timeoutMs: context.bootHangupTimeoutMs})),
-		logHangup: ({context}) => {
+		logHangup({context}) {
 			context.env.logger.error(`Payload failed to start within ${context.bootHangupTimeoutMs} ms. Shutting down`);
 		},
 		noteEndRequester: assign({
-			endRequestedBy: ({context, event}) => context.endRequestedBy ?? ((event as {initiator?: Initiator}).initiator ?? 'caller'),
+			endRequestedBy: ({context, event}) => {
+				assertEvent(event, ['KILL', 'STOP']);
+				return context.endRequestedBy ?? event.initiator ?? 'caller';
+			},
 		}),
 		notePendingKill: assign({pendingKill: true}),
 		noteStopRequest: assign({
-			stopRequest: ({context, event}) => context.stopRequest ?? {
-				initiator: (event as {initiator?: Initiator}).initiator ?? 'caller',
-				timeoutMs: (event as {timeoutMs?: number}).timeoutMs ?? context.stopTimeoutMs,
+			stopRequest: ({context, event}) => {
+				assertEvent(event, 'STOP');
+				// The handle refuses a bad timeout; a raw STOP with one (NaN, negative, 2^31 and more,
+				// which timers fire after 1 ms) gets the VM's stop timeout rather than an instant kill.
+				return context.stopRequest ?? {initiator: event.initiator ?? 'caller', timeoutMs: isTimeoutMs(event.timeoutMs) ? event.timeoutMs : context.stopTimeoutMs};
 			},
 		}),
+		killVmm: sendTo('vmm', {type: 'KILL'}),
 		markKillSent: assign({killSent: true}),
-		killVmm: ({context}) => {
-			const {vmm, env} = context;
-			if (vmm === undefined || vmm.hasExited) {
-				return;
-			}
-
-			env.logger.info(`Killing ${env.driver.name}(${vmm.pid})`);
-			if (!vmm.kill('SIGKILL') && !vmm.hasExited) {
-				env.logger.error(`Error killing ${env.driver.name}(${vmm.pid})`);
-			}
-		},
-		emitKilling: emit(({context}) => ({type: 'killing' as const, cid: context.cid, initiator: context.endRequestedBy ?? 'guest', pid: context.pid ?? 0})),
+		emitKilling: emit(({context}) => ({type: 'killing' as const, cid: context.cid, initiator: context.endRequestedBy ?? 'guest', pid: launchedVmm(context).pid})),
 		emitStopping: emit(({context}) => ({
 			type: 'stopping' as const,
 			cid: context.cid,
 			initiator: context.stopRequest?.initiator ?? 'caller',
 			timeoutMs: context.stopRequest?.timeoutMs ?? context.stopTimeoutMs,
 		})),
-		logStopRequestFailed: ({context, event}) => {
-			context.env.logger.debug(`Stop request failed, retrying until the stop timeout: ${String((event as unknown as {error: unknown}).error)}`);
+		logStopRequestFailed({context}, {error}: {error: unknown}) {
+			context.env.logger.debug(`Stop request failed, retrying until the stop timeout: ${logText(String(error))}`);
 		},
-		logExit: ({context, event}) => {
-			const {exit} = event as Extract<VmMachineEvent, {type: 'VMM.EXIT'}>;
+		logExit({context}, exit: VmmExit) {
 			const status = exit.signal === undefined ? `exit status ${exit.exitCode ?? 'unknown'}` : `signal ${exit.signal}`;
 			context.env.logger.info(`${context.env.driver.name}(${context.pid}) exited with ${status}`);
 		},
-		logDeathFacts: ({context, event}) => {
-			const done = event as Extract<VmMachineEvent, {type: 'VMM.DONE'}>;
+		logDeathFacts({context}, done: VmmDone) {
 			const {logger, driver} = context.env;
 			if (done.waitError !== undefined) {
-				logger.error(`Error waiting for ${driver.name}(${context.pid}) to die: ${done.waitError}`);
+				logger.error(`Error waiting for ${driver.name}(${context.pid}) to die: ${logText(done.waitError)}`);
 			}
 
 			if (done.failureText.length > 0) {
-				logger.info(`VM returned failure reason '${done.failureText}'${done.failureTruncated ? ' (truncated)' : ''}`);
+				logger.info(`VM returned failure reason '${logText(done.failureText)}'${done.failureTruncated ? ' (truncated)' : ''}`);
 			}
 		},
-		recordDeath: assign({
-			death: ({context, event}) => {
-				const done = event as Extract<VmMachineEvent, {type: 'VMM.DONE'}>;
-				const reason = decideDeathReason({waitError: done.waitError, failureText: done.failureText, hungUp: context.hungUp, exitReason: done.exitReason});
-				return {
+		recordDeath: assign(({context}, done: VmmDone) => {
+			const reason = decideDeathReason({waitError: done.waitError, failureText: done.failureText, hungUp: context.hungUp, exitReason: done.exitReason});
+			return {
+				death: {
 					cid: context.cid,
 					reason,
 					exitCode: done.exit.exitCode,
@@ -417,62 +301,75 @@ export const vmMachine = setup({
 					payloadState: context.payloadState,
 					stderrTail: done.stderrTail,
 					initiator: deathInitiator(reason, context.endRequestedBy),
-				};
-			},
+				},
+			};
 		}),
-		release: ({context}) => {
-			context.vmm?.dispose();
-			if (context.tempDir !== undefined) {
-				removeTempDir(context.tempDir, context.env.logger);
+		// Dead is entered only through recordDeath, so the death is there.
+		logDeath({context}) {
+			context.env.logger.info(`VM died: ${context.death?.reason ?? 'unknown'}`);
+		},
+		reportDeath: enqueueActions(({context, enqueue}) => {
+			const {death} = context;
+			if (death !== undefined) {
+				enqueue.emit({type: 'died', cid: context.cid, initiator: death.initiator, death});
 			}
-		},
-		reportDeath: emit(({context}) => ({type: 'died' as const, cid: context.cid, initiator: context.death!.initiator, death: context.death!})),
-		logDeath: ({context}) => {
-			context.env.logger.info(`VM died: ${context.death!.reason}`);
-		},
+		}),
 	},
 }).createMachine({
 	id: 'vm',
 	context: ({input}) => ({
 		cid: input.cid,
-		protected: input.config.protected ?? false,
 		requester: input.requester,
 		detectHangup: input.config.detectHangup ?? false,
 		payloadChannel: input.payloadChannel,
-		bootHangupTimeoutMs: input.bootHangupTimeoutMs,
-		stopTimeoutMs: input.stopTimeoutMs,
-		env: new VmEnvironment(input.config, input.driver, input.vmmPath, input.tempRoot, vmLogger(input.logger, input.cid)),
+		bootHangupTimeoutMs: checkTimeoutMs('bootHangupTimeoutMs', input.bootHangupTimeoutMs),
+		stopTimeoutMs: checkTimeoutMs('stopTimeoutMs', input.stopTimeoutMs),
+		env: new VmEnvironment(input.config, input.driver, input.vmmPath, input.tempRoot, vmLogger(input.logger, input.cid), input.filePolicy ?? {}),
 		starter: 'caller',
-		tempDir: undefined,
-		vmm: undefined,
 		pid: undefined,
+		tempDir: undefined,
 		payloadState: 'Starting',
 		hungUp: false,
 		stopRequest: undefined,
 		pendingKill: false,
 		killSent: false,
 		endRequestedBy: undefined,
+		refusals: {reported: 0, muted: 0},
 		startError: undefined,
 		death: undefined,
 	}),
 	initial: 'NotStarted',
-	output: ({context}) => ({death: context.death, error: context.startError}),
+	output: ({context}) => ({cid: context.cid, death: context.death, error: context.startError}),
 	states: {
 		NotStarted: {
 			initial: 'idle',
 			states: {
 				idle: {
 					on: {
-						START: {target: 'launching', actions: 'noteStarter'},
+						START: {target: 'launching', actions: ['noteStarter', 'logStart']},
 					},
 				},
 				// A transient inside NotStarted: the VM is not running until the VMM has been spawned.
 				launching: {
 					invoke: {
+						id: 'launch',
 						src: 'launchVmm',
-						input: ({context}) => ({env: context.env, cid: context.cid, payloadChannel: context.payloadChannel}),
-						onDone: {target: '#vm.Running', actions: 'recordLaunch'},
-						onError: {target: '#vm.Failed', actions: 'recordStartError'},
+						input: ({context}) => ({env: context.env, cid: context.cid, payloadChannel: context.payloadChannel, requester: context.requester}),
+						onDone: {
+							target: '#vm.Running',
+							actions: [
+								{type: 'recordLaunch', params: ({event}) => event.output},
+								{type: 'emitStarted', params: ({event}) => event.output},
+							],
+						},
+						onError: {
+							target: '#vm.Failed',
+							actions: [
+								{type: 'recordStartError', params: startErrorOf},
+								{type: 'logFailure', params: startErrorOf},
+								{type: 'reportFailure', params: startErrorOf},
+							],
+						},
 					},
 					on: {
 						KILL: {actions: ['noteEndRequester', 'notePendingKill']},
@@ -483,16 +380,35 @@ export const vmMachine = setup({
 		},
 		Running: {
 			type: 'parallel',
-			entry: 'emitStarted',
 			// A kill asked for while launching is carried out as soon as there is something to kill.
 			always: {guard: 'hasPendingKill', actions: ['emitKilling', 'killVmm', 'markKillSent']},
 			invoke: [
-				{src: 'watchVmm', input: ({context}) => ({vmm: context.vmm!, env: context.env, tempDir: context.tempDir!})},
-				{src: 'readPayloadChannel', input: ({context}) => ({stream: context.vmm!.payloadStream, logger: context.env.logger})},
+				{
+					id: 'vmm',
+					src: 'watchVmm',
+					input: ({context, event}) => {
+						assertEvent(event, 'xstate.done.actor.launch');
+						return {vmm: event.output.vmm, env: context.env, tempDir: event.output.tempDir};
+					},
+				},
+				{
+					id: 'payloadChannel',
+					src: 'readPayloadChannel',
+					input: ({context, event}) => {
+						assertEvent(event, 'xstate.done.actor.launch');
+						return {stream: event.output.vmm.payloadStream, logger: context.env.logger};
+					},
+				},
 			],
 			on: {
 				KILL: {guard: 'canKill', actions: ['noteEndRequester', 'emitKilling', 'killVmm', 'markKillSent']},
-				'VMM.DONE': {target: 'Dead', actions: ['logDeathFacts', 'recordDeath']},
+				'VMM.DONE': {
+					target: 'Dead',
+					actions: [
+						{type: 'logDeathFacts', params: ({event}) => event},
+						{type: 'recordDeath', params: ({event}) => event},
+					],
+				},
 			},
 			states: {
 				process: {
@@ -500,7 +416,7 @@ export const vmMachine = setup({
 					states: {
 						running: {
 							on: {
-								'VMM.EXIT': {target: 'exited', actions: 'logExit'},
+								'VMM.EXIT': {target: 'exited', actions: {type: 'logExit', params: ({event}) => event.exit}},
 							},
 						},
 						// Exited; the failure text and the driver's reading are still being gathered (bounded).
@@ -527,6 +443,30 @@ export const vmMachine = setup({
 						},
 					},
 				},
+				// A guest flooding refused reports costs a counter each, not a log line and an event:
+				// the first few of a window are reported one by one, the rest summed up when it ends.
+				refusals: {
+					initial: 'reporting',
+					states: {
+						reporting: {
+							entry: 'resetRefusals',
+							on: {
+								'PAYLOAD.REFUSED': [
+									{guard: 'refusalBudgetLeft', actions: ['countReportedRefusal', 'logPayloadRefusal', 'emitPayloadRefused']},
+									{target: 'muted', actions: 'countMutedRefusal'},
+								],
+							},
+						},
+						// Left when the window ends or the VM dies: either way the count is logged.
+						muted: {
+							exit: 'logMutedRefusals',
+							after: {payloadRefusalWindow: 'reporting'},
+							on: {
+								'PAYLOAD.REFUSED': {actions: 'countMutedRefusal'},
+							},
+						},
+					},
+				},
 				stop: {
 					initial: 'idle',
 					states: {
@@ -544,12 +484,13 @@ export const vmMachine = setup({
 							states: {
 								requesting: {
 									invoke: {
+										id: 'stopRequest',
 										src: 'requestStop',
-										input: ({context}) => ({env: context.env, vmm: context.vmm!, tempDir: context.tempDir!}),
+										input: ({context}) => ({env: context.env, ...launchedVmm(context)}),
 										onDone: 'waiting',
 										// The control socket may not exist yet (a stop right after start) or the
 										// request may fail: ask again until the timeout ends it.
-										onError: {target: 'retrying', actions: 'logStopRequestFailed'},
+										onError: {target: 'retrying', actions: {type: 'logStopRequestFailed', params: ({event}) => ({error: event.error})}},
 									},
 								},
 								retrying: {
@@ -567,13 +508,13 @@ export const vmMachine = setup({
 		},
 		Dead: {
 			type: 'final',
-			// XState runs these during the transition and delivers emitted events once the snapshot is
-			// Dead: listeners see state Dead, the temporary directory gone and the descriptors closed.
-			entry: ['release', 'logDeath', 'reportDeath'],
+			// Leaving Running stopped the `vmm` actor, which released the VMM's streams, descriptors
+			// and directory. XState stops it and delivers emitted events after the transition, in
+			// that order: `died` listeners see state Dead and nothing of the VM left.
+			entry: ['logDeath', 'reportDeath'],
 		},
 		Failed: {
 			type: 'final',
-			entry: ['logFailure', 'reportFailure'],
 		},
 	},
 });

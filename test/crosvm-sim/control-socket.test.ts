@@ -60,16 +60,22 @@ test('a directory as --socket gets crosvm-<pid>.sock', async () => {
 
 test('suspend pauses the guest, resume lets it go on', async () => {
 	const socket = scratch.path('suspend.sock');
-	const {vm, console} = await startVm(socket, 'sleep 200', 'console after the sleep', 'hang');
-	expect((await runSim(['suspend', socket])).exitCode).toBe(0);
-	await delay(800);
-	// Suspended: the guest did not get past its sleep.
-	expect(console.text).toBe('up\n');
-	expect((await runSim(['resume', socket])).exitCode).toBe(0);
-	await waitFor(() => console.text.includes('after'));
-	expect(console.text).toBe('up\nafter the sleep\n');
-	expect((await runSim(['stop', socket])).exitCode).toBe(0);
-	expect((await vm).exitCode).toBe(0);
+	// The sleep leaves time for `crosvm-sim suspend` to start on a loaded machine.
+	const {vm, console} = await startVm(socket, 'sleep 1000', 'console after the sleep', 'hang');
+	try {
+		expect((await runSim(['suspend', socket])).exitCode).toBe(0);
+		await delay(1500);
+		// Suspended: the guest did not get past its sleep.
+		expect(console.text).toBe('up\n');
+		expect((await runSim(['resume', socket])).exitCode).toBe(0);
+		await waitFor(() => console.text.includes('after'));
+		expect(console.text).toBe('up\nafter the sleep\n');
+		expect((await runSim(['stop', socket])).exitCode).toBe(0);
+		expect((await vm).exitCode).toBe(0);
+	} finally {
+		// A failed expectation must not leave the hanging guest behind to hold Jest open.
+		vm.kill('SIGKILL');
+	}
 });
 
 test('ignore-stop: a wedged VMM never answers; crosvm stop waits, the VM keeps running', async () => {

@@ -38,6 +38,19 @@ test('a script without a final action powers off', async () => {
 	expect(result.stderr).toContain('exiting with success');
 });
 
+// Closing lines: CommandStatus::message in src/main.rs at f1e797a68; run_vm in src/main.rs at efdcf90a4.
+test.each([
+	['poweroff', CURRENT, 'exiting with success'],
+	['watchdog', CURRENT, 'exiting with watchdog reset'],
+	['poweroff', LEGACY, 'crosvm has exited normally'],
+	['reboot', LEGACY, 'crosvm has exited normally due to reset request'],
+	['crash', LEGACY, 'crosvm has exited due to a VM crash'],
+	['panic', LEGACY, 'crosvm has exited due to a kernel panic in guest'],
+] as const)('%s (%o) logs "%s"', async (action, choice, line) => {
+	const result = await runSim(['--extended-status', 'run', scratch.guest(`closing-${action}-${choice.build}`, action)], choice);
+	expect(result.stderr.split('\n').some(logLine => logLine.endsWith(`INFO crosvm] ${line}`))).toBe(true);
+});
+
 test.each(['SIGSEGV', 'SIGKILL', 'SIGTERM', 'HUP'])('signal %s: the VMM dies by it', async signal => {
 	const result = await runSim(['--extended-status', 'run', scratch.guest(`signal-${signal}`, `signal ${signal}`)]);
 	expect(result.exitCode).toBeUndefined();

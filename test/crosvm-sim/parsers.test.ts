@@ -1,10 +1,12 @@
 import {parseCommand, prepareArguments, type CommandSpec} from '../../tools/crosvm-sim/arguments.js';
 import {buildFromEnvironment, SimEnvironmentError} from '../../tools/crosvm-sim/build.js';
-import {parseBlockCurrent, parseDisk2022} from '../../tools/crosvm-sim/disk-options.js';
+import {parseArguments2022, PrintHelp, type Argument2022} from '../../tools/crosvm-sim/arguments-2022.js';
+import {parseCpuAffinity} from '../../tools/crosvm-sim/cpu-affinity.js';
+import {diskParser, parseDisk} from '../../tools/crosvm-sim/disk-options.js';
 import {ArgumentError, HelpRequest, ValueError} from '../../tools/crosvm-sim/failures.js';
-import {parseKeyValues} from '../../tools/crosvm-sim/key-values.js';
-import {parseKeyValueUnsigned, parseRustUnsigned} from '../../tools/crosvm-sim/numbers.js';
-import {parseSerial2022, parseSerialCurrent} from '../../tools/crosvm-sim/serial-options.js';
+import {parseKeyValues, type KeyValueSchema} from '../../tools/crosvm-sim/key-values.js';
+import {parseRustUnsigned} from '../../tools/crosvm-sim/numbers.js';
+import {parseSerial} from '../../tools/crosvm-sim/serial-options.js';
 
 describe('prepareArguments (crosvm\'s split at the first "=")', () => {
 	test.each([
@@ -60,36 +62,108 @@ describe('parseCommand (argh)', () => {
 		expect(() => parseCommand(spec, ['kernel', 'help'])).toThrow(HelpRequest);
 		expect(parseCommand(spec, ['--', 'help']).positionals).toEqual(['help']);
 	});
+});
 
-	test('2022: a positional ends option parsing', () => {
-		expect(() => parseCommand({...spec, positionalEndsOptions: true}, ['kernel', '--switch'])).toThrow(new ArgumentError('Unrecognized argument: --switch'));
+// crosvm's src/crosvm/argument.rs at efdcf90a4: the parser `run` used until 2022-06-13.
+describe('parseArguments2022 (crosvm\'s own parser of 2022)', () => {
+	const list: Argument2022[] = [
+		{long: '', value: 'required'},
+		{long: 'switch', value: 'disallowed'},
+		{long: 'one', short: 'o', value: 'required'},
+		{long: 'help', short: 'h', value: 'disallowed'},
+	];
+	const parse = (args: string[]) => {
+		const calls: Array<[string, string | undefined]> = [];
+		parseArguments2022(args, list, (name, value) => {
+			if (name === 'help') {
+				throw new PrintHelp();
+			}
+
+			calls.push([name, value]);
+		});
+		return calls;
+	};
+
+	test('a switch followed by a word leaves the word to the positional, which ends options', () => {
+		expect(parse(['--switch', 'kernel', '--one', 'x'])).toEqual([['switch', undefined], ['', 'kernel'], ['', '--one'], ['', 'x']]);
+	});
+
+	test('values: glued with "=", the next word, or glued to a short name; never a word starting with "-"', () => {
+		expect(parse(['--one=-x=1', '-oy', '-o', 'z'])).toEqual([['one', '-x=1'], ['one', 'y'], ['one', 'z']]);
+		expect(() => parse(['--one', '-x'])).toThrow(new ArgumentError('expected parameter value: one'));
+	});
+
+	test.each([
+		[['--switch=1'], 'unexpected parameter value: switch'],
+		[['--=1'], 'syntax error: expected parameter name before `=`'],
+		[['--one='], 'syntax error: expected parameter value after `=`'],
+		[['-'], 'syntax error: expected argument short name after `-`'],
+		[['--nope', 'k'], 'unknown argument: nope'],
+		[['--help', 'k'], 'unexpected parameter value: help'],
+	])('%j: %s', (args, message) => {
+		expect(() => parse(args)).toThrow(new ArgumentError(message));
+	});
+
+	test('-h asks for help, and so does a final --help', () => {
+		expect(() => parse(['-h', '--nope'])).toThrow(PrintHelp);
+		expect(() => parse(['--switch', '--help'])).toThrow(PrintHelp);
 	});
 });
 
+// serde_keyvalue/src/key_values.rs at f1e797a68 (current) and at efdcf90a4 (2022).
 describe('key-value grammar', () => {
-	const schema = {keys: [['path', {kind: 'string'}], ['ro', {kind: 'bool'}], ['size', {kind: 'unsigned', bits: 32}], ['sizes', {kind: 'list'}]] as const, required: ['path']};
+	const schema = {
+		keys: [['path', {kind: 'string'}], ['ro', {kind: 'bool'}], ['size', {kind: 'unsigned', bits: 32}], ['sizes', {kind: 'seq', element: {kind: 'unsigned', bits: 16}}]],
+		aliases: {read_only: 'ro'},
+		required: ['path'],
+	} satisfies KeyValueSchema;
 
 	test.each([
 		['disk.img', {path: 'disk.img'}],
 		['path=a,ro', {path: 'a', ro: true}],
 		['a,ro=false,size=0x10', {path: 'a', ro: false, size: 16}],
 		['"a,b",size=0b11', {path: 'a,b', size: 3}],
-		['a,sizes=[1,2],size=0o17', {path: 'a', sizes: '[1,2]', size: 15}],
-	])('%s', (text, values) => {
+		['\'a,"b\',read_only', {path: 'a,"b', ro: true}],
+		['"a\\"b\\\\c"', {path: 'a"b\\c'}],
+		['a,sizes=[1,2],size=0o17', {path: 'a', sizes: [1, 2], size: 15}],
+		['/x/a=b', {path: '/x/a=b'}],
+	])('current: %s', (text, values) => {
 		expect(parseKeyValues(text, schema)).toEqual(values);
 	});
 
 	test.each([
-		['a,bogus=1', 'unknown field `bogus`, expected one of `path`, `ro`, `size`, `sizes`'],
-		['a,ro=yes', 'expected a boolean'],
-		['a,size=1G', 'invalid number'],
-		['a,size=-1', 'invalid number'],
-		['a,size=4294967296', 'invalid number'],
+		['a,bogus=1', 'unknown field `bogus`, expected one of `path`, `ro`, `size`, `sizes`, `read_only`'],
+		['a,ro=yes', 'expected a boolean at position 5'],
+		['a,ro=', 'expected a boolean at position 5'],
+		['a,size=1G', 'invalid characters for number or number does not fit into its destination type at position 7'],
+		['a,size=0X10', 'invalid characters for number'],
+		['a,size=+1', 'invalid characters for number'],
+		['a,size=4294967296', 'invalid characters for number'],
 		['a,path=b', 'duplicate field `path`'],
-		['ro=true', 'missing field `path`'],
-		['a,sizes=[1,2', 'unterminated list'],
-	])('%s is refused: %s', (text, message) => {
-		expect(() => parseKeyValues(text, schema)).toThrow(new ValueError(message));
+		['ro', 'missing field `path`'],
+		['a,sizes=[1,2', 'expected \']\''],
+		['a"b', '" and \' can only be used in quoted strings at position 1'],
+		['"a\\nb"', 'expected a string'],
+	])('current: %s is refused: %s', (text, message) => {
+		expect(() => parseKeyValues(text, schema)).toThrow(message);
+	});
+
+	const schema2022 = {keys: schema.keys.slice(0, 3), required: ['path']} satisfies KeyValueSchema;
+
+	test.each([
+		['a,ro=', {path: 'a', ro: true}],
+		['a,size=+7', {path: 'a', size: 7}],
+		['a,path2=x', 'unknown field `path2`'],
+		['a,size=0X1', 'expected a number or number contains invalid digits at position 7'],
+		['a,size=4294967296', 'provided number does not fit in the destination type'],
+		['"a\\,b', 'non-terminated string'],
+		['a[1]', {path: 'a[1]'}],
+	])('2022: %s', (text, expected) => {
+		if (typeof expected === 'string') {
+			expect(() => parseKeyValues(text, schema2022, '2022')).toThrow(expected);
+		} else {
+			expect(parseKeyValues(text, schema2022, '2022')).toEqual(expected);
+		}
 	});
 });
 
@@ -99,32 +173,43 @@ test('numbers: Rust\'s parse and the key-value forms', () => {
 	expect(() => parseRustUnsigned('0x10', 64)).toThrow('invalid digit found in string');
 	expect(parseRustUnsigned('18446744073709551615', 64)).toBe(18_446_744_073_709_552_000);
 	expect(() => parseRustUnsigned('18446744073709551616', 64)).toThrow('number too large to fit in target type');
-	expect(parseKeyValueUnsigned('0xfF', 8)).toBe(255);
-	expect(() => parseKeyValueUnsigned('0x100', 8)).toThrow('invalid number');
 });
 
 describe('--serial', () => {
-	test('current: defaults, type first, aliases', () => {
-		expect(parseSerialCurrent('')).toEqual({type: 'sink', hardware: 'serial', num: 1, console: false, earlycon: false, stdin: false});
-		expect(parseSerialCurrent('file,path=/x,hardware=legacy-virtio-console,num=9,console')).toEqual({
+	test('current: defaults, type first, a bare key name is that key, aliases', () => {
+		expect(parseSerial('', 'current')).toEqual({type: 'sink', hardware: 'serial', num: 1, console: false, earlycon: false, stdin: false});
+		expect(parseSerial('console', 'current')).toEqual({type: 'sink', hardware: 'serial', num: 1, console: true, earlycon: false, stdin: false});
+		expect(parseSerial('file,path=/x,hardware=legacy-virtio-console,num=9,console,out_timestamp', 'current')).toEqual({
 			type: 'file', hardware: 'virtio-console', num: 9, path: '/x', console: true, earlycon: false, stdin: false,
 		});
 	});
 
-	test('2022: explicit keys and booleans, a value cut at a second "="', () => {
-		expect(parseSerial2022('type=file,path=/a=b,num=2,console=true')).toEqual({type: 'file', hardware: 'serial', num: 2, path: '/a', console: true, earlycon: false, stdin: false});
-		expect(() => parseSerial2022('type=file,console')).toThrow('serial device console is not parseable');
-		expect(() => parseSerial2022('num=0')).toThrow('serial device number must be larger than 0');
-		expect(() => parseSerial2022('input=/a,stdin=true')).toThrow('Cannot specify both stdin and input options');
+	test('2022: the key-value grammar of the time; a value runs to the next comma', () => {
+		expect(parseSerial('type=file,path=/a=b,num=2,console', '2022')).toEqual({type: 'file', hardware: 'serial', num: 2, path: '/a=b', console: true, earlycon: false, stdin: false});
+		expect(() => parseSerial('type=unix-stream', '2022')).toThrow('failed to parse key-value arguments: unknown variant `unix-stream`');
+		expect(() => parseSerial('num=0', '2022')).toThrow('invalid value "0": Serial port num must be at least 1');
+		expect(() => parseSerial('input=/a,stdin=true', '2022')).toThrow('too many arguments: Cannot specify both stdin and input options');
 	});
 });
 
-test('disks: --block, and --disk/--rwdisk forcing ro', () => {
-	expect(parseBlockCurrent('a.img,ro')).toEqual({path: 'a.img', readOnly: true});
-	expect(parseBlockCurrent('path=a.img,o_direct=true,block_size=512')).toEqual({path: 'a.img', readOnly: false});
-	expect(parseBlockCurrent('a.img,ro=true', false)).toEqual({path: 'a.img', readOnly: false});
-	expect(parseDisk2022('a.img,sparse=false,id=x', true)).toEqual({path: 'a.img', readOnly: true});
-	expect(() => parseDisk2022('a.img,ro=true', true)).toThrow('unrecognized `disk` option: ro');
+test('disks: --block, and --disk/--rwdisk forcing ro as each build did', () => {
+	expect(parseDisk('a.img,ro', 'current')).toEqual({path: 'a.img', readOnly: true});
+	expect(parseDisk('path=a.img,o_direct=true,block_size=512,async_executor=uring', 'current')).toEqual({path: 'a.img', readOnly: false});
+	const current = {dialect: 'current', os: 'linux', arch: 'x86_64'} as const;
+	const legacy = {dialect: 'aosp-2022', os: 'android', arch: 'aarch64'} as const;
+	expect(diskParser(current, false)('a.img')).toEqual({path: 'a.img', readOnly: true});
+	expect(diskParser(current, true)('a.img,ro')).toEqual({path: 'a.img', readOnly: false});
+	expect(diskParser(legacy, true)('a.img,ro')).toEqual({path: 'a.img', readOnly: true});
+	expect(() => parseDisk('a.img,direct=true', '2022')).toThrow('unknown field `direct`');
+});
+
+// crosvm's parse_cpu_affinity: src/crosvm/config.rs at f1e797a68, src/main.rs at efdcf90a4.
+test('cpu affinity: crosvm sets no bound on a range, and the simulator neither', () => {
+	expect(parseCpuAffinity('0-18446744073709551615', 'current')).toBe('0-18446744073709551615');
+	expect(parseCpuAffinity('0=0-100000000:1=+1', 'current')).toBe('0=0-100000000:1=+1');
+	expect(() => parseCpuAffinity('0-18446744073709551616', 'current')).toThrow('invalid CPU index 18446744073709551616');
+	expect(() => parseCpuAffinity('1-2-3', 'current')).toThrow('invalid CPU index 2-3');
+	expect(() => parseCpuAffinity('1-2-3', '2022')).toThrow('invalid value "1-2-3": invalid list syntax');
 });
 
 test('the build from the environment', () => {

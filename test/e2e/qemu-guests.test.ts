@@ -61,7 +61,7 @@ describe('real Linux guests under QEMU (TCG), through createVm', () => {
 		const {manifest} = environment;
 		const vm = createVm(
 			{kernel: manifest.kernel, initrd: manifest.initrd, params: `console=ttyS0 quiet vmwarden.scenario=${scenario}`, consoleOutput: consolePath(), ...config},
-			{cid: 100 + vms.length, driver: createQemuDriver({accelerators: ['tcg']}), crosvmPath: manifest.qemu, tempRoot, logger: silentLogger(), ...options},
+			{cid: 100 + vms.length, driver: createQemuDriver({accelerators: ['tcg']}), crosvmPath: manifest.qemu, tempRoot, logger: silentLogger(), filePolicy: {createOutputs: true, allowHostDescriptors: true}, ...options},
 		);
 		vms.push(vm);
 		const payloadStates: PayloadState[] = [];

@@ -58,7 +58,7 @@ describe('QEMU VMs under the supervisor, and QEMU start failures', () => {
 
 	test('two guests booted side by side; shutdown() presses both power buttons: SHUTDOWN each, CIDs released', async () => {
 		const {kernel, initrd, qemu} = manifest();
-		const supervisor = createSupervisor({driver, crosvmPath: qemu, tempRoot, logger: silentLogger(), cidRange: {first: 3000, last: 3009}, stopTimeoutMs: 60_000});
+		const supervisor = createSupervisor({driver, crosvmPath: qemu, tempRoot, logger: silentLogger(), cidRange: {first: 3000, last: 3009}, stopTimeoutMs: 60_000, filePolicy: {createOutputs: true}});
 		supervisors.push(supervisor);
 		const guests = await Promise.all(['a', 'b'].map(async name => supervisor.createVm({kernel, initrd, params: 'console=ttyS0 quiet vmwarden.scenario=serve', consoleOutput: path.join(work, `${name}.console`)})));
 		expect(guests.map(vm => vm.cid)).toEqual([3000, 3001]);

@@ -1,8 +1,9 @@
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {execFileSync} from 'node:child_process';
+import {mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import type {DiskConfig, FileSource, VmConfig} from '../../src/services/config/vm-config.js';
+import type {FileSource, VmConfig} from '../../src/services/config/vm-config.js';
 
 /** Real files for the generators to name, in a directory of their own. */
 export interface ConfigFiles {
@@ -11,7 +12,11 @@ export interface ConfigFiles {
 	kernel: string;
 	/** Readable and writable regular files (disk images, initrd, indirect files). */
 	images: string[];
-	remove(): void;
+	/** Existing empty regular files for console and log outputs (the default file policy creates none). */
+	outputs: string[];
+	/** Files no config should get: a FIFO, a link to an image, a character device. */
+	traps: string[];
+	remove: () => void;
 }
 
 export function makeConfigFiles(): ConfigFiles {
@@ -23,10 +28,21 @@ export function makeConfigFiles(): ConfigFiles {
 		writeFileSync(file, 'image');
 		return file;
 	});
+	const outputs = ['console.txt', 'log.txt', 'other.txt'].map(name => {
+		const file = path.join(dir, name);
+		writeFileSync(file, '');
+		return file;
+	});
+	const fifo = path.join(dir, 'trap.fifo');
+	execFileSync('mkfifo', [fifo]);
+	const link = path.join(dir, 'trap-link.img');
+	symlinkSync(images[0]!, link);
 	return {
 		dir,
 		kernel,
 		images,
+		outputs,
+		traps: [fifo, link, '/dev/zero'],
 		remove() {
 			rmSync(dir, {recursive: true, force: true});
 		},
@@ -36,8 +52,25 @@ export function makeConfigFiles(): ConfigFiles {
 /** Paths that exist, do not exist, cannot be created, or are malformed. */
 function anyPath(files: ConfigFiles): fc.Arbitrary<string> {
 	return fc.oneof(
-		fc.constantFrom(files.kernel, ...files.images, files.dir, path.join(files.dir, 'missing'), path.join(files.dir, 'missing', 'deeper'), '', 'with\0nul'),
+		fc.constantFrom(files.kernel, ...files.images, ...files.outputs, ...files.traps, files.dir, path.join(files.dir, 'missing'), path.join(files.dir, 'missing', 'deeper'), '', 'with\0nul'),
 		fc.string({maxLength: 12}).map(name => path.join(files.dir, 'gen', name)),
+	);
+}
+
+// Made once: strings and arrays far over every bound, which validation must refuse by their size.
+const HUGE_STRING = 'x'.repeat(4 * 1024 * 1024);
+const HUGE_UTF8 = '€'.repeat(40_000);
+const HUGE_SPARSE_ARRAY: unknown[] = new Array(2 ** 32 - 1);
+
+/** Keys that try to reach a prototype, or to look like VmConfig's own. */
+const TRICKY_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', 'kernel', 'image', 'writable'];
+
+/** Junk nested deeper, with prototype keys, null prototypes, boxed values, sparse arrays. */
+function anyJunk(): fc.Arbitrary<unknown> {
+	return fc.oneof(
+		fc.anything({maxDepth: 3, key: fc.oneof(fc.string({maxLength: 6}), fc.constantFrom(...TRICKY_KEYS)), withNullPrototype: true, withBoxedValues: true, withSparseArray: true, withObjectString: true, withMap: true, withSet: true, withTypedArray: true}),
+		fc.json({depthSize: 'small'}).map(text => JSON.parse(text) as unknown),
+		fc.constantFrom(HUGE_STRING, HUGE_UTF8, `${HUGE_STRING}\0`, HUGE_SPARSE_ARRAY, [HUGE_STRING], {image: HUGE_STRING, writable: true}),
 	);
 }
 
@@ -45,6 +78,7 @@ function anyPath(files: ConfigFiles): fc.Arbitrary<string> {
 function anyValue(files: ConfigFiles): fc.Arbitrary<unknown> {
 	return fc.oneof(
 		{weight: 3, arbitrary: fc.anything({maxDepth: 2})},
+		{weight: 2, arbitrary: anyJunk()},
 		{weight: 3, arbitrary: anyPath(files)},
 		{weight: 2, arbitrary: fc.integer({min: -3, max: 4_294_967_300})},
 		{weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 1.5, Number.NaN, -1, 1024, true, false, null, undefined)},
@@ -81,8 +115,14 @@ export function anyConfigInput(files: ConfigFiles): fc.Arbitrary<unknown> {
 	// A valid config with one field replaced: the refusals that matter most are near misses.
 	const nearMiss = fc.tuple(validConfig(files), fc.constantFrom(...fieldNames), field)
 		.map(([config, name, value]) => ({...config, [name]: value}));
+	// A config as parsed from a client's JSON: a "__proto__" key is then an own key.
+	const parsed = fc.tuple(validConfig(files), fc.constantFrom(...TRICKY_KEYS), fc.jsonValue({depthSize: 'small'}))
+		.map(([config, key, value]) => JSON.parse(JSON.stringify({...config, [key]: value})) as unknown);
+	const protoKey = validConfig(files).map(config => JSON.parse(`{"__proto__": {"kernel": "/etc/shadow"}, ${JSON.stringify(config).slice(1)}`) as unknown);
 	return fc.oneof(
 		{weight: 1, arbitrary: fc.anything({maxDepth: 2})},
+		{weight: 1, arbitrary: anyJunk()},
+		{weight: 1, arbitrary: fc.oneof(parsed, protoKey)},
 		{weight: 3, arbitrary: configLike},
 		{weight: 3, arbitrary: nearMiss},
 		{weight: 2, arbitrary: validConfig(files)},
@@ -92,11 +132,11 @@ export function anyConfigInput(files: ConfigFiles): fc.Arbitrary<unknown> {
 /** Configs that are valid by construction (every file exists and every value is in range). */
 export function validConfig(files: ConfigFiles): fc.Arbitrary<VmConfig> {
 	const image = fc.constantFrom<FileSource>(...files.images);
-	const output = fc.string({minLength: 1, maxLength: 8}).filter(name => /^\w+$/.test(name)).map(name => path.join(files.dir, `out-${name}.txt`));
+	const output = fc.constantFrom(...files.outputs);
 	return fc.record({
 		useBootloader: fc.boolean(),
 		initrd: fc.option(image, {nil: undefined}),
-		disks: fc.array(fc.record({image, writable: fc.boolean()}), {maxLength: 3}) as fc.Arbitrary<DiskConfig[]>,
+		disks: fc.array(fc.record({image, writable: fc.boolean()}), {maxLength: 3}),
 		params: fc.option(fc.constantFrom('console=hvc0', 'quiet', '-x=1 a=b', 'init=/init ro'), {nil: undefined}),
 		protected: fc.option(fc.boolean(), {nil: undefined}),
 		memoryMib: fc.option(fc.integer({min: 1, max: 16_384}), {nil: undefined}),

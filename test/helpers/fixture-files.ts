@@ -1,4 +1,4 @@
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 
@@ -13,7 +13,7 @@ export interface FixtureFiles {
 	image: string;
 	/** An empty directory. */
 	directory: string;
-	remove(): void;
+	remove: () => void;
 }
 
 /** Real files to validate and open, made at once (test.each tables name them at load time). */
@@ -29,4 +29,10 @@ export function makeFixtureFiles(prefix: string): FixtureFiles {
 			rmSync(dir, {recursive: true, force: true});
 		},
 	};
+}
+
+/** What an attack must not change about a file: its bytes, size, mode, owner and times. */
+export function fileState(path: string): {content: string; size: number; mode: number; uid: number; mtimeMs: number; ctimeMs: number} {
+	const stats = lstatSync(path);
+	return {content: readFileSync(path, 'latin1'), size: stats.size, mode: stats.mode, uid: stats.uid, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs};
 }

@@ -1,5 +1,5 @@
 import type {AnyStateMachine, EventObject, Snapshot} from 'xstate';
-import type {TestModel, TestPath} from 'xstate/graph';
+import type {AdjacencyValue, TestModel, TestPath} from 'xstate/graph';
 import {activeStateIds, stateNodeIds} from './real-states.js';
 
 type MachineSnapshotLike = Snapshot<unknown> & {value: unknown; context: unknown};
@@ -11,6 +11,12 @@ function stateKey(snapshot: MachineSnapshotLike): string {
 
 function eventKey(event: EventObject): string {
 	return JSON.stringify(event);
+}
+
+/** The model's state graph. xstate/graph keys it by branded strings, which `Object.values` does not
+ * accept as string keys (it would return `any`), hence the widening to plain string keys. */
+function vertices<TSnapshot extends Snapshot<unknown>, TEvent extends EventObject>(model: TestModel<TSnapshot, TEvent, unknown>): Array<AdjacencyValue<TSnapshot, TEvent>> {
+	return Object.values(model.getAdjacencyMap() as Record<string, AdjacencyValue<TSnapshot, TEvent>>);
 }
 
 /** A path's events in one line: `START → REPORT(Started) → EXIT(panic)`. */
@@ -63,8 +69,8 @@ export function modelCoverage<TSnapshot extends Snapshot<unknown>, TEvent extend
 	}
 
 	const all = new Set<string>();
-	for (const vertex of Object.values(model.getAdjacencyMap())) {
-		for (const {event, state} of Object.values(vertex.transitions) as Array<{event: TEvent; state: TSnapshot}>) {
+	for (const vertex of vertices(model)) {
+		for (const {event, state} of Object.values(vertex.transitions)) {
 			all.add(`${stateKey(vertex.state as unknown as MachineSnapshotLike)} --${eventKey(event)}--> ${stateKey(state as unknown as MachineSnapshotLike)}`);
 		}
 	}
@@ -88,11 +94,11 @@ export function coveringWalks<TSnapshot extends Snapshot<unknown>, TEvent extend
 ): TEvent[][] {
 	type Edge = {event: TEvent; key: string; to: string};
 	const graph = new Map<string, Edge[]>();
-	for (const vertex of Object.values(model.getAdjacencyMap())) {
+	for (const vertex of vertices(model)) {
 		const from = stateKey(vertex.state as unknown as MachineSnapshotLike);
 		const edges = graph.get(from) ?? [];
 		graph.set(from, edges);
-		for (const {event, state} of Object.values(vertex.transitions) as Array<{event: TEvent; state: TSnapshot}>) {
+		for (const {event, state} of Object.values(vertex.transitions)) {
 			const key = `${from} --${eventKey(event)}`;
 			if (!edges.some(edge => edge.key === key)) {
 				edges.push({event, key, to: stateKey(state as unknown as MachineSnapshotLike)});

@@ -38,7 +38,7 @@ export interface Scratch {
 	/** Writes a file and returns its path. */
 	file(name: string, content: string): string;
 	path(name: string): string;
-	remove(): void;
+	remove: () => void;
 }
 
 export function makeScratch(prefix = 'crosvm-sim-test-'): Scratch {

@@ -11,7 +11,8 @@ import winston from 'winston';
 import {isCidHeld} from '../../src/services/cids/allocator.js';
 import {LAST_CID_FILE} from '../../src/services/cids/store.js';
 import {crosvmDriver} from '../../src/services/crosvm/driver.js';
-import {VM_RECORDS_DIR, type ReapedVm, type VmRecord} from '../../src/services/state-dir/stale-vms.js';
+import {VM_RECORDS_DIR, type StaleVmEntry} from '../../src/services/state-dir/records.js';
+import type {StaleVmReport} from '../../src/services/state-dir/reap.js';
 import {STOP_BATCH_SIZE, supervisorMachine, vmActorId, type SupervisorMachineEmitted, type SupervisorMachineInput, type SupervisorReply} from '../../src/machines/supervisor.machine.js';
 import {NoAvailableCidError, SupervisorShutDownError} from '../../src/errors.js';
 
@@ -69,12 +70,12 @@ const fakeVmMachine = setup({
 
 /** A reaper whose result the test decides. */
 function controlledReaper() {
-	let settle!: {resolve(reaped: ReapedVm[]): void; reject(error: Error): void};
-	const promise = new Promise<ReapedVm[]>((resolve, reject) => {
+	let settle!: {resolve(reaped: StaleVmReport[]): void; reject(error: Error): void};
+	const promise = new Promise<StaleVmReport[]>((resolve, reject) => {
 		settle = {resolve, reject};
 	});
-	const calls: Array<{stateDir: string; records: VmRecord[]}> = [];
-	const logic = fromPromise<ReapedVm[], {stateDir: string; records: VmRecord[]}>(async ({input}) => {
+	const calls: Array<{stateDir: string; entries: StaleVmEntry[]}> = [];
+	const logic = fromPromise<StaleVmReport[], {stateDir: string; entries: StaleVmEntry[]}>(async ({input}) => {
 		calls.push(input);
 		return promise;
 	});
@@ -97,7 +98,7 @@ function makeStateDir(): string {
 interface StartOptions {
 	range?: {first: number; last: number};
 	stateDir?: string;
-	staleVms?: VmRecord[];
+	staleVms?: StaleVmEntry[];
 	reaper?: ReturnType<typeof controlledReaper>;
 }
 
@@ -359,17 +360,17 @@ describe('supervisor machine: starting goes through the supervisor', () => {
 });
 
 describe('supervisor machine: reaping', () => {
-	const stale = (cid: number): VmRecord => ({cid, pid: 999_999, startTime: '1', tempDir: `/tmp/stale-${cid}`, supervisorPid: 1});
+	const stale = (cid: number): StaleVmEntry => ({cid, file: `${cid}.json`});
 
 	test('stale CIDs stay held until the reaper is done, then are released and reported', async () => {
 		const stateDir = makeStateDir();
 		const reaper = controlledReaper();
 		const {actor, emitted, create, cidOf} = startSupervisor({range: {first: 10, last: 11}, stateDir, staleVms: [stale(10), stale(11)], reaper});
 		expect(actor.getSnapshot().matches({Serving: {reaper: 'Reaping'}})).toBe(true);
-		expect(reaper.calls).toEqual([{stateDir, records: [stale(10), stale(11)]}]);
+		expect(reaper.calls).toEqual([{stateDir, entries: [stale(10), stale(11)]}]);
 		expect(create()).toMatchObject({type: 'supervisor.vm.refused', error: expect.any(NoAvailableCidError)});
 
-		reaper.settle.resolve([{cid: 10, pid: 999_999, tempDir: '/tmp/stale-10', outcome: 'gone', tempDirRemoved: true}, {cid: 11, pid: 999_999, tempDir: '/tmp/stale-11', outcome: 'killed', tempDirRemoved: true}]);
+		reaper.settle.resolve([{cid: 10, pid: 999_999, tempDir: '/tmp/stale-10', outcome: 'gone', tempDirRemoved: true, reason: 'test', cidReleased: true}, {cid: 11, pid: 999_999, tempDir: '/tmp/stale-11', outcome: 'killed', tempDirRemoved: true, reason: 'test', cidReleased: true}]);
 		await waitFor(actor, snapshot => snapshot.matches({Serving: {reaper: 'Reaped'}}));
 		expect(emitted.filter(event => event.type === 'supervisor.staleVm.reaped').map(event => [event.cid, event.outcome])).toEqual([[10, 'gone'], [11, 'killed']]);
 		expect(emitted.filter(event => event.type === 'supervisor.cid.released').map(event => [event.cid, event.cause])).toEqual([[10, 'stale vm reaped'], [11, 'stale vm reaped']]);
@@ -383,7 +384,7 @@ describe('supervisor machine: reaping', () => {
 		const {actor} = startSupervisor({stateDir, staleVms: [stale(2048)], reaper});
 		actor.send({type: 'SHUTDOWN'});
 		expect(actor.getSnapshot().matches({Serving: {fleet: 'Drained', reaper: 'Reaping'}})).toBe(true);
-		reaper.settle.resolve([{cid: 2048, pid: 999_999, tempDir: '/tmp/stale-2048', outcome: 'gone', tempDirRemoved: true}]);
+		reaper.settle.resolve([{cid: 2048, pid: 999_999, tempDir: '/tmp/stale-2048', outcome: 'gone', tempDirRemoved: true, reason: 'test', cidReleased: true}]);
 		await waitFor(actor, snapshot => snapshot.matches('ShutDown'));
 	});
 

@@ -1,11 +1,12 @@
-import {mkdirSync, mkdtempSync} from 'node:fs';
+import {mkdtempSync} from 'node:fs';
 import path from 'node:path';
 import {describe, expect, test} from '@jest/globals';
 import {execa} from 'execa';
 import {getInitialSnapshot, type SnapshotFrom} from 'xstate';
 import {createTestModel, type TestPath} from 'xstate/graph';
 import {supervisorMachine} from '../../src/machines/supervisor.machine.js';
-import {writeVmRecord} from '../../src/services/state-dir/stale-vms.js';
+import {writeVmRecord} from '../../src/services/state-dir/records.js';
+import {createTempDir} from '../../src/services/vmm/temp-dir.js';
 import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
 import {SIM_PATH, silentLogger, useVmFixture} from '../helpers/vm-fixture.js';
 import {coveringWalks, describePath, modelCoverage} from '../helpers/model-coverage.js';
@@ -60,8 +61,7 @@ describe(`supervisor model: ${shortestPaths.length} shortest paths, ${simplePath
 			const finished = execa('true', {cleanup: false});
 			const finishedPid = finished.pid!;
 			await finished;
-			const staleTempDir = path.join(context.tempRoot, 'stale-vm');
-			mkdirSync(staleTempDir);
+			const staleTempDir = createTempDir(context.tempRoot, first - 1);
 			writeVmRecord(stateDir, {cid: first - 1, pid: finishedPid, startTime: '1', tempDir: staleTempDir, supervisorPid: 1});
 
 			const started: Supervisor = createSupervisor({

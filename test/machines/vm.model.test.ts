@@ -204,9 +204,11 @@ describe(`VM model: ${shortestPaths.length} shortest paths (${simplePaths.length
 		}, 30_000);
 	});
 
-	test('every state of the real vmMachine was visited by the paths', () => {
+	test('every state of the real vmMachine but the flood-only one was visited by the paths', () => {
 		const unvisited = [...stateNodeIds(vmMachine)].filter(id => !visitedRealStates.has(id));
-		expect(unvisited).toEqual([]);
+		// Muting refused reports takes a flood of them, which the model's guests never send: the
+		// chart tests (test/machines/vm.machine.test.ts) drive that state.
+		expect(unvisited).toEqual(['vm.Running.refusals.muted']);
 	});
 });
 

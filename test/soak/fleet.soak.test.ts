@@ -9,7 +9,7 @@ import type {Vm} from '../../src/vm.js';
 import {settleLeaks, takeSnapshot} from '../helpers/leak-checker.js';
 import {SIM_PATH, silentLogger} from '../helpers/vm-fixture.js';
 import {NoAvailableCidError} from '../../src/errors.js';
-import {type VmDeath} from '../../src/types.js';
+import type {VmDeath} from '../../src/types.js';
 
 /** The soak's size and time budget: a few hundred VMs within about half a minute on two cores. */
 const TOTAL_VMS = 300;

@@ -2,11 +2,13 @@ import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync} 
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {execa, type ResultPromise} from 'execa';
+import {jest} from '@jest/globals';
 import {config as rxjsConfig, map} from 'rxjs';
 import winston from 'winston';
 import {InvalidConfigError, NoAvailableCidError, SupervisorShutDownError} from '../../src/errors.js';
 import {isProcessRunning, processIdentity} from '../../src/services/state-dir/process-identity.js';
-import {writeVmRecord} from '../../src/services/state-dir/stale-vms.js';
+import {writeVmRecord} from '../../src/services/state-dir/records.js';
+import {createTempDir} from '../../src/services/vmm/temp-dir.js';
 import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
 import type {Vm} from '../../src/vm.js';
 
@@ -225,14 +227,26 @@ describe('hostile input', () => {
 
 	test('createSupervisor failing after it took the state directory gives the directory back', () => {
 		const stateDir = makeFolder();
-		// A folder where a VM record should be: reading the records fails after the lock is taken.
-		mkdirSync(join(stateDir, 'vms', 'not-a-record'), {recursive: true});
-		expect(() => createSupervisor({logger, stateDir})).toThrow(expect.objectContaining({code: 'INVALID_CONFIG', field: 'stateDir'}));
+		// The inspector is called while the actor starts, after the lock is taken.
+		const inspect = () => {
+			throw new Error('inspector broke');
+		};
+		expect(() => createSupervisor({logger, stateDir, inspect})).toThrow('inspector broke');
 		expect(existsSync(join(stateDir, 'supervisor.lock'))).toBe(false);
 
-		rmSync(join(stateDir, 'vms'), {recursive: true});
 		supervise({stateDir});
 		expect(existsSync(join(stateDir, 'supervisor.lock'))).toBe(true);
+	});
+
+	test('an entry in stateDir/vms that is no record is left alone and logged, and the supervisor starts', async () => {
+		const stateDir = makeFolder();
+		mkdirSync(join(stateDir, 'vms', 'not-a-record'), {recursive: true});
+		const warnings = jest.spyOn(logger, 'warn');
+		const {supervisor} = supervise({stateDir});
+		await supervisor.reaped;
+		expect(existsSync(join(stateDir, 'vms', 'not-a-record'))).toBe(true);
+		expect(warnings).toHaveBeenCalledWith(expect.stringContaining('not-a-record is no record of ours: left alone'));
+		warnings.mockRestore();
 	});
 });
 
@@ -270,10 +284,10 @@ describe('state directory', () => {
 		const stateDir = makeFolder();
 		const tempRoot = makeFolder();
 		const start = (cid: number) => {
-			const sleeper = execa('sleep', ['600'], {reject: false});
+			// As a VMM would be: in a temporary directory vmwarden made, and naming it in its argv.
+			const tempDir = createTempDir(tempRoot, cid);
+			const sleeper = execa('sleep', ['600'], {reject: false, argv0: join(tempDir, 'crosvm.sock')});
 			sleepers.push(sleeper);
-			const tempDir = join(tempRoot, `vmwarden-${cid}-x`);
-			mkdirSync(tempDir);
 			return {sleeper, identity: processIdentity(sleeper.pid!)!, tempDir};
 		};
 

@@ -1,13 +1,6 @@
 import {describe, expect, test} from '@jest/globals';
 import {DeathReason} from '../../src/services/death/reason.js';
-import {filter, firstValueFrom} from 'rxjs';
-import type {Vm} from '../../src/vm.js';
 import {useVmFixture} from '../helpers/vm-fixture.js';
-import {type VmEvent} from '../../src/types.js';
-
-async function payloadStarted(vm: Vm): Promise<void> {
-	await firstValueFrom(vm.snapshots$.pipe(filter(snapshot => snapshot.context.payloadState !== 'Starting')));
-}
 
 describe('stop()', () => {
 	const {guest, vm} = useVmFixture();
@@ -20,33 +13,9 @@ describe('stop()', () => {
 		expect(machine.state).toBe('Dead');
 	});
 
-	test('a VMM that never answers is killed after the timeout: KILLED', async () => {
-		const machine = vm({kernel: guest('ignore-stop', 'payload started', 'hang')});
-		await machine.start();
-		// The guest reports Started only once it ignores stop requests.
-		await payloadStarted(machine);
-		const startedAt = Date.now();
-		const death = await machine.stop({timeoutMs: 400});
-		expect(death).toMatchObject({reason: DeathReason.KILLED, signal: 'SIGKILL', initiator: 'caller'});
-		expect(Date.now() - startedAt).toBeGreaterThanOrEqual(400);
-	});
-
-	test('concurrent stops share one stop', async () => {
-		const machine = vm({kernel: guest('ignore-stop', 'payload started', 'hang')});
-		const stopping: VmEvent[] = [];
-		machine.events$.subscribe(event => {
-			if (event.type === 'stopping') {
-				stopping.push(event);
-			}
-		});
-		await machine.start();
-		await payloadStarted(machine);
-		const [first, second, third] = await Promise.all([machine.stop({timeoutMs: 300}), machine.stop({timeoutMs: 60_000}), machine.stop()]);
-		expect(first).toMatchObject({reason: DeathReason.KILLED});
-		expect(second).toBe(first);
-		expect(third).toBe(first);
-		expect(stopping).toEqual([{type: 'stopping', cid: machine.cid, initiator: 'caller', timeoutMs: 300}]);
-	});
+	// A VMM that ignores the request and is killed at the timeout, and concurrent stops sharing one,
+	// are timing paths of the chart: test/machines/vm.machine.test.ts. A real VM ignoring a stop is a
+	// path of test/machines/vm.model.test.ts.
 
 	test('stop() on a dead VM resolves at once with its death; on one that never ran, with nothing', async () => {
 		const machine = vm({kernel: guest('crash')});

@@ -41,8 +41,6 @@ export interface CommandSpec {
 	positionals: readonly string[];
 	/** How many positionals are required (from the start of `positionals`). */
 	requiredPositionals: number;
-	/** The 2022 build: the kernel had to be last, so a positional ends option parsing. */
-	positionalEndsOptions?: boolean;
 	/** Subcommand names: the first positional that is one of them ends this command's arguments. */
 	subcommands?: readonly string[];
 	usage: string;
@@ -143,7 +141,6 @@ export function parseCommand(spec: CommandSpec, args: readonly string[]): Parsed
 		}
 
 		parsed.positionals.push(argument);
-		optionsEnded ||= spec.positionalEndsOptions === true;
 	}
 
 	if (help) {

@@ -1,7 +1,7 @@
 import type {SimBuild} from './build.js';
 import {ValueError} from './failures.js';
-import {parseKeyValues, type KeyValueSchema} from './key-values.js';
-import {parseRustUnsigned} from './numbers.js';
+import {parseKeyValues, type KeyType, type KeyValueGrammar, type KeyValueSchema} from './key-values.js';
+import {checkPciAddress} from './pci-address.js';
 
 /** One block device: `--block`, `--disk` (read-only) or `--rwdisk`. */
 export interface DiskParameters {
@@ -11,9 +11,31 @@ export interface DiskParameters {
 
 const DISK_ID_LENGTH = 20;
 
-const ID_TOO_LONG = `disk id must be ${DISK_ID_LENGTH} or fewer characters`;
+/** `deserialize_disk_id`: a serde custom error, so the text has no position. */
+const DISK_ID: KeyType = {
+	kind: 'string',
+	check(id) {
+		if (Buffer.byteLength(id) > DISK_ID_LENGTH) {
+			throw new ValueError(`disk id must be ${DISK_ID_LENGTH} or fewer characters`);
+		}
+	},
+};
 
-const BLOCK_SCHEMA: KeyValueSchema = {
+/** `DiskOption` of devices/src/virtio/block/block.rs at efdcf90a4. */
+const SCHEMA_2022: KeyValueSchema = {
+	keys: [
+		['path', {kind: 'string'}],
+		['ro', {kind: 'bool'}],
+		['sparse', {kind: 'bool'}],
+		['o_direct', {kind: 'bool'}],
+		['block_size', {kind: 'unsigned', bits: 32}],
+		['id', DISK_ID],
+	],
+	required: ['path'],
+};
+
+/** `DiskOption` of devices/src/virtio/block/mod.rs at f1e797a68 (Linux and Android builds). */
+const SCHEMA_CURRENT: KeyValueSchema = {
 	keys: [
 		['path', {kind: 'string'}],
 		['ro', {kind: 'bool'}],
@@ -22,75 +44,31 @@ const BLOCK_SCHEMA: KeyValueSchema = {
 		['direct', {kind: 'bool'}],
 		['lock', {kind: 'bool'}],
 		['block-size', {kind: 'unsigned', bits: 32}],
-		['id', {kind: 'string', maxLength: DISK_ID_LENGTH, tooLong: ID_TOO_LONG}],
-		['async-executor', {kind: 'string'}],
+		['id', DISK_ID],
+		['multiple-workers', {kind: 'bool'}],
+		['async-executor', {kind: 'enum', variants: ['epoll', 'uring']}],
 		['packed-queue', {kind: 'bool'}],
 		['bootindex', {kind: 'unsigned', bits: 64}],
-		['pci-address', {kind: 'string'}],
-		['multiple-workers', {kind: 'bool'}],
-		['num-queues', {kind: 'unsigned', bits: 16}],
+		['pci-address', {kind: 'string', check: checkPciAddress}],
+		['dontcache', {kind: 'bool'}],
 	],
-	aliases: {o_direct: 'direct', block_size: 'block-size'},
+	aliases: {o_direct: 'direct', block_size: 'block-size', async_executor: 'async-executor'},
 	required: ['path'],
 };
 
+/** A disk value in a build's grammar; `readOnly` overrides its `ro` when given. */
+export function parseDisk(text: string, grammar: KeyValueGrammar, readOnly?: boolean): DiskParameters {
+	const values = parseKeyValues(text, grammar === '2022' ? SCHEMA_2022 : SCHEMA_CURRENT, grammar);
+	return {path: values['path'] as string, readOnly: readOnly ?? values['ro'] === true};
+}
+
 /**
- * Today's `--block` grammar; `--disk` and `--rwdisk` (deprecated) parse the same and force `ro`.
+ * The parser of `--disk` or `--rwdisk` in a build. `--disk` is always read-only; `--rwdisk` is
+ * writable today (src/crosvm/cmdline.rs at f1e797a68) but took its `ro` from the value in 2022
+ * (src/main.rs at efdcf90a4 only forced `ro` on for names not starting with `rw`).
  */
-export function parseBlockCurrent(text: string, forceReadOnly?: boolean): DiskParameters {
-	const values = parseKeyValues(text, BLOCK_SCHEMA);
-	return {path: values['path'] as string, readOnly: forceReadOnly ?? values['ro'] === true};
-}
-
-/** The 2022 `--disk`/`--rwdisk`: `PATH[,sparse=B,o_direct=B,block_size=N,id=S]`, explicit values. */
-export function parseDisk2022(text: string, readOnly: boolean): DiskParameters {
-	const [path = '', ...options] = text.split(',');
-	for (const option of options) {
-		const equals = option.indexOf('=');
-		if (equals === -1) {
-			throw new ValueError('`disk` options must be of the form `kind=value`');
-		}
-
-		const kind = option.slice(0, equals);
-		const value = option.slice(equals + 1);
-		switch (kind) {
-			case 'sparse':
-			case 'o_direct': {
-				if (value !== 'true' && value !== 'false') {
-					throw new ValueError(`\`${kind}\` must be a boolean`);
-				}
-
-				break;
-			}
-
-			case 'block_size': {
-				try {
-					parseRustUnsigned(value, 32);
-				} catch {
-					throw new ValueError('`block_size` must be an integer');
-				}
-
-				break;
-			}
-
-			case 'id': {
-				if (value.length > DISK_ID_LENGTH) {
-					throw new ValueError(`\`id\` must be ${DISK_ID_LENGTH} or fewer characters`);
-				}
-
-				break;
-			}
-
-			default: {
-				throw new ValueError(`unrecognized \`disk\` option: ${kind}`);
-			}
-		}
-	}
-
-	return {path, readOnly};
-}
-
-/** The parser of `--disk` (read-only) or `--rwdisk` in a build. */
-export function diskParser(build: SimBuild, readOnly: boolean): (text: string) => DiskParameters {
-	return build.dialect === 'aosp-2022' ? text => parseDisk2022(text, readOnly) : text => parseBlockCurrent(text, readOnly);
+export function diskParser(build: SimBuild, writable: boolean): (text: string) => DiskParameters {
+	const grammar = build.dialect === 'aosp-2022' ? '2022' : 'current';
+	const readOnly = writable ? (grammar === '2022' ? undefined : false) : true;
+	return text => parseDisk(text, grammar, readOnly);
 }

@@ -19,3 +19,12 @@ export class HelpRequest extends Error {
 		this.usage = usage;
 	}
 }
+
+/**
+ * crosvm's "invalid value" text: `argument::Error::InvalidValue` quotes the value (`{value:?}`,
+ * src/crosvm/argument.rs at efdcf90a4); today's `invalid_value_err` does not (src/crosvm/config.rs
+ * at f1e797a68).
+ */
+export function invalidValue(value: string, expected: string, grammar: '2022' | 'current'): ValueError {
+	return new ValueError(`invalid value ${grammar === '2022' ? JSON.stringify(value) : value}: ${expected}`);
+}

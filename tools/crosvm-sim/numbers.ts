@@ -27,17 +27,3 @@ export function parseRustUnsigned(text: string, bits: UnsignedBits): number {
 
 	return checkRange(BigInt(text.replace('+', '')), bits, 'number too large to fit in target type');
 }
-
-/**
- * A number in crosvm's key-value grammar (serde_keyvalue): decimal, or `0x`, `0o`, `0b` prefixed.
- */
-export function parseKeyValueUnsigned(text: string, bits: UnsignedBits): number {
-	const match = /^(?:0x([\da-f]+)|0o([0-7]+)|0b([01]+)|(\d+))$/i.exec(text);
-	if (match === null) {
-		throw new ValueError('invalid number');
-	}
-
-	const [, hex, octal, binary] = match;
-	const literal = hex === undefined ? (octal === undefined ? (binary === undefined ? text : `0b${binary}`) : `0o${octal}`) : `0x${hex}`;
-	return checkRange(BigInt(literal), bits, 'invalid number');
-}

@@ -1,11 +1,10 @@
-import {CpuAffinityError, parseCpuAffinity} from 'vmwarden/cpu-affinity';
 import {flagValue, flagValues, parseCommand, type CommandSpec, type FlagSpec} from './arguments.js';
 import type {SimBuild} from './build.js';
-import {diskParser, parseBlockCurrent, type DiskParameters} from './disk-options.js';
-import {ValueError} from './failures.js';
-import {parseKeyValues} from './key-values.js';
-import {log} from './log.js';
+import {parseCpuAffinity} from './cpu-affinity.js';
+import {diskParser, parseDisk, type DiskParameters} from './disk-options.js';
+import {parseKeyValues, type KeyValueSchema} from './key-values.js';
 import {parseRustUnsigned} from './numbers.js';
+import {parseRunCommand2022} from './run-command-2022.js';
 import {serialParser, type SerialParameters} from './serial-options.js';
 import {formatUsage} from './usage.js';
 
@@ -20,122 +19,111 @@ export interface RunCommand {
 	cid?: number;
 	vsockCid?: number;
 	disks: DiskParameters[];
+	/** Whether `--disk` or `--rwdisk` was used: crosvm warns that they are deprecated. */
+	deprecatedDisks: boolean;
 	serials: SerialParameters[];
 	socket?: string;
-	/** The protection-mode flags given (`--protected-vm`, ...): at most one is allowed. */
+	/** The protection modes in effect (`--protected-vm`, ...): today more than one is refused. */
 	protectionModes: string[];
 	swiotlbMib?: number;
 	taskProfiles: string[];
+	/** Warnings crosvm logs while parsing, in order. */
+	warnings: string[];
 }
 
-function affinity(text: string): string {
-	try {
-		parseCpuAffinity(text);
-	} catch (error) {
-		if (error instanceof CpuAffinityError) {
-			throw new ValueError(error.message);
-		}
+const MEM_SCHEMA: KeyValueSchema = {keys: [['size', {kind: 'unsigned', bits: 64}]]};
 
-		throw error;
-	}
+const AUTO_SCHEMA: KeyValueSchema = {keys: [['auto', {kind: 'bool'}]]};
 
-	return text;
-}
-
-function currentMemory(text: string): number | undefined {
-	return parseKeyValues(text, {keys: [['size', {kind: 'unsigned', bits: 64}]]})['size'] as number | undefined;
-}
-
-function currentCpus(text: string): number | undefined {
-	return parseKeyValues(text, {
+/** `CpuOptions` of src/crosvm/config.rs at f1e797a68: `core-types` is x86_64's, `mte` and `sve` aarch64's. */
+function cpusSchema(arch: SimBuild['arch']): KeyValueSchema {
+	const cpuSets = {kind: 'seq', element: {kind: 'cpuset'}} as const;
+	return {
 		keys: [
 			['num-cores', {kind: 'unsigned', bits: 64}],
-			['clusters', {kind: 'list'}],
-			['core-types', {kind: 'list'}],
+			['clusters', cpuSets],
+			...(arch === 'x86_64' ? [['core-types', {kind: 'struct', schema: {keys: [['atom', {kind: 'cpuset'}], ['core', {kind: 'cpuset'}]], required: ['atom', 'core']}}] as const] : []),
 			['boot-cpu', {kind: 'unsigned', bits: 64}],
-			['freq-domains', {kind: 'list'}],
-			['sve', {kind: 'list'}],
+			['freq-domains', cpuSets],
+			...(arch === 'aarch64' ? [['mte', {kind: 'struct', schema: AUTO_SCHEMA}] as const, ['sve', {kind: 'struct', schema: AUTO_SCHEMA}] as const] : []),
 		],
-	})['num-cores'] as number | undefined;
+	};
 }
 
-function currentVsock(text: string): number {
-	return parseKeyValues(text, {
-		keys: [
-			['cid', {kind: 'unsigned', bits: 64}],
-			['device', {kind: 'string'}],
-			['max-queue-sizes', {kind: 'list'}],
-		],
-		required: ['cid'],
-	})['cid'] as number;
-}
+/** `VsockConfig` of devices/src/virtio/vsock/sys/linux.rs at f1e797a68. */
+const VSOCK_SCHEMA: KeyValueSchema = {
+	keys: [
+		['cid', {kind: 'unsigned', bits: 64}],
+		['device', {kind: 'string'}],
+		['max-queue-sizes', {kind: 'seq', element: {kind: 'unsigned', bits: 16}, length: 3}],
+	],
+	required: ['cid'],
+};
 
 const u64 = (text: string): number => parseRustUnsigned(text, 64);
 
-/** The `crosvm run` flags of one build: what it accepts, and how each value parses. */
+/**
+ * Today's `crosvm run` flags, from `RunCommand` in src/crosvm/cmdline.rs at f1e797a68: what the
+ * build accepts, and how each value parses. Only the flags a supervisor uses are known.
+ */
 export function runFlags(build: SimBuild): FlagSpec[] {
-	const legacy = build.dialect === 'aosp-2022';
+	const cpus = cpusSchema(build.arch);
 	const flags: FlagSpec[] = [
 		{long: '--bios', kind: 'single', description: 'path to a bootloader to run instead of a kernel'},
+		{long: '--block', short: '-b', kind: 'repeated', parse: (text: string) => parseDisk(text, 'current'), description: 'block device: [path=]PATH[,ro][,root][,sparse=B][,direct=B][,id=S]'},
+		{long: '--cid', kind: 'single', parse: u64, description: '(DEPRECATED): Use --vsock. context ID for virtual sockets'},
+		{long: '--cpu-affinity', kind: 'single', parse: (text: string) => parseCpuAffinity(text, 'current'), description: 'host CPUs for the vCPUs: 0,1-3 or 0=0:1=1-2'},
+		{long: '--cpus', short: '-c', kind: 'single', parse: (text: string) => parseKeyValues(text, cpus)['num-cores'], description: 'vCPUs: N or num-cores=N[,...]'},
+		{long: '--disable-sandbox', kind: 'switch', description: 'run all devices in one process, without a sandbox'},
+		{long: '--disk', short: '-d', kind: 'repeated', parse: diskParser(build, false), description: '(DEPRECATED): Use --block. read-only disk image'},
 		{long: '--initrd', short: '-i', kind: 'single', description: 'initial ramdisk to load'},
-		{long: '--params', short: '-p', kind: 'repeated', description: 'extra kernel or plugin command line arguments'},
-		{long: '--mem', short: '-m', kind: 'single', parse: legacy ? u64 : currentMemory, description: legacy ? 'memory in MiB' : 'memory in MiB: N or size=N'},
-		{long: '--cpus', short: '-c', kind: 'single', parse: legacy ? u64 : currentCpus, description: legacy ? 'number of vCPUs' : 'vCPUs: N or num-cores=N[,...]'},
-		{long: '--cpu-affinity', kind: 'single', parse: affinity, description: 'host CPUs for the vCPUs: 0,1-3 or 0=0:1=1-2'},
-		{long: '--cid', kind: 'single', parse: u64, description: legacy ? 'context ID for the virtual socket' : '(deprecated: --vsock) context ID for the virtual socket'},
-		{long: '--disk', short: '-d', kind: 'repeated', parse: diskParser(build, true), description: 'read-only disk image'},
-		{long: '--rwdisk', kind: 'repeated', parse: diskParser(build, false), description: 'writable disk image'},
+		{long: '--mem', short: '-m', kind: 'single', parse: (text: string) => parseKeyValues(text, MEM_SCHEMA)['size'], description: 'memory in MiB: N or size=N'},
+		{long: '--params', short: '-p', kind: 'repeated', description: 'extra kernel command line arguments'},
+		{long: '--protected-vm', kind: 'switch', description: 'prevent host access to guest memory'},
+		{long: '--protected-vm-with-firmware', kind: 'single', description: 'protected VM with this firmware'},
+		{long: '--protected-vm-without-firmware', kind: 'switch', description: 'protected VM without firmware'},
+		{long: '--rwdisk', short: '-r', kind: 'repeated', parse: diskParser(build, true), description: '(DEPRECATED): Use --block. writable disk image'},
 		{long: '--serial', kind: 'repeated', parse: serialParser(build), description: 'serial device: type=,hardware=,num=,path=,...'},
 		{long: '--socket', short: '-s', kind: 'single', description: 'path for the control socket'},
-		{long: '--disable-sandbox', kind: 'switch', description: 'run all devices in one process, without a sandbox'},
-		{long: '--protected-vm', kind: 'switch', description: 'run as a protected VM (pKVM)'},
-		{long: '--protected-vm-without-firmware', kind: 'switch', description: 'protected VM without firmware'},
+		{long: '--syslog-tag', kind: 'single', description: '(DEPRECATED): Use --syslog-tag before "run".'},
+		{long: '--unprotected-vm-with-firmware', kind: 'single', description: 'unprotected VM with this firmware'},
+		{long: '--vsock', kind: 'single', parse: (text: string) => parseKeyValues(text, VSOCK_SCHEMA)['cid'], description: 'virtio-vsock: cid=N[,device=PATH]'},
 	];
-	if (!legacy) {
-		flags.push(
-			{long: '--vsock', kind: 'single', parse: currentVsock, description: 'virtio-vsock: cid=N[,device=PATH]'},
-			{long: '--block', kind: 'repeated', parse: (text: string) => parseBlockCurrent(text), description: 'block device: [path=]PATH[,ro][,root][,sparse=B][,direct=B][,id=S]'},
-			{long: '--protected-vm-with-firmware', kind: 'single', description: 'protected VM with this firmware'},
-			{long: '--unprotected-vm-with-firmware', kind: 'single', description: 'unprotected VM with this firmware'},
-		);
-	}
-
-	// --swiotlb: everywhere in 2022, aarch64 only today.
-	if (legacy || build.arch === 'aarch64') {
+	if (build.arch === 'aarch64') {
 		flags.push({long: '--swiotlb', kind: 'single', parse: u64, description: 'size of the bounce buffer in MiB'});
 	}
 
-	// --task-profiles: Android builds only; comma-split in 2022, one name per flag today.
+	// Android builds only; repeatable, one name per flag: argh does not split at commas.
 	if (build.os === 'android') {
-		flags.push(legacy
-			? {long: '--task-profiles', kind: 'single', parse: (text: string) => text.split(','), description: 'comma-separated task profiles for crosvm threads'}
-			: {long: '--task-profiles', kind: 'repeated', description: 'a task profile for crosvm threads (repeatable)'});
+		flags.push({long: '--task-profiles', kind: 'repeated', description: 'a task profile for crosvm threads (repeatable)'});
 	}
 
-	return flags;
+	return flags.sort((a, b) => a.long.localeCompare(b.long));
 }
 
 export function runSpec(build: SimBuild): CommandSpec {
 	const flags = runFlags(build);
-	const legacy = build.dialect === 'aosp-2022';
-	return {
-		flags,
-		positionals: ['KERNEL'],
-		requiredPositionals: 0,
-		positionalEndsOptions: legacy,
-		usage: formatUsage('crosvm run', legacy ? '[<options>] [KERNEL]' : '[KERNEL] [<options>]', 'Start a new crosvm instance', flags),
-	};
+	return {flags, positionals: ['KERNEL'], requiredPositionals: 0, usage: formatUsage('crosvm run', '[KERNEL] [<options>]', 'Start a new crosvm instance', flags)};
 }
+
+const PROTECTION_FLAGS = ['--protected-vm', '--protected-vm-without-firmware', '--protected-vm-with-firmware', '--unprotected-vm-with-firmware'];
 
 /** Parses `crosvm run`'s arguments for a build; throws `ArgumentError` or `HelpRequest`. */
 export function parseRunCommand(build: SimBuild, args: readonly string[]): RunCommand {
+	if (build.dialect === 'aosp-2022') {
+		return parseRunCommand2022(build, args);
+	}
+
 	const parsed = parseCommand(runSpec(build), args);
+	const deprecatedDisks = parsed.flags.has('--disk') || parsed.flags.has('--rwdisk');
 	const command: RunCommand = {
 		params: flagValues(parsed, '--params'),
 		disks: [...flagValues<DiskParameters>(parsed, '--disk'), ...flagValues<DiskParameters>(parsed, '--rwdisk'), ...flagValues<DiskParameters>(parsed, '--block')],
+		deprecatedDisks,
 		serials: flagValues(parsed, '--serial'),
-		protectionModes: ['--protected-vm', '--protected-vm-without-firmware', '--protected-vm-with-firmware', '--unprotected-vm-with-firmware'].filter(flag => parsed.flags.has(flag)),
-		taskProfiles: flagValues<string | string[]>(parsed, '--task-profiles').flat(),
+		protectionModes: PROTECTION_FLAGS.filter(flag => parsed.flags.has(flag)),
+		taskProfiles: flagValues<string>(parsed, '--task-profiles'),
+		warnings: [],
 	};
 	const optional = {
 		kernel: parsed.positionals[0],
@@ -154,8 +142,10 @@ export function parseRunCommand(build: SimBuild, args: readonly string[]): RunCo
 		}
 	}
 
-	if (command.cid !== undefined && build.dialect === 'current') {
-		log('warn', '`--cid` is deprecated, use `--vsock cid=N` instead');
+	// src/main.rs at f1e797a68 warns for `run --syslog-tag`; `--cid` is deprecated only in its help.
+	const tag = flagValue<string>(parsed, '--syslog-tag');
+	if (tag !== undefined) {
+		command.warnings.push(`\`crosvm run --syslog-tag\` is deprecated; please use \`crosvm --syslog-tag="${tag}" run\` instead`);
 	}
 
 	return command;

@@ -1,3 +1,4 @@
+import type {SimBuild} from './build.js';
 import {ConfigurationError} from './failures.js';
 import type {RunCommand} from './run-command.js';
 import {serialKey, type SerialParameters} from './serial-options.js';
@@ -8,33 +9,40 @@ export interface RunConfig extends RunCommand {
 	serialDevices: Map<string, SerialParameters>;
 }
 
-function checkSerials(serials: readonly SerialParameters[]): Map<string, SerialParameters> {
+/**
+ * crosvm's checks across serial devices: in the `serial` case of `set_argument` (src/main.rs at
+ * efdcf90a4, argument errors worded `too many arguments: ...`) and in `TryFrom<RunCommand> for
+ * Config` (src/crosvm/cmdline.rs at f1e797a68). Two `console` devices were refused until
+ * 2024-02-21 (f934bc041) and are allowed since.
+ */
+function checkSerials(serials: readonly SerialParameters[], legacy: boolean): Map<string, SerialParameters> {
+	const tooMany = (message: string) => new ConfigurationError(legacy ? `too many arguments: ${message}` : message);
 	const devices = new Map<string, SerialParameters>();
 	for (const serial of serials) {
 		const previous = [...devices.values()];
 		if (devices.has(serialKey(serial))) {
-			throw new ConfigurationError(`serial hardware ${serial.hardware} num ${serial.num}`);
+			throw tooMany(`serial hardware ${serial.hardware} num ${serial.num}`);
 		}
 
-		const console = serial.console ? previous.find(device => device.console) : undefined;
+		const console = legacy && serial.console ? previous.find(device => device.console) : undefined;
 		if (console !== undefined) {
-			throw new ConfigurationError(`${console.hardware} device ${console.num} already connected to standard output`);
+			throw tooMany(`${console.hardware} device ${console.num} already set as console`);
 		}
 
 		if (serial.earlycon) {
 			if (serial.hardware !== 'serial') {
-				throw new ConfigurationError(`invalid value "${serial.hardware}": earlycon not supported for hardware`);
+				throw new ConfigurationError(`invalid value ${legacy ? `"${serial.hardware}"` : serial.hardware}: earlycon not supported for hardware`);
 			}
 
 			const earlycon = previous.find(device => device.earlycon);
 			if (earlycon !== undefined) {
-				throw new ConfigurationError(`${earlycon.hardware} device ${earlycon.num} already set as earlycon`);
+				throw tooMany(`${earlycon.hardware} device ${earlycon.num} already set as earlycon`);
 			}
 		}
 
 		const stdin = serial.stdin ? previous.find(device => device.stdin) : undefined;
 		if (stdin !== undefined) {
-			throw new ConfigurationError(`${stdin.hardware} device ${stdin.num} already connected to standard input`);
+			throw tooMany(`${stdin.hardware} device ${stdin.num} already connected to standard input`);
 		}
 
 		devices.set(serialKey(serial), serial);
@@ -50,12 +58,14 @@ function checkSerials(serials: readonly SerialParameters[]): Map<string, SerialP
 
 /**
  * The checks crosvm makes after parsing and before setting anything up (exit 1): serial devices,
- * `--cid` with `--vsock`, protection modes, and exactly one executable (kernel or `--bios`).
+ * `--cid` with `--vsock`, protection modes, and exactly one executable (kernel or `--bios`); and
+ * today's warning for the deprecated `--disk`/`--rwdisk`.
  */
-export function checkRunCommand(command: RunCommand): RunConfig {
-	const serialDevices = checkSerials(command.serials);
+export function checkRunCommand(command: RunCommand, build: SimBuild): RunConfig {
+	const legacy = build.dialect === 'aosp-2022';
+	const serialDevices = checkSerials(command.serials, legacy);
 	if (command.cid !== undefined && command.vsockCid !== undefined) {
-		throw new ConfigurationError('`cid` and `vsock` cannot be specified together');
+		throw new ConfigurationError('`cid` and `vsock` cannot be specified together. Use `vsock` only.');
 	}
 
 	if (command.protectionModes.length > 1) {
@@ -63,12 +73,13 @@ export function checkRunCommand(command: RunCommand): RunConfig {
 	}
 
 	if (command.bios !== undefined && command.kernel !== undefined) {
-		throw new ConfigurationError(`A VM executable was already specified: Kernel("${command.kernel}")`);
+		throw new ConfigurationError(`A VM executable was already specified: Some(Kernel("${command.kernel}"))`);
 	}
 
 	if (command.bios === undefined && command.kernel === undefined) {
 		throw new ConfigurationError('Executable is not specified');
 	}
 
-	return {...command, serialDevices};
+	const warnings = command.deprecatedDisks && !legacy ? [...command.warnings, 'Deprecated disk flags such as --[rw]disk or --[rw]root are passed. Use --block instead.'] : command.warnings;
+	return {...command, warnings, serialDevices};
 }

@@ -12,13 +12,17 @@ import {openSerialOutput, type SerialOutput} from './serial-devices.js';
 /** A guest script is small; a bigger file is a real kernel image, which the simulator cannot boot. */
 const MAX_SCRIPT_BYTES = 1 << 20;
 
-/** The outcomes that `--extended-status` tells apart, with crosvm's exit codes and log messages. */
+/**
+ * The outcomes that `--extended-status` tells apart, with crosvm's exit codes and closing log lines:
+ * today's (`CommandStatus::message`, src/main.rs at f1e797a68) and the 2022 build's (`run_vm`,
+ * src/main.rs at efdcf90a4, which had no watchdog status).
+ */
 const FINAL_STATUS = {
-	poweroff: {code: 0, message: 'exiting with success'},
-	reboot: {code: 32, message: 'exiting with reset'},
-	crash: {code: 33, message: 'exiting with crash'},
-	panic: {code: 34, message: 'exiting with guest panic'},
-	watchdog: {code: 36, message: 'exiting with watchdog reset'},
+	poweroff: {code: 0, message: 'exiting with success', message2022: 'crosvm has exited normally'},
+	reboot: {code: 32, message: 'exiting with reset', message2022: 'crosvm has exited normally due to reset request'},
+	crash: {code: 33, message: 'exiting with crash', message2022: 'crosvm has exited due to a VM crash'},
+	panic: {code: 34, message: 'exiting with guest panic', message2022: 'crosvm has exited due to a kernel panic in guest'},
+	watchdog: {code: 36, message: 'exiting with watchdog reset', message2022: 'crosvm has exited normally due to reset request'},
 } as const;
 
 /** Reads a descriptor to its end (a pipe has no size to go by), refusing more than `limit` bytes. */
@@ -65,8 +69,9 @@ function readGuestScript(path: string, what: string): GuestScript {
 /** The exit status of a final action: crosvm gives the distinct codes only with `--extended-status`. */
 export function finalExitStatus(kind: keyof typeof FINAL_STATUS, build: SimBuild, extendedStatus: boolean): {code: number; message: string} {
 	// 36 arrived in October 2022: a 2022 build reports a watchdog reset as a reset.
-	const status = kind === 'watchdog' && build.dialect === 'aosp-2022' ? FINAL_STATUS.reboot : FINAL_STATUS[kind];
-	return {code: extendedStatus ? status.code : 0, message: status.message};
+	const legacy = build.dialect === 'aosp-2022';
+	const status = kind === 'watchdog' && legacy ? FINAL_STATUS.reboot : FINAL_STATUS[kind];
+	return {code: extendedStatus ? status.code : 0, message: legacy ? status.message2022 : status.message};
 }
 
 /** The running VM: its control socket, the switches its guest flipped, and its way out. */
@@ -216,7 +221,7 @@ export async function runVm(config: RunConfig, build: SimBuild, extendedStatus: 
 	const vm = new SimulatedVm(devices.failure);
 	if (config.socket !== undefined) {
 		vm.control = await startControlServer(config.socket, {
-			stop: () => vm.exit(0, 'exiting with stop'),
+			stop: () => vm.exit(0, build.dialect === 'aosp-2022' ? FINAL_STATUS.poweroff.message2022 : 'exiting with stop'),
 			answerStop: () => vm.answerStop(),
 			suspend: () => {
 				vm.suspend();

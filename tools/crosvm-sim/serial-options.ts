@@ -1,7 +1,7 @@
 import type {SimBuild} from './build.js';
-import {ValueError} from './failures.js';
-import {parseKeyValues, type KeyValueSchema} from './key-values.js';
-import {parseRustUnsigned} from './numbers.js';
+import {invalidValue, ValueError} from './failures.js';
+import {parseKeyValues, type KeyValueGrammar, type KeyValueSchema} from './key-values.js';
+import {checkPciAddress} from './pci-address.js';
 
 export type SerialType = 'file' | 'stdout' | 'sink' | 'syslog' | 'unix' | 'unix-stream';
 
@@ -20,52 +20,81 @@ export interface SerialParameters {
 	stdin: boolean;
 }
 
-const CURRENT_SCHEMA: KeyValueSchema = {
+/** `SerialParameters` of devices/src/serial_device.rs at efdcf90a4: snake_case keys, no `unix-stream`. */
+const SCHEMA_2022: KeyValueSchema = {
 	keys: [
-		['type', {kind: 'enum', variants: ['file', 'stdout', 'sink', 'syslog', 'unix', 'unix-stream']}],
-		['hardware', {kind: 'enum', variants: ['serial', 'virtio-console', 'debugcon'], aliases: {'legacy-virtio-console': 'virtio-console'}}],
-		['name', {kind: 'string'}],
+		['type', {kind: 'enum', variants: ['file', 'stdout', 'sink', 'syslog', 'unix']}],
+		['hardware', {kind: 'enum', variants: ['serial', 'virtio-console', 'debugcon']}],
 		['path', {kind: 'string'}],
 		['input', {kind: 'string'}],
 		['num', {kind: 'unsigned', bits: 8}],
 		['console', {kind: 'bool'}],
 		['earlycon', {kind: 'bool'}],
 		['stdin', {kind: 'bool'}],
-		['out-timestamp', {kind: 'bool'}],
-		['debugcon-port', {kind: 'unsigned', bits: 16}],
-		['pci-address', {kind: 'string'}],
-		['max-queue-sizes', {kind: 'list'}],
+		['out_timestamp', {kind: 'bool'}],
+		['debugcon_port', {kind: 'unsigned', bits: 16}],
 	],
 };
 
-function invalidValue(value: string, expected: string): ValueError {
-	return new ValueError(`invalid value "${value}": ${expected}`);
-}
+/** `SerialParameters` of devices/src/serial_device.rs at f1e797a68 (Linux and Android builds). */
+const SCHEMA_CURRENT: KeyValueSchema = {
+	keys: [
+		['type', {kind: 'enum', variants: ['file', 'stdout', 'sink', 'syslog', 'unix', 'unix-stream']}],
+		['hardware', {kind: 'enum', variants: ['serial', 'virtio-console', 'debugcon'], aliases: {'legacy-virtio-console': 'virtio-console'}}],
+		['name', {kind: 'string'}],
+		['path', {kind: 'string'}],
+		['input', {kind: 'string'}],
+		['input-unix-stream', {kind: 'bool'}],
+		['num', {kind: 'unsigned', bits: 8}],
+		['console', {kind: 'bool'}],
+		['earlycon', {kind: 'bool'}],
+		['stdin', {kind: 'bool'}],
+		['out-timestamp', {kind: 'bool'}],
+		['debugcon-port', {kind: 'unsigned', bits: 16}],
+		['pci-address', {kind: 'string', check: checkPciAddress}],
+		['max-queue-sizes', {kind: 'seq', element: {kind: 'unsigned', bits: 16}}],
+	],
+	aliases: {out_timestamp: 'out-timestamp', debugcon_port: 'debugcon-port'},
+};
 
-/** The checks crosvm's `validate_serial_parameters` makes while parsing (argument errors). */
-function validate(parameters: SerialParameters, pciAddress: string | undefined): SerialParameters {
+/**
+ * The checks made while parsing (argument errors): `parse_serial_options` in src/main.rs at
+ * efdcf90a4, `validate_serial_parameters` in src/crosvm/config.rs at f1e797a68.
+ */
+function validate(parameters: SerialParameters, pciAddress: string | undefined, grammar: KeyValueGrammar): SerialParameters {
 	if (parameters.stdin && parameters.input !== undefined) {
-		throw new ValueError('Cannot specify both stdin and input options');
+		throw new ValueError(`${grammar === '2022' ? 'too many arguments: ' : ''}Cannot specify both stdin and input options`);
 	}
 
 	if (parameters.num < 1) {
-		throw invalidValue(String(parameters.num), 'Serial port num must be at least 1');
+		throw invalidValue(String(parameters.num), 'Serial port num must be at least 1', grammar);
 	}
 
 	if (parameters.hardware === 'serial' && parameters.num > 4) {
-		throw invalidValue(String(parameters.num), 'Serial port num must be 4 or less');
+		throw invalidValue(String(parameters.num), 'Serial port num must be 4 or less', grammar);
 	}
 
 	if (pciAddress !== undefined && parameters.hardware !== 'virtio-console') {
-		throw invalidValue(pciAddress, 'Providing serial PCI address is only supported for virtio-console hardware type');
+		throw invalidValue(pciAddress, 'Providing serial PCI address is only supported for virtio-console hardware type', grammar);
 	}
 
 	return parameters;
 }
 
-/** Today's `--serial`: a key-value list whose first key is `type` (`--serial stdout` is valid). */
-export function parseSerialCurrent(text: string): SerialParameters {
-	const values = parseKeyValues(text, CURRENT_SCHEMA);
+/** A `--serial` value: crosvm's key-value list, whose first key is `type` (`--serial stdout`). */
+export function parseSerial(text: string, grammar: KeyValueGrammar): SerialParameters {
+	let values;
+	try {
+		values = parseKeyValues(text, grammar === '2022' ? SCHEMA_2022 : SCHEMA_CURRENT, grammar);
+	} catch (error) {
+		// 2022: `argument::Error::ConfigParserError`.
+		if (grammar === '2022' && error instanceof ValueError) {
+			throw new ValueError(`failed to parse key-value arguments: ${error.message}`);
+		}
+
+		throw error;
+	}
+
 	const parameters: SerialParameters = {
 		type: (values['type'] as SerialType | undefined) ?? 'sink',
 		hardware: (values['hardware'] as SerialHardware | undefined) ?? 'serial',
@@ -82,99 +111,13 @@ export function parseSerialCurrent(text: string): SerialParameters {
 		parameters.input = values['input'] as string;
 	}
 
-	return validate(parameters, values['pci-address'] as string | undefined);
-}
-
-function parseRustBool(key: string, value: string): boolean {
-	if (value === 'true' || value === 'false') {
-		return value === 'true';
-	}
-
-	throw invalidValue(value, `serial device ${key} is not parseable`);
-}
-
-/**
- * The 2022 `--serial`: a hand-written `k=v` parser. Every field needs its key and booleans need an
- * explicit value; a value is cut at a second `=` (`path=/a=b` is `/a`); no `--serial stdout`.
- */
-export function parseSerial2022(text: string): SerialParameters {
-	const parameters: SerialParameters = {type: 'sink', hardware: 'serial', num: 1, console: false, earlycon: false, stdin: false};
-	for (const field of text.split(',')) {
-		const [key = '', value = ''] = field.split('=');
-		switch (key) {
-			case 'type': {
-				if (!['file', 'stdout', 'sink', 'syslog', 'unix'].includes(value)) {
-					throw invalidValue(value, 'serial type must be one of `file`, `stdout`, `sink`, `syslog` or `unix`');
-				}
-
-				parameters.type = value as SerialType;
-				break;
-			}
-
-			case 'hardware': {
-				if (value !== 'serial' && value !== 'virtio-console') {
-					throw invalidValue(value, 'serial hardware must be `serial` or `virtio-console`');
-				}
-
-				parameters.hardware = value;
-				break;
-			}
-
-			case 'num': {
-				try {
-					parameters.num = parseRustUnsigned(value, 8);
-				} catch (error) {
-					throw invalidValue(value, `serial device number is not parsable: ${(error as Error).message}`);
-				}
-
-				if (parameters.num < 1) {
-					throw invalidValue(value, 'serial device number must be larger than 0');
-				}
-
-				break;
-			}
-
-			case 'console':
-			case 'earlycon':
-			case 'stdin': {
-				parameters[key] = parseRustBool(key, value);
-				if (key === 'stdin' && parameters.stdin && parameters.input !== undefined) {
-					throw new ValueError('Cannot specify both stdin and input options');
-				}
-
-				break;
-			}
-
-			case 'path': {
-				parameters.path = value;
-				break;
-			}
-
-			case 'input': {
-				if (parameters.stdin) {
-					throw new ValueError('Cannot specify both stdin and input options');
-				}
-
-				parameters.input = value;
-				break;
-			}
-
-			default: {
-				throw new ValueError(`unknown serial parameter: ${key}`);
-			}
-		}
-	}
-
-	if (parameters.hardware === 'serial' && parameters.num > 4) {
-		throw invalidValue(String(parameters.num), 'Serial device number too large');
-	}
-
-	return parameters;
+	return validate(parameters, values['pci-address'] as string | undefined, grammar);
 }
 
 /** The `--serial` parser of a build. */
 export function serialParser(build: SimBuild): (text: string) => SerialParameters {
-	return build.dialect === 'aosp-2022' ? parseSerial2022 : parseSerialCurrent;
+	const grammar = build.dialect === 'aosp-2022' ? '2022' : 'current';
+	return text => parseSerial(text, grammar);
 }
 
 /** The key crosvm files a device under: two devices with the same one are refused. */

@@ -1,54 +1,48 @@
-import {closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync} from 'node:fs';
 import {join} from 'node:path';
+import {readSmallFile, replaceFile, tryWrite, type StateDirWrite} from '../state-dir/files.js';
+import {isGuestCid} from './range.js';
 
 /** The file in the state directory that holds the last allocated CID, as decimal text. */
 export const LAST_CID_FILE = 'last-cid';
 
+/** What `readLastCid` found. */
+export type LastCidRead =
+	| {ok: true; cid: number | undefined}
+	| {ok: false; reason: string};
+
 /**
- * Replaces `path` with `data` so that a reader sees the old content or the new one, never a part:
- * writes a temporary file beside it, flushes it, then renames it over `path` (atomic within a file
- * system).
+ * Reads the last CID file: bounded, never through a symbolic link, and checked (decimal text of a
+ * guest CID). A missing file is `{ok: true, cid: undefined}`; anything wrong is a reason. Never throws.
  */
-export function writeFileAtomic(path: string, data: string): void {
-	const temporary = `${path}.${process.pid}.tmp`;
-	try {
-		const fd = openSync(temporary, 'w', 0o600);
-		try {
-			writeSync(fd, data);
-			fsyncSync(fd);
-		} finally {
-			closeSync(fd);
-		}
-
-		renameSync(temporary, path);
-	} catch (error) {
-		rmSync(temporary, {force: true});
-		throw error;
+export function readLastCidFile(stateDir: string): LastCidRead {
+	const read = readSmallFile(join(stateDir, LAST_CID_FILE), 64);
+	if (!read.ok) {
+		return read.missing ? {ok: true, cid: undefined} : {ok: false, reason: `${LAST_CID_FILE} ${read.reason}`};
 	}
-}
 
-/** Creates the state directory (0700) when missing. */
-export function ensureStateDir(stateDir: string): void {
-	mkdirSync(stateDir, {recursive: true, mode: 0o700});
+	const text = read.text.trim();
+	const cid = /^[1-9]\d{0,9}$/.test(text) ? Number(text) : undefined;
+	return isGuestCid(cid) ? {ok: true, cid} : {ok: false, reason: `${LAST_CID_FILE} does not hold a guest CID`};
 }
 
 /**
  * The last CID a supervisor allocated with this state directory, or `undefined` when none was
- * (or the file is unreadable: a new supervisor then starts at the bottom of its range).
+ * (or the file is unreadable or damaged: a new supervisor then starts at the bottom of its range).
  */
 export function readLastCid(stateDir: string): number | undefined {
-	let text: string;
-	try {
-		text = readFileSync(join(stateDir, LAST_CID_FILE), 'utf8');
-	} catch {
-		return undefined;
-	}
-
-	const cid = Number(text.trim());
-	return /^\d+$/.test(text.trim()) && Number.isSafeInteger(cid) ? cid : undefined;
+	const read = readLastCidFile(stateDir);
+	return read.ok ? read.cid : undefined;
 }
 
-/** Persists the last allocated CID, atomically. */
-export function writeLastCid(stateDir: string, cid: number): void {
-	writeFileAtomic(join(stateDir, LAST_CID_FILE), `${cid}\n`);
+/**
+ * Persists the last allocated CID through a draft and a rename (a reader sees the old CID or the
+ * new one; a link planted at the name is replaced, never written through). Never throws: a failure
+ * (disk full, read-only file system, permissions) comes back in the result, and only costs the
+ * next supervisor its starting point.
+ */
+export function writeLastCid(stateDir: string, cid: number): StateDirWrite {
+	const path = join(stateDir, LAST_CID_FILE);
+	return tryWrite(() => {
+		replaceFile(path, `${cid}\n`);
+	}, path);
 }

@@ -72,4 +72,3 @@ export function parseCpuAffinity(text: string): CpuAffinity {
 	return {kind: 'perVcpu', cpus};
 }
 
-export {CpuAffinityError} from '../../errors.js';

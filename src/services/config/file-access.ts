@@ -1,29 +1,11 @@
-import {accessSync, closeSync, constants, fstatSync, openSync, readFileSync, statSync} from 'node:fs';
-import {dirname} from 'node:path';
+import {constants, fstatSync, readFileSync} from 'node:fs';
 import type {FileHandle} from 'node:fs/promises';
 import type {FileAccess} from '../vmm/driver.js';
 
-/** The `open(2)` flags vmwarden uses for a path, per access. */
-export function openFlags(access: FileAccess): number {
-	switch (access) {
-		case 'read': {
-			return constants.O_RDONLY;
-		}
-
-		case 'readWrite': {
-			return constants.O_RDWR;
-		}
-
-		case 'append': {
-			return constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
-		}
-	}
-}
-
-/** Mode of a file vmwarden creates (console and log outputs): the caller's only. */
+/** Mode of a file vmwarden creates (console and log outputs): its owner's only. */
 export const CREATED_FILE_MODE = 0o600;
 
-const ACCESS_WORDS: Record<FileAccess, string> = {
+export const ACCESS_WORDS: Record<FileAccess, string> = {
 	read: 'reading',
 	readWrite: 'reading and writing',
 	append: 'appending',
@@ -34,7 +16,7 @@ export function isFileHandle(value: unknown): value is FileHandle {
 	return typeof value === 'object' && value !== null && typeof (value as {fd?: unknown}).fd === 'number' && typeof (value as {close?: unknown}).close === 'function';
 }
 
-function errorCode(error: unknown): string | undefined {
+export function errorCode(error: unknown): string | undefined {
 	return typeof error === 'object' && error !== null && typeof (error as {code?: unknown}).code === 'string' ? (error as {code: string}).code : undefined;
 }
 
@@ -67,50 +49,6 @@ export function describeOpenError(path: string, access: FileAccess, error: unkno
 		default: {
 			return `${shown} cannot be opened for ${ACCESS_WORDS[access]}: ${code ?? String(error)}`;
 		}
-	}
-}
-
-/** Why a file vmwarden opened cannot serve: a directory is never a kernel, disk or log. */
-export function describeOpenedFile(path: string, fd: number): string | undefined {
-	return fstatSync(fd).isDirectory() ? `${JSON.stringify(path)} is a directory` : undefined;
-}
-
-/**
- * Why `path` cannot be opened for `access`, or `undefined` when it can. It really opens the path
- * (non-blocking, so a FIFO cannot hang validation) and closes it at once; a missing file for
- * `append` is not created: its directory must exist and be writable instead.
- */
-export function checkPath(path: string, access: FileAccess): string | undefined {
-	let fd: number;
-	try {
-		fd = openSync(path, (openFlags(access) & ~constants.O_CREAT) | constants.O_NONBLOCK);
-	} catch (error) {
-		return access === 'append' && errorCode(error) === 'ENOENT' ? checkCreatable(path) : describeOpenError(path, access, error);
-	}
-
-	try {
-		return describeOpenedFile(path, fd);
-	} finally {
-		closeSync(fd);
-	}
-}
-
-function checkCreatable(path: string): string | undefined {
-	const directory = dirname(path);
-	try {
-		if (!statSync(directory).isDirectory()) {
-			return `${JSON.stringify(path)} cannot be created: ${JSON.stringify(directory)} is not a directory`;
-		}
-
-		accessSync(directory, constants.W_OK | constants.X_OK);
-		return undefined;
-	} catch (error) {
-		const code = errorCode(error);
-		if (code === 'ENOENT' || code === 'ENOTDIR') {
-			return `${JSON.stringify(path)} cannot be created: its directory does not exist`;
-		}
-
-		return `${JSON.stringify(path)} cannot be created: ${code === 'EACCES' ? 'permission denied' : code ?? String(error)}`;
 	}
 }
 

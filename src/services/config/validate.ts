@@ -2,7 +2,10 @@ import semver from 'semver';
 import {InvalidConfigError, CpuAffinityError} from '../../errors.js';
 import {listConfigFiles} from './files.js';
 import {parseCpuAffinity} from './cpu-affinity.js';
-import {checkDescriptor, checkPath, isFileHandle} from './file-access.js';
+import {checkCount as checkEntries, checkStringBytes, CONFIG_LIMITS} from './bounds.js';
+import {isFileHandle} from './file-access.js';
+import {resolveFilePolicy, type FilePolicy, type FileRequester} from './file-policy.js';
+import {checkHandedDescriptor, openConfigPath, STANDARD_STREAMS} from './open-file.js';
 import {PLATFORM_VERSION, type FileSource, type VmConfig} from './vm-config.js';
 
 const CONFIG_FIELDS: ReadonlySet<string> = new Set<keyof VmConfig>([
@@ -32,11 +35,42 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 	return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function checkString(field: string, value: unknown): asserts value is string {
+/**
+ * Refuses anything but a plain object of plain values: a class instance, a getter (which could
+ * answer validation one way and the command builder another) or a field inherited from a polluted
+ * `Object.prototype`. `__proto__` as a key of parsed JSON is an own key, refused as a stranger.
+ */
+function checkPlainRecord(field: string, value: Record<string, unknown>, fields: ReadonlySet<string>, kind: string): void {
+	const prototype: unknown = Object.getPrototypeOf(value);
+	if (prototype !== Object.prototype && prototype !== null) {
+		throw new InvalidConfigError(field, 'must be a plain object');
+	}
+
+	const fieldOf = (key: string): string => field === 'config' ? key : `${field}.${key}`;
+	// Non-enumerable keys too: a hidden getter would otherwise be read unseen.
+	for (const key of Object.getOwnPropertyNames(value)) {
+		if (!fields.has(key)) {
+			throw new InvalidConfigError(fieldOf(key), `is not a ${kind} field`);
+		}
+
+		if (Object.getOwnPropertyDescriptor(value, key)?.get !== undefined) {
+			throw new InvalidConfigError(fieldOf(key), 'must be a plain value, not a getter');
+		}
+	}
+
+	for (const key of fields) {
+		if (!Object.hasOwn(value, key) && value[key] !== undefined) {
+			throw new InvalidConfigError(fieldOf(key), 'is inherited from Object.prototype, not set on the object itself');
+		}
+	}
+}
+
+function checkString(field: string, value: unknown, maxBytes: number): asserts value is string {
 	if (typeof value !== 'string') {
 		throw new InvalidConfigError(field, 'must be a string');
 	}
 
+	checkStringBytes(field, value, maxBytes);
 	if (value.includes(NUL)) {
 		throw new InvalidConfigError(field, 'contains a NUL byte');
 	}
@@ -62,21 +96,29 @@ function checkCount(field: string, value: unknown): void {
 	}
 }
 
-function checkArray(field: string, value: unknown): asserts value is unknown[] | undefined {
+function checkArray(field: string, value: unknown, max: number): asserts value is unknown[] | undefined {
 	if (value !== undefined && !Array.isArray(value)) {
 		throw new InvalidConfigError(field, 'must be an array');
+	}
+
+	if (value !== undefined) {
+		checkEntries(field, value, max);
 	}
 }
 
 function checkSource(field: string, source: unknown): asserts source is FileSource {
 	if (typeof source === 'string') {
-		checkString(field, source);
+		checkString(field, source, CONFIG_LIMITS.pathBytes);
 		if (source.length === 0) {
 			throw new InvalidConfigError(field, 'must not be an empty path');
 		}
 	} else if (typeof source === 'number') {
 		if (!Number.isSafeInteger(source) || source < 0) {
 			throw new InvalidConfigError(field, 'must be a non-negative integer when it is a descriptor');
+		}
+
+		if (source <= 2) {
+			throw new InvalidConfigError(field, STANDARD_STREAMS);
 		}
 	} else if (isFileHandle(source)) {
 		// FileHandle.close() sets fd to -1.
@@ -94,12 +136,16 @@ function checkOptionalSource(field: string, source: unknown): void {
 	}
 }
 
+const DISK_FIELDS: ReadonlySet<string> = new Set(['image', 'writable']);
+
 function checkDisks(disks: unknown): void {
-	checkArray('disks', disks);
+	checkArray('disks', disks, CONFIG_LIMITS.disks);
 	for (const [index, disk] of (disks ?? []).entries()) {
 		if (!isRecord(disk)) {
 			throw new InvalidConfigError(`disks[${index}]`, 'must be an object {image, writable}');
 		}
+
+		checkPlainRecord(`disks[${index}]`, disk, DISK_FIELDS, 'DiskConfig');
 
 		checkSource(`disks[${index}].image`, disk['image']);
 		if (typeof disk['writable'] !== 'boolean') {
@@ -109,10 +155,10 @@ function checkDisks(disks: unknown): void {
 }
 
 function checkTaskProfiles(profiles: unknown): void {
-	checkArray('taskProfiles', profiles);
+	checkArray('taskProfiles', profiles, CONFIG_LIMITS.taskProfiles);
 	for (const [index, profile] of (profiles ?? []).entries()) {
 		const field = `taskProfiles[${index}]`;
-		checkString(field, profile);
+		checkString(field, profile, CONFIG_LIMITS.taskProfileBytes);
 		if (profile.length === 0) {
 			throw new InvalidConfigError(field, 'must not be empty');
 		}
@@ -133,7 +179,7 @@ function checkCpuAffinity(affinity: unknown): void {
 		return;
 	}
 
-	checkString('cpuAffinity', affinity);
+	checkString('cpuAffinity', affinity, CONFIG_LIMITS.cpuAffinityBytes);
 	try {
 		parseCpuAffinity(affinity);
 	} catch (error) {
@@ -150,7 +196,7 @@ function checkPlatformVersion(range: unknown): void {
 		return;
 	}
 
-	checkString('platformVersion', range);
+	checkString('platformVersion', range, CONFIG_LIMITS.platformVersionBytes);
 	if (semver.validRange(range) === null) {
 		throw new InvalidConfigError('platformVersion', `${JSON.stringify(range)} is not a valid semver range`);
 	}
@@ -173,19 +219,14 @@ export function checkConfigShape(config: VmConfig): void {
 		throw new InvalidConfigError('config', 'must be an object');
 	}
 
-	for (const key of Object.keys(config)) {
-		if (!CONFIG_FIELDS.has(key)) {
-			throw new InvalidConfigError(key, 'is not a VmConfig field');
-		}
-	}
-
+	checkPlainRecord('config', config as unknown as Record<string, unknown>, CONFIG_FIELDS, 'VmConfig');
 	const fields = config as Record<keyof VmConfig, unknown>;
 	checkOptionalSource('bootloader', fields.bootloader);
 	checkOptionalSource('kernel', fields.kernel);
 	checkOptionalSource('initrd', fields.initrd);
 	checkDisks(fields.disks);
 	if (fields.params !== undefined) {
-		checkString('params', fields.params);
+		checkString('params', fields.params, CONFIG_LIMITS.paramsBytes);
 	}
 
 	checkBoolean('protected', fields.protected);
@@ -195,7 +236,7 @@ export function checkConfigShape(config: VmConfig): void {
 	checkTaskProfiles(fields.taskProfiles);
 	checkOptionalSource('consoleOutput', fields.consoleOutput);
 	checkOptionalSource('logOutput', fields.logOutput);
-	checkArray('indirectFiles', fields.indirectFiles);
+	checkArray('indirectFiles', fields.indirectFiles, CONFIG_LIMITS.indirectFiles);
 	for (const [index, source] of (fields.indirectFiles ?? []).entries()) {
 		checkSource(`indirectFiles[${index}]`, source);
 	}
@@ -216,18 +257,23 @@ export function checkConfigShape(config: VmConfig): void {
 
 /**
  * Refuses, with an `InvalidConfigError` naming the field and the reason, a config that crosvm or
- * the reference would refuse, before anything is spawned: wrong types, the reference's rules, a
- * `cpuAffinity` crosvm's grammar rejects, a task profile that would smuggle in others, a NUL byte,
- * a path that cannot be opened with the access vmwarden needs, a descriptor that is not open.
- * Opens (and at once closes) every path; creates nothing.
+ * the reference would refuse, or that reaches beyond what `policy` lets it, before anything is
+ * spawned: wrong types, sizes over `CONFIG_LIMITS`, the reference's rules, a `cpuAffinity` crosvm's
+ * grammar rejects, a task profile that would smuggle in others, a NUL byte, a file the policy or
+ * the requester may not have, a descriptor that is not open or not the config's to name.
+ *
+ * Paths are looked at without being opened for reading or writing (see `openConfigPath`): nothing
+ * is read, written or created, no FIFO is waited on. `openDescriptors` makes every check again on
+ * the descriptors it hands to the VMM; this one answers early, at `createVm`.
  */
-export function validateConfig(config: VmConfig): void {
+export function validateConfig(config: VmConfig, policy?: FilePolicy, requester?: FileRequester): void {
 	checkConfigShape(config);
-	for (const file of listConfigFiles(config)) {
-		const {source, access, field} = file;
-		const reason = typeof source === 'string' ? checkPath(source, access) : checkDescriptor(typeof source === 'number' ? source : source.fd, access);
-		if (reason !== undefined) {
-			throw new InvalidConfigError(field, reason);
+	const resolved = resolveFilePolicy(policy, requester);
+	for (const {source, access, field} of listConfigFiles(config)) {
+		if (typeof source === 'string') {
+			openConfigPath({field, path: source, access}, resolved, false);
+		} else {
+			checkHandedDescriptor(field, source, access, resolved);
 		}
 	}
 }

@@ -1,6 +1,7 @@
 import {InvalidConfigError} from '../../errors.js';
 import {checkGuestCid} from '../cids/range.js';
 import {listConfigFiles, type ConfigFile} from '../config/files.js';
+import {checkArgvSize} from '../config/bounds.js';
 import {checkConfigShape} from '../config/validate.js';
 import type {VmConfig} from '../config/vm-config.js';
 import type {DescriptorAssignment, VmmCommand} from '../vmm/driver.js';
@@ -127,13 +128,15 @@ function keyValues(fields: Array<[string, string | number | boolean]>): string {
 }
 
 /**
- * An option and its value as separate arguments, the reference's style. crosvm splits every
- * argument that starts with `-` and holds `=` at its first `=` before parsing, so a value like
- * `-x=1` would be torn in two; glued to its flag (`--params=-x=1`) it survives the split intact.
+ * An option and its value as separate arguments, the reference's style, except a value that starts
+ * with `-`, glued to its flag (`--params=-h`). Before parsing, crosvm splits an argument that starts
+ * with `-` at its first `=` (`-x=1` would be torn in two) and rewrites an argument `-h` to `--help`
+ * (`prepare_argh_args`, src/main.rs at f1e797a68); its 2022 parser took no separate value starting
+ * with `-` (src/crosvm/argument.rs at efdcf90a4). After `--params=` the value survives all three.
  */
 function option(flag: string, value: string | number): string[] {
 	const text = String(value);
-	return text.length > 1 && text.startsWith('-') && text.includes('=') ? [`${flag}=${text}`] : [flag, text];
+	return text.startsWith('-') ? [`${flag}=${text}`] : [flag, text];
 }
 
 interface SerialDevice {
@@ -240,6 +243,12 @@ function buildArgs(config: VmConfig, plan: DescriptorAssignment[], options: Cros
 	return args;
 }
 
+/** A command whose argv `execve` will take (see `checkArgvSize`). */
+function checkedCommand(args: string[], fds: DescriptorAssignment[]): VmmCommand {
+	checkArgvSize(args);
+	return {args, fds};
+}
+
 /**
  * The crosvm command line for one VM: the argv without crosvm's own path, and the descriptor plan
  * (which file becomes which child descriptor; every `/proc/self/fd/N` in argv names child fd N).
@@ -253,7 +262,7 @@ export function crosvmCommand(config: VmConfig, options: CrosvmCommandOptions): 
 	const dialect = options.dialect ?? 'current';
 	const plan = planDescriptors(listConfigFiles(config), options.payloadChannel ?? false);
 	if (dialect === 'aosp-2022') {
-		return {args: buildArgs(config, plan, options, undefined), fds: plan};
+		return checkedCommand(buildArgs(config, plan, options, undefined), plan);
 	}
 
 	const target = options.target ?? hostTarget();
@@ -265,5 +274,5 @@ export function crosvmCommand(config: VmConfig, options: CrosvmCommandOptions): 
 		);
 	}
 
-	return {args: buildArgs(config, plan, options, target), fds: plan};
+	return checkedCommand(buildArgs(config, plan, options, target), plan);
 }

@@ -147,14 +147,14 @@ class InspectionRebuilder {
 
 		switch (record.type) {
 			case '@xstate.actor':
-				return {...base, type: record.type} as unknown as InspectionEvent;
+				return {...base, type: record.type};
 			case '@xstate.event':
 				return {
 					...base,
 					type: record.type,
 					event,
 					sourceRef: record.sourceId === undefined ? undefined : this.#actor(record.sourceId),
-				} as unknown as InspectionEvent;
+				};
 			case '@xstate.action':
 				return {...base, type: record.type, action: record.action ?? {type: ''}} as unknown as InspectionEvent;
 			case '@xstate.microstep':

@@ -4,6 +4,7 @@ import {InvalidConfigError} from '../../errors.js';
 import {listConfigFiles} from '../config/files.js';
 import {planDescriptors} from '../crosvm/command.js';
 import {descriptorFlags} from '../config/file-access.js';
+import {checkArgvSize} from '../config/bounds.js';
 import {checkConfigShape} from '../config/validate.js';
 import type {FileSource, VmConfig} from '../config/vm-config.js';
 import type {DescriptorAssignment, VmmCommand} from '../vmm/driver.js';
@@ -295,5 +296,6 @@ export function qemuCommand(config: VmConfig, options: QemuCommandOptions): VmmC
 	// QMP, for graceful stop (system_powerdown).
 	args.push('-chardev', `socket,${optionList([['id', 'vmw-qmp'], ['path', options.qmpSocket], ['server', 'on'], ['wait', 'off']])}`, '-mon', 'chardev=vmw-qmp,mode=control');
 	args.push(...(options.extraArgs ?? []));
+	checkArgvSize(args);
 	return {args, fds: plan};
 }

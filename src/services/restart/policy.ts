@@ -1,5 +1,5 @@
 import {InvalidConfigError} from '../../errors.js';
-import {checkDelayMs} from '../config/duration.js';
+import {checkTimeoutMs} from '../config/timeouts.js';
 import {DeathReason, FAILURE_TEXT_REASONS} from '../death/reason.js';
 
 /** When a VM is started again after it died (systemd's `Restart=`, OTP's restart type). */
@@ -145,15 +145,15 @@ export function resolveRestartPolicy(options: unknown, base: RestartPolicy = DEF
 		failureReasons: pick(given['failureReasons'], base.failureReasons, value => checkReasons(`${field}.failureReasons`, value)),
 		onReboot: pick(given['onReboot'], base.onReboot, value => checkOneOf(`${field}.onReboot`, value, REBOOT_ACTIONS)),
 		backoff: {
-			initialDelayMs: pick(backoff['initialDelayMs'], base.backoff.initialDelayMs, value => checkDelayMs(`${field}.backoff.initialDelayMs`, value)),
+			initialDelayMs: pick(backoff['initialDelayMs'], base.backoff.initialDelayMs, value => checkTimeoutMs(`${field}.backoff.initialDelayMs`, value)),
 			factor: pick(backoff['factor'], base.backoff.factor, value => checkNumber(`${field}.backoff.factor`, value, 1, MAX_FACTOR, false)),
-			maxDelayMs: pick(backoff['maxDelayMs'], base.backoff.maxDelayMs, value => checkDelayMs(`${field}.backoff.maxDelayMs`, value)),
+			maxDelayMs: pick(backoff['maxDelayMs'], base.backoff.maxDelayMs, value => checkTimeoutMs(`${field}.backoff.maxDelayMs`, value)),
 			jitter: pick(backoff['jitter'], base.backoff.jitter, value => checkNumber(`${field}.backoff.jitter`, value, 0, 1, false)),
 		},
-		resetAfterMs: pick(given['resetAfterMs'], base.resetAfterMs, value => checkDelayMs(`${field}.resetAfterMs`, value)),
+		resetAfterMs: pick(given['resetAfterMs'], base.resetAfterMs, value => checkTimeoutMs(`${field}.resetAfterMs`, value)),
 		intensity: {
 			maxRestarts: pick(intensity['maxRestarts'], base.intensity.maxRestarts, value => checkNumber(`${field}.intensity.maxRestarts`, value, 0, MAX_RESTARTS, true)),
-			windowMs: pick(intensity['windowMs'], base.intensity.windowMs, value => checkDelayMs(`${field}.intensity.windowMs`, value)),
+			windowMs: pick(intensity['windowMs'], base.intensity.windowMs, value => checkTimeoutMs(`${field}.intensity.windowMs`, value)),
 		},
 		historySize: pick(given['historySize'], base.historySize, value => checkNumber(`${field}.historySize`, value, 1, MAX_HISTORY, true)),
 	};

@@ -1,4 +1,5 @@
 import {readFileSync} from 'node:fs';
+import {open} from 'node:fs/promises';
 import {setTimeout as delay} from 'node:timers/promises';
 
 /**
@@ -28,25 +29,78 @@ export interface ProcessStat {
  * may hold spaces and parentheses, so fields are counted from the last `)`.
  */
 export function readProcessStat(pid: number): ProcessStat | undefined {
-	if (!Number.isInteger(pid) || pid <= 0) {
+	if (!isPid(pid)) {
 		return undefined;
 	}
 
-	let text: string;
 	try {
-		text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+		return parseProcessStat(pid, readFileSync(`/proc/${pid}/stat`, 'utf8'));
 	} catch {
 		return undefined;
 	}
+}
 
+/** `readProcessStat` without blocking the event loop. */
+export async function readProcessStatAsync(pid: number): Promise<ProcessStat | undefined> {
+	if (!isPid(pid)) {
+		return undefined;
+	}
+
+	const text = await readProcFile(pid, 'stat', 4096);
+	return text === undefined ? undefined : parseProcessStat(pid, text.toString('utf8'));
+}
+
+function parseProcessStat(pid: number, text: string): ProcessStat | undefined {
 	// After the command name: field 3 (state) is at index 0, field 22 (starttime) at index 19.
 	const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
 	const [state, parentPid, startTime] = [fields[0], fields[1], fields[19]];
-	if (state === undefined || parentPid === undefined || startTime === undefined) {
+	if (state === undefined || parentPid === undefined || startTime === undefined || !/^\d+$/.test(startTime)) {
 		return undefined;
 	}
 
 	return {pid, state, parentPid: Number(parentPid), startTime};
+}
+
+/** A process's command line, one string per argument (at most `limit` bytes read); `undefined` when gone. */
+export async function readProcessArguments(pid: number, limit = 128 * 1024): Promise<string[] | undefined> {
+	const bytes = isPid(pid) ? await readProcFile(pid, 'cmdline', limit) : undefined;
+	return bytes?.toString('utf8').split('\0').filter(argument => argument !== '');
+}
+
+/** A process's effective uid (`Uid:` line of `/proc/PID/status`); `undefined` when gone. */
+export async function readProcessEffectiveUid(pid: number): Promise<number | undefined> {
+	const bytes = isPid(pid) ? await readProcFile(pid, 'status', 16 * 1024) : undefined;
+	const match = bytes === undefined ? null : /^Uid:\s+\d+\s+(\d+)/m.exec(bytes.toString('utf8'));
+	return match === null ? undefined : Number(match[1]);
+}
+
+/** Reads at most `limit` bytes of `/proc/PID/NAME`, asynchronously; `undefined` when unreadable. */
+async function readProcFile(pid: number, name: string, limit: number): Promise<Buffer | undefined> {
+	let handle;
+	try {
+		handle = await open(`/proc/${pid}/${name}`, 'r');
+	} catch {
+		return undefined;
+	}
+
+	try {
+		const buffer = Buffer.alloc(limit);
+		let length = 0;
+		for (let read = -1; read !== 0 && length < limit;) {
+			({bytesRead: read} = await handle.read(buffer, length, limit - length, null));
+			length += read;
+		}
+
+		return buffer.subarray(0, length);
+	} catch {
+		return undefined;
+	} finally {
+		await handle.close();
+	}
+}
+
+function isPid(pid: number): boolean {
+	return Number.isSafeInteger(pid) && pid > 0;
 }
 
 /** The identity of a running process, or `undefined` when it is gone (or only a zombie). */
@@ -105,7 +159,12 @@ export function killProcess(identity: ProcessIdentity, signal: NodeJS.Signals = 
  */
 export async function waitForProcessExit(identity: ProcessIdentity, {timeoutMs = 5000, intervalMs = 10}: {timeoutMs?: number; intervalMs?: number} = {}): Promise<boolean> {
 	const deadline = Date.now() + timeoutMs;
-	while (isProcessRunning(identity)) {
+	const running = async () => {
+		const stat = await readProcessStatAsync(identity.pid);
+		return stat !== undefined && !isDeadState(stat.state) && stat.startTime === identity.startTime;
+	};
+
+	while (await running()) {
 		if (Date.now() >= deadline) {
 			return false;
 		}
@@ -116,6 +175,7 @@ export async function waitForProcessExit(identity: ProcessIdentity, {timeoutMs =
 	return true;
 }
 
-function isDeadState(state: string): boolean {
+/** Whether a `/proc/PID/stat` state is a zombie or dead: it runs no code any more. */
+export function isDeadState(state: string): boolean {
 	return state === 'Z' || state === 'X' || state === 'x';
 }

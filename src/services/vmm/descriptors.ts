@@ -1,6 +1,7 @@
-import {closeSync, openSync} from 'node:fs';
-import {InvalidConfigError, VmwardenError} from '../../errors.js';
-import {checkDescriptor, CREATED_FILE_MODE, describeOpenedFile, describeOpenError, openFlags} from '../config/file-access.js';
+import {closeSync} from 'node:fs';
+import {VmwardenError} from '../../errors.js';
+import {resolveFilePolicy, type FilePolicy, type FileRequester} from '../config/file-policy.js';
+import {checkHandedDescriptor, openConfigPath} from '../config/open-file.js';
 import type {DescriptorAssignment} from './driver.js';
 
 /** The descriptors of a plan, ready for execa's `stdio`. */
@@ -21,44 +22,17 @@ function closeAll(descriptors: number[]): void {
 	}
 }
 
-function openPath(entry: DescriptorAssignment & {kind: 'file'}, path: string, opened: number[]): number {
-	let fd: number;
-	try {
-		// Node opens with O_CLOEXEC; the child still inherits it, since spawning dup2()s it into place.
-		fd = openSync(path, openFlags(entry.access), CREATED_FILE_MODE);
-	} catch (error) {
-		throw new InvalidConfigError(entry.field, describeOpenError(path, entry.access, error), {cause: error});
-	}
-
-	opened.push(fd);
-	const problem = describeOpenedFile(path, fd);
-	if (problem !== undefined) {
-		throw new InvalidConfigError(entry.field, problem);
-	}
-
-	return fd;
-}
-
-function passThrough(entry: DescriptorAssignment & {kind: 'file'}, fd: number): number {
-	if (fd === -1) {
-		throw new InvalidConfigError(entry.field, 'the FileHandle is closed');
-	}
-
-	const problem = checkDescriptor(fd, entry.access);
-	if (problem !== undefined) {
-		throw new InvalidConfigError(entry.field, problem);
-	}
-
-	return fd;
-}
-
 /**
- * Opens the files of a descriptor plan: paths per their access (read: `O_RDONLY`, readWrite:
- * `O_RDWR`, append: `O_WRONLY|O_APPEND|O_CREAT`, mode 0600); descriptors and `FileHandle`s pass
- * through once checked open; channels become `'pipe'`. On any failure it closes what it opened and
- * throws `InvalidConfigError` naming the field.
+ * Opens the files of a descriptor plan under `policy` (default: the strict one, see `FilePolicy`):
+ * each path is checked on a descriptor that names the file without opening it, then that same file
+ * is opened per its access (read: `O_RDONLY`, readWrite: `O_RDWR`, append: `O_WRONLY|O_APPEND`; a
+ * missing output is created, mode 0600, only where the policy allows). The descriptor checked is
+ * the one handed to the VMM. Descriptors and `FileHandle`s pass through once checked; channels
+ * become `'pipe'`. On any failure it closes what it opened and throws `InvalidConfigError` naming
+ * the field.
  */
-export function openDescriptors(plan: DescriptorAssignment[]): OpenedDescriptors {
+export function openDescriptors(plan: DescriptorAssignment[], policy?: FilePolicy, requester?: FileRequester): OpenedDescriptors {
+	const resolved = resolveFilePolicy(policy, requester);
 	const opened: number[] = [];
 	const stdio: Array<number | 'pipe'> = [];
 	try {
@@ -70,9 +44,11 @@ export function openDescriptors(plan: DescriptorAssignment[]): OpenedDescriptors
 			if (entry.kind === 'channel') {
 				stdio.push('pipe');
 			} else if (typeof entry.source === 'string') {
-				stdio.push(openPath(entry, entry.source, opened));
+				const fd = openConfigPath({field: entry.field, path: entry.source, access: entry.access}, resolved, true);
+				opened.push(fd);
+				stdio.push(fd);
 			} else {
-				stdio.push(passThrough(entry, typeof entry.source === 'number' ? entry.source : entry.source.fd));
+				stdio.push(checkHandedDescriptor(entry.field, entry.source, entry.access, resolved));
 			}
 		}
 	} catch (error) {

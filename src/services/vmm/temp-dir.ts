@@ -1,12 +1,46 @@
-import {mkdtempSync, chmodSync, rmSync} from 'node:fs';
+import {chmodSync, closeSync, constants, mkdtempSync, openSync, rmSync, writeSync} from 'node:fs';
+import {lstat, rm} from 'node:fs/promises';
 import path from 'node:path';
 import type winston from 'winston';
+import {readSmallFileAsync} from '../state-dir/files.js';
+import {privateDirProblem} from '../state-dir/private-dir.js';
 
-/** Creates the VM's private temporary directory (mode 0700) under `root`. */
+/**
+ * The file `createTempDir` writes into every temporary directory it makes. A reaper removes only
+ * a directory holding it: a record naming any other directory names nothing vmwarden created.
+ */
+export const TEMP_DIR_MARKER = '.vmwarden-temp-dir';
+
+/** The marker's content for the VM with `cid`. */
+function markerText(cid: number): string {
+	return `vmwarden temporary directory of CID ${cid}\n`;
+}
+
+/**
+ * Whether `directory` is a normalized absolute path whose last part is a name `createTempDir` gives
+ * the VM with `cid`: the prefix, then `mkdtemp`'s six characters.
+ */
+export function isTempDirName(directory: string, cid: number): boolean {
+	return path.isAbsolute(directory) && path.resolve(directory) === directory && new RegExp(`^vmwarden-${cid}-[A-Za-z0-9]{6}$`).test(path.basename(directory));
+}
+
+/** Creates the VM's private temporary directory (mode 0700) under `root`, with its marker. */
 export function createTempDir(root: string, cid: number): string {
 	const directory = mkdtempSync(path.join(root, `vmwarden-${cid}-`));
-	// mkdtemp already uses 0700; chmod makes it independent of the umask and the platform.
-	chmodSync(directory, 0o700);
+	try {
+		// mkdtemp already uses 0700; chmod makes it independent of the umask and the platform.
+		chmodSync(directory, 0o700);
+		const fd = openSync(path.join(directory, TEMP_DIR_MARKER), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+		try {
+			writeSync(fd, markerText(cid));
+		} finally {
+			closeSync(fd);
+		}
+	} catch (error) {
+		rmSync(directory, {recursive: true, force: true});
+		throw error;
+	}
+
 	return directory;
 }
 
@@ -18,5 +52,64 @@ export function removeTempDir(directory: string, logger: winston.Logger): boolea
 	} catch (error) {
 		logger.error(`Error removing temporary directory ${directory}: ${String(error)}`);
 		return false;
+	}
+}
+
+/**
+ * Why `directory` is not provably the temporary directory `createTempDir` made for `cid` (or
+ * `undefined` when it is): its name, a real directory of ours that only we can change, and its
+ * marker with the CID in it. `gone` when nothing is there any more.
+ */
+export async function foreignTempDirProblem(directory: string, cid: number): Promise<string | 'gone' | undefined> {
+	if (!isTempDirName(directory, cid)) {
+		return `its name is not one vmwarden gives the temporary directory of CID ${cid}`;
+	}
+
+	let problem: string | undefined;
+	try {
+		problem = privateDirProblem(await lstat(directory));
+	} catch (error) {
+		return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : `cannot be examined: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+	}
+
+	if (problem !== undefined) {
+		return problem;
+	}
+
+	const marker = await readSmallFileAsync(path.join(directory, TEMP_DIR_MARKER), 256);
+	if (!marker.ok) {
+		return `its marker ${TEMP_DIR_MARKER} ${marker.reason}`;
+	}
+
+	return marker.text === markerText(cid) ? undefined : `its marker ${TEMP_DIR_MARKER} names another VM`;
+}
+
+/** What became of a stale VM's temporary directory. */
+export interface StaleTempDirRemoval {
+	removed: boolean;
+	/** Why it was left alone or could not be removed. */
+	reason?: string;
+}
+
+/**
+ * Removes a stale VM's temporary directory only if vmwarden provably created it for `cid` (see
+ * `foreignTempDirProblem`); a directory already gone counts as removed. Never throws.
+ */
+export async function removeStaleTempDir(directory: string, cid: number): Promise<StaleTempDirRemoval> {
+	const problem = await foreignTempDirProblem(directory, cid);
+	if (problem === 'gone') {
+		return {removed: true};
+	}
+
+	if (problem !== undefined) {
+		return {removed: false, reason: `left alone: ${problem}`};
+	}
+
+	try {
+		// rm never follows a symbolic link inside: it removes the link.
+		await rm(directory, {recursive: true, force: true, maxRetries: 2});
+		return {removed: true};
+	} catch (error) {
+		return {removed: false, reason: `cannot be removed: ${(error as NodeJS.ErrnoException).code ?? String(error)}`};
 	}
 }

@@ -8,7 +8,7 @@ import {readLastCid, writeLastCid} from '../../../src/services/cids/store.js';
 import {createSupervisor} from '../../../src/supervisor.js';
 import {silentLogger} from '../../helpers/vm-fixture.js';
 import {NoAvailableCidError} from '../../../src/errors.js';
-import {type CidRange} from '../../../src/services/cids/range.js';
+import type {CidRange} from '../../../src/services/cids/range.js';
 
 /**
  * The reference allocator the pool must agree with: a plain scan from the last allocated CID + 1,

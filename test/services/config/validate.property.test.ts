@@ -1,7 +1,11 @@
+import {readdirSync} from 'node:fs';
 import {afterAll, describe, expect, test} from '@jest/globals';
 import fc from 'fast-check';
 import {InvalidConfigError} from '../../../src/errors.js';
-import {crosvmCommand} from '../../../src/services/crosvm/command.js';
+import {listConfigFiles} from '../../../src/services/config/files.js';
+import {crosvmCommand, planDescriptors} from '../../../src/services/crosvm/command.js';
+import {openDescriptors} from '../../../src/services/vmm/descriptors.js';
+import type {FilePolicy} from '../../../src/services/config/file-policy.js';
 import {validateConfig} from '../../../src/services/config/validate.js';
 import type {VmConfig} from '../../../src/services/config/vm-config.js';
 import {openDescriptors as descriptorsOfThisProcess} from '../../helpers/leak-checker.js';
@@ -16,13 +20,20 @@ afterAll(() => {
 const configFields = new Set(['config', 'bootloader', 'kernel', 'initrd', 'disks', 'params', 'protected', 'memoryMib', 'cpus', 'cpuAffinity', 'taskProfiles', 'consoleOutput', 'logOutput', 'indirectFiles', 'platformVersion', 'detectHangup', 'stranger']);
 
 describe('config validation (property-based)', () => {
-	test('arbitrary input either validates or throws InvalidConfigError naming a field and a reason, never anything else, and opens nothing for good', () => {
+	test('arbitrary input either validates or throws InvalidConfigError naming a field and a reason, never anything else, never hangs, and opens nothing for good', () => {
 		const before = descriptorsOfThisProcess();
+		// Relative paths are the host's working directory: only the restricted policy may create there.
+		const policies: FilePolicy[] = [{}, {allowHostDescriptors: true}, {allowedDirectories: [files.dir], createOutputs: true, allowHostDescriptors: true}];
+		const workingDirectory = readdirSync(process.cwd()).sort();
 		let refused = 0;
 		let accepted = 0;
-		fc.assert(fc.property(anyConfigInput(files), input => {
+		let slowest = 0;
+		fc.assert(fc.property(anyConfigInput(files), fc.constantFrom(...policies), (input, policy) => {
+			const started = performance.now();
 			try {
-				validateConfig(input as VmConfig);
+				validateConfig(input as VmConfig, policy);
+				// What validation accepts, the open takes or refuses (a file may be its to refuse) the same way.
+				openDescriptors(planDescriptors(listConfigFiles(input as VmConfig), true), policy).close();
 				accepted++;
 			} catch (error) {
 				expect(error).toBeInstanceOf(InvalidConfigError);
@@ -34,12 +45,17 @@ describe('config validation (property-based)', () => {
 				expect(configFields.has(head) || ownKeys.includes(field)).toBe(true);
 				expect(reason.trim().length).toBeGreaterThan(0);
 				refused++;
+			} finally {
+				slowest = Math.max(slowest, performance.now() - started);
 			}
 		}), {numRuns: 2000});
+		// Not a speed goal: a bound on every input that no hang or walk of a huge input could meet.
+		expect(slowest).toBeLessThan(2000);
 		// Both outcomes happen: the generator is not trivially one-sided.
 		expect(refused).toBeGreaterThan(100);
 		expect(accepted).toBeGreaterThan(0);
 		expect(descriptorsOfThisProcess()).toEqual(before);
+		expect(readdirSync(process.cwd()).sort()).toEqual(workingDirectory);
 	});
 
 	test('every valid config validates, and the command builder accepts it for both dialects', () => {

@@ -2,6 +2,7 @@ import {closeSync, existsSync, openSync} from 'node:fs';
 import {open} from 'node:fs/promises';
 import {join} from 'node:path';
 import {validateConfig} from '../../../src/services/config/validate.js';
+import type {FilePolicy} from '../../../src/services/config/file-policy.js';
 import type {VmConfig} from '../../../src/services/config/vm-config.js';
 import {expectInvalid} from '../../helpers/expect-invalid.js';
 import {makeFixtureFiles} from '../../helpers/fixture-files.js';
@@ -10,9 +11,11 @@ const {dir, kernel, image, directory, remove} = makeFixtureFiles('vmwarden-valid
 
 afterAll(remove);
 
-const invalid = (config: unknown, field: string, reason: string): void => {
-	expectInvalid(() => validateConfig(config as VmConfig), field, reason);
+const invalid = (config: unknown, field: string, reason: string, policy?: FilePolicy): void => {
+	expectInvalid(() => validateConfig(config as VmConfig, policy), field, reason);
 };
+
+const hostDescriptors: FilePolicy = {allowHostDescriptors: true};
 
 describe('a valid config passes', () => {
 	test('every field set, paths and descriptors', () => {
@@ -33,14 +36,14 @@ describe('a valid config passes', () => {
 				indirectFiles: [image],
 				platformVersion: '~1.0',
 				detectHangup: true,
-			})).not.toThrow();
+			}, {createOutputs: true, allowHostDescriptors: true})).not.toThrow();
 		} finally {
 			closeSync(fd);
 		}
 	});
 
 	test('validation creates nothing: console and log files are made only when opened', () => {
-		validateConfig({kernel, consoleOutput: join(dir, 'new-console.txt')});
+		validateConfig({kernel, consoleOutput: join(dir, 'new-console.txt')}, {createOutputs: true});
 		expect(existsSync(join(dir, 'new-console.txt'))).toBe(false);
 	});
 });
@@ -151,9 +154,7 @@ describe('paths that cannot be opened with the needed access (failing for root t
 		invalid({kernel, disks: [{image: directory, writable: true}]}, 'disks[0].image', `${JSON.stringify(directory)} is a directory`);
 	});
 
-	test('a read-only sysfs file as a writable disk', () => {
-		// /proc/version opens read-write for root on this kernel; sysfs's notes file does not.
-		invalid({kernel, disks: [{image: '/sys/kernel/notes', writable: true}]}, 'disks[0].image', '"/sys/kernel/notes" cannot be opened for reading and writing: permission denied');
+	test('a read-only sysfs file is a readable disk (the write permission is the open\'s to refuse: see descriptors.test.ts)', () => {
 		expect(() => validateConfig({kernel, disks: [{image: '/sys/kernel/notes', writable: false}]})).not.toThrow();
 	});
 
@@ -169,7 +170,8 @@ describe('paths that cannot be opened with the needed access (failing for root t
 
 	test('a console output in a directory that does not exist', () => {
 		const path = join(dir, 'no-such-dir', 'console.txt');
-		invalid({kernel, consoleOutput: path}, 'consoleOutput', `${JSON.stringify(path)} cannot be created: its directory does not exist`);
+		invalid({kernel, consoleOutput: path}, 'consoleOutput', `${JSON.stringify(path)} cannot be created: its directory does not exist`, {createOutputs: true});
+		invalid({kernel, consoleOutput: path}, 'consoleOutput', `${JSON.stringify(path)} does not exist, and the file policy does not let vmwarden create outputs`);
 	});
 
 	test('a log output that is a directory', () => {
@@ -190,13 +192,13 @@ describe('descriptors', () => {
 	test('a numeric descriptor that is not open', () => {
 		const fd = openSync(image, 'r');
 		closeSync(fd);
-		invalid({kernel, disks: [{image: fd, writable: false}]}, 'disks[0].image', `descriptor ${fd} is not open`);
+		invalid({kernel, disks: [{image: fd, writable: false}]}, 'disks[0].image', `descriptor ${fd} is not open`, hostDescriptors);
 	});
 
 	test('a read-only descriptor as a writable disk', () => {
 		const fd = openSync(image, 'r');
 		try {
-			invalid({kernel, disks: [{image: fd, writable: true}]}, 'disks[0].image', `descriptor ${fd} is not open for reading and writing`);
+			invalid({kernel, disks: [{image: fd, writable: true}]}, 'disks[0].image', `descriptor ${fd} is not open for reading and writing`, hostDescriptors);
 		} finally {
 			closeSync(fd);
 		}
@@ -205,7 +207,7 @@ describe('descriptors', () => {
 	test('a write-only descriptor as a kernel', () => {
 		const fd = openSync(join(dir, 'write-only'), 'w');
 		try {
-			invalid({kernel: fd}, 'kernel', `descriptor ${fd} is not open for reading`);
+			invalid({kernel: fd}, 'kernel', `descriptor ${fd} is not open for reading`, hostDescriptors);
 		} finally {
 			closeSync(fd);
 		}
@@ -255,5 +257,48 @@ describe('wrong types', () => {
 		[[kernel], 'config', 'must be an object'],
 	])('%p', (config, field, reason) => {
 		invalid(config, field, reason);
+	});
+});
+
+describe('only plain data: nothing inherited, no getters, no prototype tricks', () => {
+	test('a parsed "__proto__" key is a stranger, not a prototype', () => {
+		const parsed = JSON.parse(`{"kernel": ${JSON.stringify(kernel)}, "__proto__": {"consoleOutput": "/etc/passwd"}}`) as VmConfig;
+		invalid(parsed, '__proto__', 'is not a VmConfig field');
+	});
+
+	test('a field inherited from a polluted Object.prototype', () => {
+		const prototype = Object.prototype as Record<string, unknown>;
+		prototype['consoleOutput'] = '/etc/passwd';
+		try {
+			invalid({kernel}, 'consoleOutput', 'is inherited from Object.prototype, not set on the object itself');
+			invalid({kernel, disks: [{image, writable: false}]}, 'consoleOutput', 'is inherited from Object.prototype, not set on the object itself');
+		} finally {
+			delete prototype['consoleOutput'];
+		}
+	});
+
+	test('an object made from another prototype', () => {
+		invalid(Object.create({kernel}) as VmConfig, 'config', 'must be a plain object');
+		invalid({kernel, disks: [Object.create({image, writable: true}) as unknown]}, 'disks[0]', 'must be a plain object');
+	});
+
+	test('a getter, which could answer validation and the command builder differently', () => {
+		invalid({kernel, get params() {
+			return 'quiet';
+		}}, 'params', 'must be a plain value, not a getter');
+	});
+
+	test('a hidden (non-enumerable) getter', () => {
+		const config = {kernel};
+		Object.defineProperty(config, 'consoleOutput', {get: () => '/etc/passwd', enumerable: false});
+		invalid(config, 'consoleOutput', 'must be a plain value, not a getter');
+	});
+
+	test('a stranger in a disk', () => {
+		invalid({kernel, disks: [{image, writable: false, cache: 'none'}]}, 'disks[0].cache', 'is not a DiskConfig field');
+	});
+
+	test('a null-prototype config is plain data', () => {
+		expect(() => validateConfig(Object.assign(Object.create(null) as VmConfig, {kernel}))).not.toThrow();
 	});
 });

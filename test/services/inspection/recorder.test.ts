@@ -89,7 +89,7 @@ test('a recording replays into an inspector of @statelyai/inspect as the live sy
 	const {createInspector} = await import('@statelyai/inspect');
 	type Sent = {type: string; sessionId: string; name?: string; parentId?: string; snapshot?: {value?: unknown; status?: unknown}; event?: {type?: string}};
 	const collect = (sent: Sent[]) => createInspector({send(event) {
-		sent.push(event as Sent);
+		sent.push(event);
 	}});
 	const liveSent: Sent[] = [];
 	const liveInspector = collect(liveSent);

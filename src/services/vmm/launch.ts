@@ -1,0 +1,79 @@
+import {InvalidConfigError, VmSpawnError, VmwardenError} from '../../errors.js';
+import {validateConfig} from '../config/validate.js';
+import {openDescriptors} from './descriptors.js';
+import type {VmEnvironment} from './environment.js';
+import {spawnVmm} from './process.js';
+import {createTempDir, removeTempDir} from './temp-dir.js';
+import type {RunningVmm} from './watch.js';
+import type {Requester} from '../../types.js';
+
+export interface LaunchInput {
+	env: VmEnvironment;
+	cid: number;
+	payloadChannel: boolean;
+	/** Whom the config's files are checked for (docs/security.md). */
+	requester: Requester;
+}
+
+/** A spawned VMM and the temporary directory made for it: handed to the Running state, which owns both. */
+export interface Launched {
+	tempDir: string;
+	vmm: RunningVmm;
+}
+
+/** A failure of something vmwarden called, as a typed error (anything untyped is a spawn failure). */
+export function asVmwardenError(error: unknown, vmmPath: string): VmwardenError {
+	return error instanceof VmwardenError ? error : new VmSpawnError('VMM_SPAWN_FAILED', vmmPath, `Could not start the VM: ${String(error)}`, {cause: error});
+}
+
+/**
+ * Validates, creates the 0700 temporary directory, builds the command, opens the descriptors and
+ * spawns the VMM. Whatever it made is released again when a later step fails or `signal` says the
+ * VM was stopped meanwhile. Rejects with a `VmwardenError`.
+ */
+export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promise<Launched> {
+	const {env, cid, payloadChannel, requester} = input;
+	const undo: Array<() => void> = [];
+	try {
+		validateConfig(env.config, env.filePolicy, requester);
+		let tempDir: string;
+		try {
+			tempDir = createTempDir(env.tempRoot, cid);
+		} catch (error) {
+			throw new InvalidConfigError('tempRoot', `cannot create a temporary directory in ${env.tempRoot}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
+		}
+
+		undo.push(() => removeTempDir(tempDir, env.logger));
+		const command = env.driver.command(env.config, {cid, tempDir, controlSocket: env.controlSocket(tempDir), payloadChannel});
+		const opened = openDescriptors(command.fds, env.filePolicy, requester);
+		undo.push(() => {
+			opened.close();
+		});
+		const channelFd = (role: 'failure' | 'payload') => command.fds.find(entry => entry.kind === 'channel' && entry.role === role)?.childFd;
+		const vmm = await spawnVmm({
+			vmmPath: env.vmmPath,
+			args: command.args,
+			descriptors: opened.stdio,
+			failureFd: channelFd('failure'),
+			payloadFd: channelFd('payload'),
+			logger: env.logger,
+			onDispose: opened.close,
+		});
+		if (signal.aborted) {
+			// The VM actor was stopped while spawning: take the VMM down with it.
+			vmm.kill('SIGKILL');
+			await vmm.terminated;
+			vmm.dispose();
+			throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, 'the VM was stopped while starting');
+		}
+
+		env.logger.info(`Spawned ${env.driver.name}(${vmm.pid})`);
+		return {tempDir, vmm};
+	} catch (error) {
+		for (const step of undo.reverse()) {
+			step();
+		}
+
+		throw asVmwardenError(error, env.vmmPath);
+	}
+}

@@ -1,0 +1,13 @@
+import type {VmEnvironment} from './environment.js';
+
+export interface StopRequestInput {
+	env: VmEnvironment;
+	/** The running VMM's pid and temporary directory (where its control socket is). */
+	pid: number;
+	tempDir: string;
+}
+
+/** Asks the VMM, through its driver, to stop gracefully. Resolves once the request was delivered. */
+export async function requestStop({env, pid, tempDir}: StopRequestInput): Promise<void> {
+	await env.driver.requestStop({vmmPath: env.vmmPath, tempDir, pid, controlSocket: env.controlSocket(tempDir)});
+}
