@@ -569,9 +569,15 @@ function supervisedVm({first, restart, group, policy, start, end, publish, logge
 			},
 		});
 	} else if (group === undefined) {
-		// Neither restarted nor grouped: the first life is the only one.
+		// Neither restarted nor grouped: the first life is the only one, and ends with a death or a
+		// failed start.
 		void first.died.then(death => {
 			finish('ended', death);
+		});
+		first.events$.subscribe(event => {
+			if (event.type === 'failed') {
+				finish('ended', undefined);
+			}
 		});
 	}
 

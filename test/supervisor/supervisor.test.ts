@@ -78,12 +78,16 @@ describe('createSupervisor', () => {
 		const tempRoot = makeFolder();
 		const {supervisor, events} = supervise({cidRange: {first: 10, last: 10}, tempRoot});
 		const vm = await supervisor.createVm(kernelConfig);
+		const seen: string[] = [];
+		vm.events$.subscribe({next: event => seen.push(event.type), complete: () => seen.push('complete')});
 		await expect(vm.start()).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
 		await new Promise(resolve => {
 			setImmediate(resolve);
 		});
 		expect(events.map(event => event.type)).toEqual(['supervisor.cid.allocated', 'failed', 'supervisor.cid.released']);
 		expect(supervisor.get(10)).toBeUndefined();
+		// Its events$ completed with the failure, as a standalone VM's does.
+		expect(seen).toEqual(['failed', 'complete']);
 		expect((await supervisor.createVm(kernelConfig)).cid).toBe(10);
 		expect(readdirSync(tempRoot)).toEqual([]);
 	});
