@@ -571,7 +571,7 @@ function supervisedVm({first, restart, group, policy, start, end, publish, logge
 	} else if (group === undefined) {
 		// Neither restarted nor grouped: the first life is the only one, and ends with a death or a
 		// failed start.
-		void first.died.then(death => {
+		first.onDied(death => {
 			finish('ended', death);
 		});
 		first.events$.subscribe(event => {
