@@ -333,7 +333,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 					try {
 						resolve(accept(reply));
 					} catch (error) {
-						reject(error);
+						reject(error instanceof Error ? error : new Error(String(error)));
 					}
 				}
 			},

@@ -174,7 +174,7 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 	const logLines: LoggedLine[] = [];
 	let recording: DemoRecording | undefined;
 	try {
-		recording = values.record === undefined ? undefined : await startRecording(values.record);
+		recording = values.record === undefined ? undefined : startRecording(values.record);
 		const supervisor = createSupervisor({
 			crosvmPath: SIM_PATH,
 			dialect: 'current',

@@ -1,6 +1,6 @@
 import type {DeathReason} from '../services/death/reason.js';
 import type {RestartPolicyOptions} from '../services/restart/policy.js';
-import {type Initiator} from '../types.js';
+import type {Initiator} from '../types.js';
 
 /** What the demo does to a VM from the host side once it runs. */
 export type HostAction =

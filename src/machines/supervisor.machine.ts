@@ -12,8 +12,8 @@ import {restartMachine, type RestartActorRef, type RestartDue, type RestartMachi
 import {RestartEnvironment} from '../services/restart/environment.js';
 import {mayRestart, type GroupPolicy, type RestartPolicy} from '../services/restart/policy.js';
 import {groupMachine, type GroupActorRef, type GroupMachineInput, type GroupRequest} from './group.machine.js';
-import {type CidRange} from '../services/cids/range.js';
-import {type Requester} from '../types.js';
+import type {CidRange} from '../services/cids/range.js';
+import type {Requester} from '../types.js';
 
 /** The VM actors the supervisor spawns. */
 export type VmActorRef = ActorRefFrom<typeof vmMachine>;
@@ -155,9 +155,6 @@ export type SupervisorReply =
 // VM machine's internal actor types (vm.machine.ts does not export them), so the spawned ref is
 // typed as VmActorRef where it is spawned, and its input checked with `satisfies`.
 const vmLogic: AnyStateMachine = vmMachine;
-// The same for the restart machine, whose context holds a VM actor ref.
-const restartLogic: AnyStateMachine = restartMachine;
-const groupLogic: AnyStateMachine = groupMachine;
 
 /** How many VMs are sent STOP per macrotask during shutdown. */
 export const STOP_BATCH_SIZE = 8;
@@ -188,8 +185,8 @@ export const supervisorMachine = setup({
 	},
 	actors: {
 		vm: vmLogic,
-		restart: restartLogic,
-		group: groupLogic,
+		restart: restartMachine,
+		group: groupMachine,
 		reapStaleVms: fromPromise<StaleVmReport[], {stateDir: string; entries: StaleVmEntry[]}>(async ({input}) => reapStateDir(input.stateDir, input.entries)),
 	},
 	delays: {
@@ -241,10 +238,11 @@ export const supervisorMachine = setup({
 			const cid = allocateCid(context.pool);
 			const id = vmActorId(cid);
 			const input = {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput;
+			// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vmLogic is untyped on purpose (see its declaration)
 			const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input});
 			// A policy that can never restart needs no watching: the VM lives and dies as before.
 			// In a group, the group restarts it; alone, a policy that can never restart needs no watching.
-			const restart: RestartActorRef | undefined = group !== undefined || restartPolicy === undefined || !mayRestart(restartPolicy) ? undefined : spawn('restart', {
+			const restart = group !== undefined || restartPolicy === undefined || !mayRestart(restartPolicy) ? undefined : spawn('restart', {
 				id: restartActorId(cid),
 				input: {cid, policy: restartPolicy, vm: ref, healthFrom: payloadChannel ? 'ready' : 'start', env: context.restartEnvironment} satisfies RestartMachineInput,
 			});
@@ -267,7 +265,7 @@ export const supervisorMachine = setup({
 			assertEvent(event, 'GROUP.CREATE');
 			const id = `group.${context.groupsCreated + 1}`;
 			enqueue.assign(({spawn}) => {
-				const group: GroupActorRef = spawn('group', {id, input: {id, policy: event.policy, env: context.restartEnvironment} satisfies GroupMachineInput});
+				const group = spawn('group', {id, input: {id, policy: event.policy, env: context.restartEnvironment} satisfies GroupMachineInput});
 				context.groups.set(id, group);
 				return {groups: context.groups, groupsCreated: context.groupsCreated + 1};
 			});
@@ -356,6 +354,7 @@ export const supervisorMachine = setup({
 				const id = vmActorId(cid);
 				const held = context.vms.get(id);
 				if (held !== undefined && held.ref === undefined) {
+					// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vmLogic is untyped on purpose (see its declaration)
 					const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: held.input});
 					context.vms.set(id, {...held, ref});
 				}

@@ -6,7 +6,7 @@
  * the model, and the real machine's states visited cover every state node of its chart.
  */
 import {describe, expect, test} from '@jest/globals';
-import {createActor, getInitialSnapshot, SimulatedClock, type ActorRefFrom, type SnapshotFrom} from 'xstate';
+import {createActor, initialTransition, SimulatedClock, type ActorRefFrom, type SnapshotFrom} from 'xstate';
 import {createTestModel, type TestPath} from 'xstate/graph';
 import {restartMachine, type RestartEmitted} from '../../src/machines/restart.machine.js';
 import {RestartEnvironment} from '../../src/services/restart/environment.js';
@@ -28,7 +28,7 @@ for (const healthFrom of ['ready', 'start'] as const) {
 	type ModelPath = TestPath<SnapshotFrom<typeof modelMachine>, RestartModelEvent>;
 	const model = createTestModel(modelMachine, {events: RESTART_MODEL_EVENTS, filterEvents: (snapshot, event) => snapshot.can(event)});
 	const shortest: ModelPath[] = model.getShortestPaths();
-	const walks: ModelPath[] = coveringWalks(model, getInitialSnapshot(modelMachine)).map(events => model.getPathsFromEvents(events)[0]!);
+	const walks: ModelPath[] = coveringWalks(model, initialTransition(modelMachine)[0]).map(events => model.getPathsFromEvents(events)[0]!);
 
 	describe(`restart model, health counted from ${healthFrom}: ${shortest.length} shortest paths, ${walks.length} covering walks`, () => {
 		test('the walks take every transition of the model and enter every state it can reach', () => {

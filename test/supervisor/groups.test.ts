@@ -54,12 +54,10 @@ describe.each([
 		const kernel = guest('payload started', 'payload ready', 'hang');
 		const vms: Record<string, SupervisedVm> = {};
 		for (const name of ['A', 'B', 'C']) {
-			// eslint-disable-next-line no-await-in-loop
 			vms[name] = await group.createVm({kernel});
 		}
 
 		for (const vm of Object.values(vms)) {
-			// eslint-disable-next-line no-await-in-loop
 			await vm.start();
 		}
 

@@ -75,7 +75,6 @@ export async function until(condition: () => boolean): Promise<void> {
 			throw new Error('timed out');
 		}
 
-		// eslint-disable-next-line no-await-in-loop
 		await new Promise(resolve => {
 			setTimeout(resolve, 5);
 		});
