@@ -19,7 +19,8 @@ export type VmwardenErrorCode =
 	| 'CPU_AFFINITY'
 	| 'INVALID_DESCRIPTOR_PLAN'
 	| 'SUPERVISOR_FAILED'
-	| 'STATE_DIR';
+	| 'STATE_DIR'
+	| 'SUPERVISION_GROUP_CLOSED';
 
 export class VmwardenError extends Error {
 	readonly code: VmwardenErrorCode;
@@ -152,5 +153,15 @@ export class StateDirError extends VmwardenError {
 		super('STATE_DIR', `State directory: ${path}: ${reason}`, options);
 		this.path = path;
 		this.reason = reason;
+	}
+}
+
+/** `createVm` into a supervision group that gave up or is ending: it takes no more VMs. */
+export class SupervisionGroupClosedError extends VmwardenError {
+	readonly group: string;
+
+	constructor(group: string) {
+		super('SUPERVISION_GROUP_CLOSED', `Supervision group ${group} gave up or is ending: it takes no more VMs`);
+		this.group = group;
 	}
 }
