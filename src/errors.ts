@@ -19,7 +19,8 @@ export type VmwardenErrorCode =
 	| 'CPU_AFFINITY'
 	| 'INVALID_DESCRIPTOR_PLAN'
 	| 'SUPERVISOR_FAILED'
-	| 'STATE_DIR';
+	| 'STATE_DIR'
+	| 'CONFIG_FILE';
 
 export class VmwardenError extends Error {
 	readonly code: VmwardenErrorCode;
@@ -151,6 +152,23 @@ export class StateDirError extends VmwardenError {
 	constructor(path: string, reason: string, options?: ErrorOptions) {
 		super('STATE_DIR', `State directory: ${path}: ${reason}`, options);
 		this.path = path;
+		this.reason = reason;
+	}
+}
+
+/**
+ * A config file that could not be read as JSON: missing, unreadable, too large, not UTF-8 JSON. A
+ * file that parses but holds a bad config is an `InvalidConfigError` instead.
+ */
+export class ConfigFileError extends VmwardenError {
+	/** The file as it was named. */
+	readonly file: string;
+	/** Why, without the file name. */
+	readonly reason: string;
+
+	constructor(file: string, reason: string, options?: ErrorOptions) {
+		super('CONFIG_FILE', `${file}: ${reason}`, options);
+		this.file = file;
 		this.reason = reason;
 	}
 }

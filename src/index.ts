@@ -33,3 +33,8 @@ export {resolveFilePolicy, type FilePolicy, type FileRequester, type ResolvedFil
 export {CONFIG_LIMITS, MAX_ARGUMENT_BYTES, MAX_ARGV_BYTES, checkArgvSize} from './services/config/bounds.js';
 export {StateDirError} from './errors.js';
 export type {HeldStaleVmOutcome, StaleVmReport} from './services/state-dir/reap.js';
+export {ConfigFileError} from './errors.js';
+export {logText} from './services/vmm/log-text.js';
+export {loadConfigFile, configFromRequest, detectFormat, CONFIG_FORMATS, type ConfigFormat, type LoadConfigOptions, type LoadedConfig} from './services/cli-config/load.js';
+export {readJsonFile, MAX_CONFIG_FILE_BYTES} from './services/cli-config/read.js';
+export {vmConfigSchema, androidConfigSchema, publishedSchemas} from './services/cli-config/schema.js';
