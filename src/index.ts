@@ -35,6 +35,6 @@ export {StateDirError} from './errors.js';
 export type {HeldStaleVmOutcome, StaleVmReport} from './services/state-dir/reap.js';
 export {ConfigFileError} from './errors.js';
 export {logText} from './services/vmm/log-text.js';
-export {loadConfigFile, configFromRequest, detectFormat, CONFIG_FORMATS, type ConfigFormat, type LoadConfigOptions, type LoadedConfig} from './services/cli-config/load.js';
+export {loadConfigFile, parseConfigFile, configFromRequest, detectFormat, CONFIG_FORMATS, type ConfigFormat, type LoadConfigOptions, type LoadedConfig} from './services/cli-config/load.js';
 export {readJsonFile, MAX_CONFIG_FILE_BYTES} from './services/cli-config/read.js';
 export {vmConfigSchema, androidConfigSchema, publishedSchemas} from './services/cli-config/schema.js';

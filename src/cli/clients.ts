@@ -1,9 +1,9 @@
 import {createInterface} from 'node:readline';
-import {logText} from '../index.js';
+import {logText, parseConfigFile, type ConfigFormat} from '../index.js';
 import type {DeathJson, VmJson} from './api/serialize.js';
 import {call, DaemonError, NoDaemonError, openRequest} from './client.js';
 import {EXIT_STATUS} from './exit-status.js';
-import {printLine, printNotice} from './output.js';
+import {printLine, printNotice, reportError} from './output.js';
 
 export interface ClientOptions {
 	socket: string;
@@ -76,6 +76,24 @@ export async function infoCommand(cid: number, options: ClientOptions): Promise<
 		for (const line of options.json ? [JSON.stringify(vm)] : vmDetails(vm)) {
 			printLine(line);
 		}
+	});
+}
+
+/**
+ * Sends a config file to the daemon, which creates and starts the VM. The file is read and its
+ * paths resolved here (the daemon does not know this directory); the daemon validates it.
+ */
+export async function startCommand(file: string, options: ClientOptions & {format: ConfigFormat | 'auto'; payloadChannel: boolean}): Promise<number> {
+	let config;
+	try {
+		({config} = await parseConfigFile(file, options.format === 'auto' ? undefined : options.format));
+	} catch (error) {
+		return reportError(error, {json: options.json, file});
+	}
+
+	return client(options, async () => {
+		const vm = await call(options.socket, 'POST', '/v1/vms', {config, payloadChannel: options.payloadChannel}) as VmJson;
+		printLine(options.json ? JSON.stringify(vm) : `VM ${vm.cid}: ${vm.state} (VMM pid ${vm.pid ?? '-'})`);
 	});
 }
 

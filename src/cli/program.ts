@@ -1,7 +1,7 @@
 import {Command, CommanderError, Option} from 'commander';
-import {CONFIG_FORMATS, publishedSchemas} from '../index.js';
+import {CONFIG_FORMATS, publishedSchemas, type ConfigFormat} from '../index.js';
 import {openApiDocument} from './api/openapi.js';
-import {eventsCommand, infoCommand, killCommand, listCommand, stopCommand} from './clients.js';
+import {eventsCommand, infoCommand, killCommand, listCommand, startCommand, stopCommand} from './clients.js';
 import {EXIT_STATUS} from './exit-status.js';
 import {integer, vmmOptions, type VmmOptions} from './options.js';
 import {printLine, printNotice} from './output.js';
@@ -79,6 +79,12 @@ export function buildProgram(result: {status: number}): Command {
 	clientCommand('list', 'List the daemon\'s VMs.').action(async (options: {socket?: string; json: boolean}) => {
 		result.status = await listCommand({...options, socket: socketOf(options)});
 	});
+	clientCommand('start', 'Send a config file to the daemon, which creates and starts the VM.').argument('<config>', 'a JSON config: vmwarden\'s format or Android\'s vm_config.json')
+		.addOption(new Option('--format <format>', 'the config\'s format').choices(['auto', ...CONFIG_FORMATS]).default('auto'))
+		.option('--no-payload-channel', 'do not give the guest the payload report channel')
+		.action(async (file: string, options: {socket?: string; json: boolean; format: ConfigFormat | 'auto'; payloadChannel: boolean}) => {
+			result.status = await startCommand(file, {...options, socket: socketOf(options)});
+		});
 	clientCommand('info', 'Show one VM: its state, and its death once dead.').argument('<cid>', 'the VM\'s CID', cid).action(async (vmCid: number, options: {socket?: string; json: boolean}) => {
 		result.status = await infoCommand(vmCid, {...options, socket: socketOf(options)});
 	});

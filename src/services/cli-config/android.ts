@@ -40,7 +40,7 @@ export function androidFieldName(field: string): string {
 
 /** Whether a JSON object uses a field only Android's format has. */
 export function looksAndroid(config: Record<string, unknown>): boolean {
-	return Object.keys(config).some(key => key.includes('_') || IGNORED.has(key) || UNSUPPORTED.has(key))
+	return Object.keys(config).some(key => (MAPPED.has(key) && MAPPED.get(key) !== key) || IGNORED.has(key) || UNSUPPORTED.has(key))
 		|| (Array.isArray(config['disks']) && config['disks'].some(disk => typeof disk === 'object' && disk !== null && 'partitions' in disk));
 }
 

@@ -31,28 +31,44 @@ export function detectFormat(json: unknown): ConfigFormat {
 }
 
 /**
- * Reads a config file (bounded, see `readJsonFile`), maps it to a `VmConfig` with its relative
- * paths resolved against the file's directory, and validates it with `validateConfig`. Throws
- * `ConfigFileError` when the file is no JSON, and `InvalidConfigError` naming the field as the
- * file spells it (`memory_mib` in an Android file) for a bad config.
+ * Reads a config file (bounded, see `readJsonFile`) and maps it to a `VmConfig` with its relative
+ * paths resolved against the file's directory, without validating it: for a client that hands it
+ * to a daemon, which validates it under its own file policy. Throws `ConfigFileError` when the
+ * file is no JSON, and `InvalidConfigError` for what only the file's format can get wrong.
+ */
+export async function parseConfigFile(file: string, format?: ConfigFormat): Promise<LoadedConfig> {
+	const json = await readJsonFile(file);
+	const chosen = format ?? detectFormat(json);
+	try {
+		const config = chosen === 'android' ? fromAndroidConfig(json) : fromVmwardenConfig(json);
+		resolvePaths(config, dirname(resolve(file)));
+		// Unchecked until validateConfig (or the daemon's createVm) checks every field.
+		const unchecked: VmConfig = config;
+		return {config: unchecked, format: chosen};
+	} catch (error) {
+		throw inFileTerms(error, chosen);
+	}
+}
+
+/**
+ * `parseConfigFile`, then `validateConfig` under `filePolicy`. Throws `ConfigFileError` when the
+ * file is no JSON, and `InvalidConfigError` naming the field as the file spells it (`memory_mib`
+ * in an Android file) for a bad config.
  */
 export async function loadConfigFile(file: string, options: LoadConfigOptions = {}): Promise<LoadedConfig> {
-	const json = await readJsonFile(file);
-	const format = options.format ?? detectFormat(json);
+	const loaded = await parseConfigFile(file, options.format);
 	try {
-		const config = format === 'android' ? fromAndroidConfig(json) : fromVmwardenConfig(json);
-		resolvePaths(config, dirname(resolve(file)));
-		// validateConfig checks every field's type and refuses what a VmConfig does not have.
-		const checked = config as VmConfig;
-		validateConfig(checked, options.filePolicy);
-		return {config: checked, format};
+		validateConfig(loaded.config, options.filePolicy);
 	} catch (error) {
-		if (format === 'android' && error instanceof InvalidConfigError) {
-			throw new InvalidConfigError(androidFieldName(error.field), error.reason, {cause: error});
-		}
-
-		throw error;
+		throw inFileTerms(error, loaded.format);
 	}
+
+	return loaded;
+}
+
+/** An `InvalidConfigError` naming the field as an Android file spells it. */
+export function inFileTerms(error: unknown, format: ConfigFormat): unknown {
+	return format === 'android' && error instanceof InvalidConfigError ? new InvalidConfigError(androidFieldName(error.field), error.reason, {cause: error}) : error;
 }
 
 /**
