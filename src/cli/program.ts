@@ -6,7 +6,7 @@ import {EXIT_STATUS} from './exit-status.js';
 import {integer, vmmOptions, type VmmOptions} from './options.js';
 import {printLine, printNotice} from './output.js';
 import {runCommand, type RunOptions} from './run.js';
-import {serveCommand, type ServeOptions} from './serve.js';
+import type {ServeOptions} from './serve.js';
 import {defaultSocketPath} from './socket.js';
 
 const MAX_MS = 2_147_483_647;
@@ -72,6 +72,8 @@ export function buildProgram(result: {status: number}): Command {
 		.option('--stop-timeout <ms>', 'how long a stop waits before killing (default 5 s)', integer(0, MAX_MS))
 		.option('-v, --verbose', 'log debug lines', false))
 		.action(async (options: Omit<ServeOptions, 'socket'> & {socket?: string}) => {
+			// Loaded here: fastify is for the daemon only, and every other command starts faster without it.
+			const {serveCommand} = await import('./serve.js');
 			result.status = await serveCommand({...options, socket: socketOf(options)});
 		});
 

@@ -1,7 +1,7 @@
-import {open, type FileHandle} from 'node:fs/promises';
 import {resolve} from 'node:path';
 import {createVm, DEFAULT_CID_RANGE, loadConfigFile, validateConfig, type ConfigFormat, type FilePolicy, type VmConfig, type VmDeath} from '../index.js';
 import {deathJson} from './api/serialize.js';
+import {openConsolePipe, type ConsolePipe} from './console-pipe.js';
 import {exitStatusOf} from './exit-status.js';
 import {stderrLogger} from './logger.js';
 import {vmmChoice, type VmmOptions} from './options.js';
@@ -17,15 +17,6 @@ export interface RunOptions extends VmmOptions {
 	stopTimeout?: number;
 	json: boolean;
 	verbose: boolean;
-}
-
-/**
- * The guest console on this terminal: `/dev/stdout` (or `/dev/stderr` under `--json`, so stdout
- * stays one JSON document) opened anew, so the VMM writes to it directly and the host's own
- * descriptors 1 and 2, which vmwarden never hands over, stay out of it.
- */
-async function openTerminal(json: boolean): Promise<FileHandle> {
-	return open(json ? '/dev/stderr' : '/dev/stdout', 'a');
 }
 
 /**
@@ -52,18 +43,19 @@ export async function runCommand(file: string, options: RunOptions): Promise<num
 		return reportError(error, {json: options.json, file});
 	}
 
-	let terminal: FileHandle | undefined;
+	let consolePipe: ConsolePipe | undefined;
 	try {
 		if (options.console) {
-			terminal = await openTerminal(options.json);
-			config = {...config, consoleOutput: terminal};
+			// On stderr under --json, so that stdout stays one JSON document.
+			consolePipe = await openConsolePipe(options.json ? process.stderr : process.stdout);
+			config = {...config, consoleOutput: consolePipe.handle};
 		}
 
 		return await runVm(config, filePolicy, options);
 	} catch (error) {
 		return reportError(error, {json: options.json, file});
 	} finally {
-		await terminal?.close();
+		await consolePipe?.close();
 	}
 }
 
