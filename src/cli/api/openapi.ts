@@ -19,14 +19,15 @@ function parameters(route: ApiRoute): JsonSchema[] {
 }
 
 function responses(route: ApiRoute): Record<string, JsonSchema> {
-	if (route.streams !== undefined) {
-		return {200: {description: 'The stream.', content: {[route.streams]: {schema: {type: 'object', description: 'One event per line.'}}}}};
-	}
-
-	return Object.fromEntries(Object.entries(route.schema.response ?? {}).map(([status, schema]) => [
+	const documented: Record<string, JsonSchema> = Object.fromEntries(Object.entries(route.schema.response ?? {}).map(([status, schema]) => [
 		status,
 		{description: Number(status) < 400 ? 'Success.' : 'The error, with its code.', content: {'application/json': {schema}}},
 	]));
+	if (route.streams !== undefined) {
+		documented['200'] = {description: 'The stream: one JSON object per line.', content: {[route.streams]: {schema: {type: 'object'}}}};
+	}
+
+	return documented;
 }
 
 /** The OpenAPI 3.1 document of the daemon's API, built from the routes fastify serves. */

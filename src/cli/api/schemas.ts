@@ -177,7 +177,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
 		url: '/v1/events',
 		operationId: 'events',
 		summary: 'A live stream of events, one JSON object per line: first {"type":"hello"}, then every VM\'s lifecycle events and the supervisor\'s own, until the daemon shuts down.',
-		schema: {querystring: {type: 'object', additionalProperties: false, properties: {cid: {type: 'string', pattern: '^[0-9]{1,10}$', description: 'Only this VM\'s events.'}}}},
+		schema: {querystring: {type: 'object', additionalProperties: false, properties: {cid: {type: 'string', pattern: '^[0-9]{1,10}$', description: 'Only this VM\'s events.'}}}, response: {503: errorSchema}},
 		streams: 'application/x-ndjson',
 	},
 ];

@@ -19,6 +19,12 @@ export interface DaemonState {
 /** How many deaths the daemon remembers for `GET /v1/vms/:cid`. */
 export const REMEMBERED_DEATHS = 1024;
 
+/** How many event streams may be open at once. */
+export const MAX_EVENT_STREAMS = 64;
+
+/** How much a stream may hold for a client that does not read: past it, the client is dropped. */
+export const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024;
+
 /** The HTTP status for an error the library threw, by its code. */
 function statusOf(code: string): number {
 	switch (code) {
@@ -105,10 +111,20 @@ const HANDLERS: Record<ApiRoute['operationId'], Handler> = {
 		return afterDeath(vm, await vm.died);
 	},
 	async events(state, {query}, reply) {
+		if (state.streams.size >= MAX_EVENT_STREAMS) {
+			return reply.code(503).send({error: {code: 'TOO_MANY_STREAMS', message: `${MAX_EVENT_STREAMS} event streams are open already`}});
+		}
+
 		const only = (query as {cid?: string}).cid;
 		const cid = only === undefined ? undefined : Number(only);
 		const stream = new PassThrough();
 		const write = (line: Record<string, unknown>) => {
+			// A client that stops reading must not make the daemon hold its events without bound.
+			if (stream.writableLength > MAX_STREAM_BACKLOG_BYTES) {
+				stream.destroy();
+				return;
+			}
+
 			stream.write(`${JSON.stringify(line)}\n`);
 		};
 
