@@ -1,4 +1,4 @@
-import {chmodSync, chownSync, lstatSync, unlinkSync} from 'node:fs';
+import {chmodSync, lchownSync, lstatSync, unlinkSync} from 'node:fs';
 import {createSupervisor, DEFAULT_CID_RANGE, type FilePolicy, type Supervisor, type VmDeath} from '../index.js';
 import {buildApi, REMEMBERED_DEATHS, type DaemonState} from './api/server.js';
 import {eventJson} from './api/serialize.js';
@@ -90,7 +90,8 @@ async function serve(supervisor: Supervisor, options: ServeOptions, gid: number 
 		logger.error(`API: ${String(error)}`);
 	});
 	let identity: SocketIdentity | undefined;
-	// umask makes the socket owner-only from its creation, not after a window where others could connect.
+	// The umask makes the socket owner-only as it is created: there is no window where others could
+	// connect. The group's access comes after, once the socket has that group.
 	const umask = process.umask(0o177);
 	try {
 		await app.listen({path: options.socket});
@@ -103,7 +104,8 @@ async function serve(supervisor: Supervisor, options: ServeOptions, gid: number 
 
 	try {
 		if (gid !== undefined) {
-			chownSync(options.socket, -1, gid);
+			// Safe by path: claimSocketPath made sure nobody else can swap the name for a link.
+			lchownSync(options.socket, -1, gid);
 			chmodSync(options.socket, 0o660);
 		}
 

@@ -1,6 +1,6 @@
 import {lstatSync, readFileSync, unlinkSync} from 'node:fs';
 import {connect} from 'node:net';
-import {join} from 'node:path';
+import {dirname, join} from 'node:path';
 
 /** A problem with the daemon's socket that stops `serve` before it listens. */
 export class SocketError extends Error {}
@@ -42,12 +42,31 @@ export async function socketIsLive(path: string, timeoutMs = 1000): Promise<bool
 	});
 }
 
+/** The sticky bit: in such a directory only a file's owner may remove or rename it. */
+const STICKY = 0o1000;
+
+/**
+ * Refuses a socket directory that another user could write without the sticky bit: they could
+ * swap the socket's name for a link between its creation and its chown/chmod, or remove it.
+ */
+function checkSocketDirectory(path: string): void {
+	const directory = dirname(path);
+	const stats = lstatSync(directory);
+	const ownedByUs = stats.uid === process.geteuid?.() || stats.uid === 0;
+	const shared = (stats.mode & 0o022) !== 0 && (stats.mode & STICKY) === 0;
+	if (!stats.isDirectory() || !ownedByUs || shared) {
+		throw new SocketError(`${directory} may be written by other users: put the socket in a directory only this user (or root) can write`);
+	}
+}
+
 /**
  * Makes `path` free for a new daemon: nothing there, or a stale socket (one nobody listens on,
  * left by a daemon that was killed), which is removed. A live socket is never taken over, and
- * anything that is not a socket is never removed: both throw `SocketError`.
+ * anything that is not a socket is never removed: both throw `SocketError`, as does a directory
+ * other users may write.
  */
 export async function claimSocketPath(path: string): Promise<void> {
+	checkSocketDirectory(path);
 	let stats;
 	try {
 		stats = lstatSync(path);

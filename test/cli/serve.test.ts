@@ -1,4 +1,4 @@
-import {existsSync, lstatSync} from 'node:fs';
+import {chmodSync, existsSync, lstatSync, mkdirSync} from 'node:fs';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
 import {call, DaemonError} from '../../src/cli/client.js';
@@ -164,6 +164,16 @@ describe('vmwarden serve: the API and its clients', () => {
 		expect(second.exitCode).toBe(1);
 		expect(second.stderr).toContain(`another daemon listens on ${socket}: it is not taken over`);
 		expect(await call(socket, 'GET', '/v1/health')).toMatchObject({status: 'ok', pid: daemon.pid});
+	});
+
+	test('a socket directory other users may write is refused', async () => {
+		const shared = join(scratch.dir, 'shared');
+		mkdirSync(shared);
+		chmodSync(shared, 0o777);
+		const result = await vmwarden(['serve', '--socket', join(shared, 'vmwarden.sock'), '--vmm', SIM], scratch.env());
+		expect(result.exitCode).toBe(1);
+		expect(result.stderr).toContain(`${shared} may be written by other users`);
+		expect(existsSync(join(shared, 'vmwarden.sock'))).toBe(false);
 	});
 
 	test('no daemon on the socket: a clear message, exit 69', async () => {
