@@ -68,6 +68,12 @@ describe('vmwarden run: the exit status follows the death', () => {
 		expect(readFileSync(log, 'utf8')).toContain('payload: done');
 	});
 
+	test('--dialect aosp-2022 speaks to a crosvm of mid-2022', async () => {
+		const config = scratch.config('vm.json', {kernel: scratch.guest('guest', 'reboot'), taskProfiles: ['SCHED_SP_TOP_APP']});
+		const result = await vmwarden(['run', config, '--vmm', SIM, '--dialect', 'aosp-2022', '--json'], {...scratch.env(), CROSVM_SIM_BUILD: 'aosp-2022'});
+		expect(JSON.parse(result.stdout)).toMatchObject({death: {reason: 'REBOOT'}, exitStatus: 32});
+	});
+
 	test('a VMM that does not exist: 3, nothing left behind', async () => {
 		const result = await vmwarden(['run', scratch.config('vm.json', {kernel: scratch.guest('guest', 'poweroff')}), '--vmm', join(scratch.dir, 'no-vmm')], scratch.env());
 		expect(result.exitCode).toBe(3);
