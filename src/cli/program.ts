@@ -3,7 +3,7 @@ import {CONFIG_FORMATS, publishedSchemas, type ConfigFormat} from '../index.js';
 import {openApiDocument} from './api/openapi.js';
 import {eventsCommand, infoCommand, killCommand, listCommand, startCommand, stopCommand} from './clients.js';
 import {EXIT_STATUS} from './exit-status.js';
-import {integer, vmmOptions, type VmmOptions} from './options.js';
+import {integer, vmmOptions} from './options.js';
 import {printLine, printNotice} from './output.js';
 import {runCommand, type RunOptions} from './run.js';
 import type {ServeOptions} from './serve.js';
@@ -136,6 +136,3 @@ export async function main(argv: readonly string[]): Promise<number> {
 		throw error;
 	}
 }
-
-/** The program's exit status, for scripts: `usage` when `argv` is wrong, see docs/cli.md. */
-export type {VmmOptions};
