@@ -5,4 +5,10 @@
  */
 import {main} from './program.js';
 
+// A closed terminal or a reader gone from a pipe (EIO, EPIPE) must not crash the command while it
+// still has a VM to stop and clean up: what can no longer be printed is dropped.
+for (const stream of [process.stdout, process.stderr]) {
+	stream.on('error', () => undefined);
+}
+
 process.exitCode = await main(process.argv);

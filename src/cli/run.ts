@@ -21,8 +21,8 @@ export interface RunOptions extends VmmOptions {
 
 /**
  * `vmwarden run CONFIG`: one VM in the foreground. Loads and validates the config (nothing starts
- * for a bad one), starts the VM, turns the first Ctrl-C (or SIGTERM) into a graceful stop and the
- * second into a kill, and returns the exit status the death gives (docs/cli.md, "Exit status").
+ * for a bad one), starts the VM, turns the first Ctrl-C (or SIGTERM, SIGHUP) into a graceful stop
+ * and the second into a kill, and returns the exit status the death gives (docs/cli.md, "Exit status").
  */
 export async function runCommand(file: string, options: RunOptions): Promise<number> {
 	// The user runs their own config: the outputs it (or --log) names may be created.
@@ -87,8 +87,12 @@ async function runVm(config: VmConfig, filePolicy: FilePolicy, options: RunOptio
 		}
 	};
 
-	process.on('SIGINT', interrupt);
-	process.on('SIGTERM', interrupt);
+	// SIGHUP too: a closed terminal must not end the command before its VM is stopped and cleaned up.
+	const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+	for (const signal of signals) {
+		process.on(signal, interrupt);
+	}
+
 	try {
 		await vm.start();
 		if (!options.json) {
@@ -112,7 +116,8 @@ async function runVm(config: VmConfig, filePolicy: FilePolicy, options: RunOptio
 
 		return status;
 	} finally {
-		process.off('SIGINT', interrupt);
-		process.off('SIGTERM', interrupt);
+		for (const signal of signals) {
+			process.off(signal, interrupt);
+		}
 	}
 }

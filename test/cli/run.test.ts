@@ -134,6 +134,15 @@ describe('vmwarden run: Ctrl-C', () => {
 		expect(alive(pid)).toBe(false);
 	});
 
+	test('SIGHUP (the terminal closed) stops the VM as Ctrl-C does, and leaves nothing behind', async () => {
+		const {run, pid} = await started(['payload started', 'hang']);
+		run.kill('SIGHUP');
+		const result = await run;
+		expect(result.exitCode).toBe(130);
+		expect(result.stderr).toContain('VM 2048 died: SHUTDOWN');
+		expect(alive(pid)).toBe(false);
+	});
+
 	test('twice: a VM that ignores the stop is killed, and the command exits 130', async () => {
 		const {run, pid} = await started(['ignore-stop', 'payload started', 'hang']);
 		run.kill('SIGINT');
