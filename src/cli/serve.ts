@@ -119,8 +119,33 @@ async function serve(supervisor: Supervisor, options: ServeOptions, gid: number 
 	}
 
 	logger.info(`Serving on ${options.socket} (pid ${process.pid})`);
-	const done = new Promise<void>(resolve => {
+	const status = await untilDone(supervisor, logger, () => {
+		shuttingDown = true;
+	});
+	for (const stream of state.streams) {
+		stream.end();
+	}
+
+	await app.close();
+	removeOwnSocket(options.socket, identity);
+	logger.info('Every VM is dead: exiting');
+	return status;
+}
+
+/**
+ * Resolves once the daemon is done: after SIGTERM or SIGINT, when the supervisor has shut the fleet
+ * down (ok; a second signal kills every VM); or when the supervisor ended by itself, which only a
+ * bug does (failed: its VMs were stopped with it).
+ */
+async function untilDone(supervisor: Supervisor, logger: ReturnType<typeof stderrLogger>, onShutdown: () => void): Promise<number> {
+	return new Promise(resolve => {
 		let signals = 0;
+		const finish = (status: number) => {
+			process.off('SIGTERM', onSignal);
+			process.off('SIGINT', onSignal);
+			resolve(status);
+		};
+
 		const onSignal = (signal: NodeJS.Signals) => {
 			signals += 1;
 			if (signals > 1) {
@@ -132,25 +157,23 @@ async function serve(supervisor: Supervisor, options: ServeOptions, gid: number 
 				return;
 			}
 
-			shuttingDown = true;
+			onShutdown();
 			logger.info(`${signal}: stopping ${supervisor.vms().length} VM(s)`);
 			void supervisor.shutdown().then(() => {
-				process.off('SIGTERM', onSignal);
-				process.off('SIGINT', onSignal);
-				resolve();
+				finish(EXIT_STATUS.ok);
 			});
 		};
 
 		process.on('SIGTERM', onSignal);
 		process.on('SIGINT', onSignal);
+		// The event stream completes only when the supervisor is finished: by a shutdown, or by failing.
+		supervisor.events$.subscribe({
+			complete() {
+				if (signals === 0) {
+					logger.error('The supervisor ended without a shutdown: exiting');
+					finish(EXIT_STATUS.failed);
+				}
+			},
+		});
 	});
-	await done;
-	for (const stream of state.streams) {
-		stream.end();
-	}
-
-	await app.close();
-	removeOwnSocket(options.socket, identity);
-	logger.info('Every VM is dead: exiting');
-	return EXIT_STATUS.ok;
 }
