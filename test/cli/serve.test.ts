@@ -125,11 +125,25 @@ describe('vmwarden serve: the API and its clients', () => {
 		expect(alive(vm.pid ?? -1)).toBe(false);
 	});
 
-	test('kill', async () => {
+	test('kill, and events --cid keeps that VM\'s events only', async () => {
 		const vm = await startHangingVm(scratch, socket, 'kill-me');
+		const other = await startHangingVm(scratch, socket, 'other');
+		const events = spawnVmwarden(['events', '--socket', socket, '--cid', String(vm.cid)], scratch.env());
+		let text = '';
+		events.stdout.on('data', (chunk: Buffer) => {
+			text += chunk.toString();
+		});
+		expect(await waitUntil(() => text.includes('hello'), 10_000)).toBe(true);
 		const kill = await vmwarden(['kill', String(vm.cid), '--socket', socket], scratch.env());
 		expect(kill.exitCode).toBe(0);
 		expect(kill.stdout).toBe(`VM ${vm.cid}: Dead, KILLED (caller SIGKILL)`);
+		await vmwarden(['kill', String(other.cid), '--socket', socket], scratch.env());
+		expect(await waitUntil(() => text.includes(`${vm.cid}  supervisor.cid.released`), 10_000)).toBe(true);
+		events.kill('SIGTERM');
+		await events;
+		expect(text).toMatch(new RegExp(`${vm.cid}  killing  pid=${vm.pid}`));
+		expect(text).toMatch(new RegExp(`${vm.cid}  died  KILLED \\(caller SIGKILL\\)`));
+		expect(text).not.toContain(`  ${other.cid}  `);
 	});
 
 	test('an unknown CID: 404, and the client exits 1', async () => {
@@ -147,6 +161,7 @@ describe('vmwarden serve: the API and its clients', () => {
 		['a string for a number', {config: {kernel: '/k', memoryMib: '64'}}, 400, 'BAD_REQUEST'],
 		['no config', {}, 400, 'BAD_REQUEST'],
 		['a relative path', {config: {kernel: 'k'}}, 400, 'BAD_REQUEST'],
+		['a body over 1 MiB', {config: {kernel: '/k', params: 'x'.repeat(1100 * 1024)}}, 413, 'BAD_REQUEST'],
 	])('POST /v1/vms with %s: refused by the schema', async (_what, body, status, code) => {
 		const error = await call(socket, 'POST', '/v1/vms', body).then(() => undefined, (caught: unknown) => caught);
 		expect(error).toBeInstanceOf(DaemonError);
