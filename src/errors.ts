@@ -20,7 +20,8 @@ export type VmwardenErrorCode =
 	| 'INVALID_DESCRIPTOR_PLAN'
 	| 'SUPERVISOR_FAILED'
 	| 'STATE_DIR'
-	| 'SUPERVISION_GROUP_CLOSED';
+	| 'SUPERVISION_GROUP_CLOSED'
+	| 'CONFIG_FILE';
 
 export class VmwardenError extends Error {
 	readonly code: VmwardenErrorCode;
@@ -163,5 +164,22 @@ export class SupervisionGroupClosedError extends VmwardenError {
 	constructor(group: string) {
 		super('SUPERVISION_GROUP_CLOSED', `Supervision group ${group} gave up or is ending: it takes no more VMs`);
 		this.group = group;
+	}
+}
+
+/**
+ * A config file that could not be read as JSON: missing, unreadable, too large, not UTF-8 JSON. A
+ * file that parses but holds a bad config is an `InvalidConfigError` instead.
+ */
+export class ConfigFileError extends VmwardenError {
+	/** The file as it was named. */
+	readonly file: string;
+	/** Why, without the file name. */
+	readonly reason: string;
+
+	constructor(file: string, reason: string, options?: ErrorOptions) {
+		super('CONFIG_FILE', `${file}: ${reason}`, options);
+		this.file = file;
+		this.reason = reason;
 	}
 }

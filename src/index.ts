@@ -43,3 +43,8 @@ export {judgeDeath, type DeathVerdict} from './services/restart/verdict.js';
 export {RestartEnvironment} from './services/restart/environment.js';
 export {SupervisionGroupClosedError} from './errors.js';
 export type {SupervisorLifeSpawned, GroupActorId, RestartActorId} from './machines/supervisor.machine.js';
+export {ConfigFileError} from './errors.js';
+export {logText} from './services/vmm/log-text.js';
+export {loadConfigFile, parseConfigFile, configFromRequest, detectFormat, CONFIG_FORMATS, type ConfigFormat, type LoadConfigOptions, type LoadedConfig} from './services/cli-config/load.js';
+export {readJsonFile, MAX_CONFIG_FILE_BYTES} from './services/cli-config/read.js';
+export {vmConfigSchema, androidConfigSchema, publishedSchemas} from './services/cli-config/schema.js';

@@ -1,0 +1,34 @@
+import {InvalidArgumentError, Option} from 'commander';
+import {createCrosvmDriver, createQemuDriver, type CrosvmDialect, type VmmDriver} from '../index.js';
+
+/** The options every command that starts VMs takes: which VMM, and how to speak to it. */
+export interface VmmOptions {
+	driver: 'crosvm' | 'qemu';
+	vmm?: string;
+	dialect: CrosvmDialect;
+}
+
+/** A commander parser for a whole number from `min` to `max`. */
+export function integer(min: number, max: number): (value: string) => number {
+	return value => {
+		if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < min || Number(value) > max) {
+			throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+		}
+
+		return Number(value);
+	};
+}
+
+export function vmmOptions(): Option[] {
+	return [
+		new Option('--driver <driver>', 'the VMM').choices(['crosvm', 'qemu']).default('crosvm'),
+		new Option('--vmm <path>', 'the VMM binary (default: crosvm, or qemu-system-* for --driver qemu, on PATH)'),
+		new Option('--dialect <dialect>', 'the crosvm command-line dialect').choices(['current', 'aosp-2022']).default('current'),
+	];
+}
+
+/** The driver and VMM path the options name. */
+export function vmmChoice(options: VmmOptions): {driver: VmmDriver; crosvmPath: string | undefined} {
+	const driver = options.driver === 'qemu' ? createQemuDriver() : createCrosvmDriver({dialect: options.dialect});
+	return {driver, crosvmPath: options.vmm};
+}
