@@ -16,6 +16,8 @@ import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import {createEventChannel} from './services/events/event-channel.js';
 import type {VmmDriver} from './services/vmm/driver.js';
+import {hostLogger} from './services/logging/host-logger.js';
+import type {Logger, LogLevel} from './services/logging/logger.js';
 import {createVmHandle, vmMachineInput, type Vm} from './vm.js';
 import {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 import {defaultRequester, type Requester, type VmDeath, type VmEvent} from './types.js';
@@ -40,7 +42,16 @@ export interface SupervisorOptions {
 	stateDir?: string;
 	/** Where each VM's temporary directory is created. Default `os.tmpdir()`. */
 	tempRoot?: string;
-	logger?: winston.Logger;
+	/**
+	 * Where vmwarden logs: a winston logger (used as it is), or anything with `error`, `warn`, `info` and
+	 * `debug` (`console`, pino). Default: warnings and errors to stderr, nothing to stdout.
+	 */
+	logger?: Logger | winston.Logger;
+	/**
+	 * What vmwarden logs: `silent`, `error`, `warn`, `info` or `debug`. Default `warn` without a logger,
+	 * `info` with a minimal one; a winston logger keeps its own level.
+	 */
+	logLevel?: LogLevel;
 	/** An XState inspector: it sees the supervisor and every VM actor (one actor system). */
 	inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 	/** Default 10 s, 100 s under nested virtualization. */
@@ -180,7 +191,7 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		dialect: options.dialect,
 		driver: options.driver,
 		tempRoot: options.tempRoot,
-		logger: options.logger,
+		logger: hostLogger(options.logger, options.logLevel),
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs,
 		stopTimeoutMs: options.stopTimeoutMs,
 		filePolicy: options.filePolicy,

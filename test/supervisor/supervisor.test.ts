@@ -217,7 +217,7 @@ describe('hostile input', () => {
 		['bootHangupTimeoutMs', {bootHangupTimeoutMs: 2 ** 40}],
 	] as const)('createSupervisor refuses a bad %s, naming it', (field, options) => {
 		expect(() => createSupervisor({logger, ...options})).toThrow(InvalidConfigError);
-		expect(() => createSupervisor({logger, ...options})).toThrow(`Invalid VM config: ${field}: `);
+		expect(() => createSupervisor({logger, ...options})).toThrow(`Invalid option: ${field}: `);
 	});
 
 	test.each([
