@@ -10,6 +10,7 @@ import {resolveGroupPolicy, resolveRestartPolicy, type GroupPolicy, type GroupPo
 import {validateCidRange} from './services/cids/allocator.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
 import {checkTimeoutMs} from './services/config/timeouts.js';
+import {describeDefaultBootHangupTimeout} from './services/config/boot-timeout.js';
 import {openStateDir, type OpenedStateDir} from './services/state-dir/open.js';
 import type {FilePolicy} from './services/config/file-policy.js';
 import {validateConfig} from './services/config/validate.js';
@@ -204,6 +205,11 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 	// Throws InvalidConfigError naming stateDir, holding nothing; once it returns, the lock is ours.
 	const stateDir = options.stateDir === undefined ? undefined : openStateDir(options.stateDir);
 	try {
+		if (options.bootHangupTimeoutMs === undefined) {
+			// Ten times longer under nested virtualization, which is easy to be on without knowing.
+			vmDefaults.logger.debug(describeDefaultBootHangupTimeout());
+		}
+
 		if (stateDir?.lastCidProblem !== undefined) {
 			vmDefaults.logger.warn(`State directory: ${stateDir.lastCidProblem}; allocating from the bottom of the CID range`);
 		}
