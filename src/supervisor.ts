@@ -47,7 +47,7 @@ export interface SupervisorOptions {
 	 * Where vmwarden logs: a winston logger (used as it is), or anything with `error`, `warn`, `info` and
 	 * `debug` (`console`, pino). Default: warnings and errors to stderr, nothing to stdout.
 	 */
-	logger?: Logger | winston.Logger;
+	logger?: Logger;
 	/**
 	 * What vmwarden logs: `silent`, `error`, `warn`, `info` or `debug`. Default `warn` without a logger,
 	 * `info` with a minimal one; a winston logger keeps its own level.

@@ -70,11 +70,15 @@ test('an unbuilt copy packs, installs into a fresh project, and the README examp
 	writeFileSync(join(consumer, 'index.ts'), readmeExample());
 	// A console-like logger and a level, without importing winston.
 	writeFileSync(join(consumer, 'logger.ts'), [
+		'import winston from \'winston\';',
 		'import {createSupervisor, type Logger} from \'vmwarden\';',
 		'const quiet: Logger = {error() {}, warn() {}, info() {}, debug() {}};',
 		'createSupervisor({logger: console, logLevel: \'debug\'});',
 		'createSupervisor({logger: quiet});',
 		'createSupervisor({logLevel: \'silent\'});',
+		'createSupervisor({logger: winston.createLogger({silent: true})});',
+		// Under strict, an untyped parameter here would be an error if the option's type were a union.
+		'createSupervisor({logger: {error: line => line.length, warn: line => line.length, info: line => line.length, debug: line => line.length}});',
 	].join('\n'));
 	await run(process.execPath, [
 		join(modules, 'typescript/bin/tsc'), '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext',

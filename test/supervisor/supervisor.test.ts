@@ -62,7 +62,7 @@ describe('createSupervisor', () => {
 		const nested = defaultBootHangupTimeoutMs() === NESTED_BOOT_HANGUP_TIMEOUT_MS;
 		expect(lines).toContain(`debug Boot hang-up timeout ${defaultBootHangupTimeoutMs()} ms: the default ${nested ? 'under nested virtualization (this host is a VM)' : 'on bare metal'}; set bootHangupTimeoutMs to change it`);
 		const quiet: string[] = [];
-		await createSupervisor({logger: {error: collect('error'), warn: collect('warn'), info: collect('info'), debug: (message: string) => quiet.push(message)}}).shutdown();
+		await createSupervisor({logger: {error: collect('error'), warn: collect('warn'), info: collect('info'), debug: message => quiet.push(message)}}).shutdown();
 		expect(quiet).toEqual([]);
 	});
 

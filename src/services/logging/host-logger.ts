@@ -8,7 +8,7 @@ import {getDefaultLogger, LOG_LEVELS, type Logger, type LogLevel} from './logger
  * host's winston logger as it is (its own level applies), a minimal logger behind a forwarding
  * transport filtered at `logLevel`, or vmwarden's stderr logger at `logLevel`.
  */
-export function hostLogger(logger: Logger | winston.Logger | undefined, logLevel: LogLevel | undefined): winston.Logger {
+export function hostLogger(logger: Logger | undefined, logLevel: LogLevel | undefined): winston.Logger {
 	if (logLevel !== undefined && !(LOG_LEVELS as readonly unknown[]).includes(logLevel)) {
 		throw new InvalidConfigError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
 	}
@@ -35,7 +35,7 @@ export function hostLogger(logger: Logger | winston.Logger | undefined, logLevel
 	});
 }
 
-function isWinston(logger: Logger | winston.Logger): logger is winston.Logger {
+function isWinston(logger: Logger): logger is winston.Logger {
 	// Duck-typed: the host's winston may be another copy than ours, so instanceof would miss it.
 	return 'transports' in logger && typeof (logger as Partial<winston.Logger>).add === 'function';
 }

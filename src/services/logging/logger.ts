@@ -2,7 +2,7 @@ import winston from 'winston';
 
 /**
  * What vmwarden needs of a host's logger: `console`, pino, bunyan and winston all fit. Each method
- * gets one line of text (a VM's lines start with `[vm <cid>]`).
+ * gets one line of text (a VM's lines start with `[vm <cid>]`); a winston logger is used as it is.
  */
 export interface Logger {
 	error(message: string): unknown;
