@@ -1,3 +1,5 @@
+import {stat} from 'node:fs/promises';
+import {setTimeout as delay} from 'node:timers/promises';
 import {execa, ExecaError} from 'execa';
 import {VmControlError, type VmControlOperation} from '../../errors.js';
 import {MAX_BALLOON_STATS_BYTES, parseCrosvmBalloonStats, type BalloonStats} from '../control/balloon.js';
@@ -42,6 +44,29 @@ function socketOf(context: VmmControlContext, operation: VmControlOperation): st
 	return context.controlSocket;
 }
 
+/** How often a control socket that is not there yet is looked for. */
+const SOCKET_POLL_MS = 20;
+
+/**
+ * Waits until crosvm created its control socket: a request right after `start()` would otherwise
+ * fail with ENOENT, as crosvm binds the socket while it sets the VM up. Gives up after `timeoutMs`.
+ */
+async function socketReady(socket: string, operation: VmControlOperation, timeoutMs: number): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const isSocket = await stat(socket).then(stats => stats.isSocket(), () => false);
+		if (isSocket) {
+			return;
+		}
+
+		if (Date.now() + SOCKET_POLL_MS > deadline) {
+			throw new VmControlError(operation, `crosvm's control socket ${socket} did not appear within ${timeoutMs} ms`);
+		}
+
+		await delay(SOCKET_POLL_MS);
+	}
+}
+
 function controlError(operation: VmControlOperation) {
 	return ({message, exitCode, stderr, cause}: ControlFailure) => new VmControlError(operation, message, {exitCode, stderr}, {cause});
 }
@@ -52,8 +77,11 @@ function controlError(operation: VmControlOperation) {
  * balloon (without `--wait`, which the 2022 build lacks), `balloon_stats` prints the statistics.
  */
 export function crosvmControl(timeoutMs: number) {
-	const run = async (context: VmmControlContext, operation: VmControlOperation, args: string[], maxBuffer?: number) =>
-		runCrosvmControl(context.vmmPath, [...args, socketOf(context, operation)], timeoutMs, controlError(operation), maxBuffer);
+	const run = async (context: VmmControlContext, operation: VmControlOperation, args: string[], maxBuffer?: number) => {
+		const socket = socketOf(context, operation);
+		await socketReady(socket, operation, timeoutMs);
+		return runCrosvmControl(context.vmmPath, [...args, socket], timeoutMs, controlError(operation), maxBuffer);
+	};
 	return {
 		async suspend(context: VmmControlContext): Promise<void> {
 			await run(context, 'suspend', ['suspend']);
