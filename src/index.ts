@@ -33,3 +33,10 @@ export {resolveFilePolicy, type FilePolicy, type FileRequester, type ResolvedFil
 export {CONFIG_LIMITS, MAX_ARGUMENT_BYTES, MAX_ARGV_BYTES, checkArgvSize} from './services/config/bounds.js';
 export {StateDirError} from './errors.js';
 export type {HeldStaleVmOutcome, StaleVmReport} from './services/state-dir/reap.js';
+export {VmControlError, VmControlUnsupportedError, type VmControlOperation} from './errors.js';
+export type {CaptureConfig} from './services/config/vm-config.js';
+export {vmOperations, type VmOperations, type VmExecution} from './vm.js';
+export type {VmmControlContext} from './services/vmm/driver.js';
+export {parseCrosvmBalloonStats, type BalloonStats, type BalloonGuestStats} from './services/control/balloon.js';
+export {MAX_CONSOLE_LINE_BYTES, CONSOLE_TAIL_LINES, CONSOLE_TAIL_BYTES} from './services/console/lines.js';
+export {createMetrics, DEFAULT_LATENCY_BUCKETS, type VmwardenMetrics, type CreateMetricsOptions, type MetricsVm, type MetricsSupervisor} from './services/metrics/metrics.js';
