@@ -86,6 +86,10 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 			step();
 		}
 
+		// No capture will ever run: `console$` and `log$` subscribers learn it now.
+		env.outputs.complete('console');
+		env.outputs.complete('log');
+
 		throw asVmwardenError(error, env.vmmPath);
 	}
 }
