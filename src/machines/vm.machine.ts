@@ -536,9 +536,10 @@ export const vmMachine = setup({
 								src: 'suspendVmm',
 								input: controlInput,
 								onDone: 'suspended',
+								// Still running: a hang-up deadline that passed meanwhile was skipped, so the watch starts over.
 								onError: {
 									target: 'running',
-									actions: controlFailureActions,
+									actions: [...controlFailureActions, 'raiseResumed'],
 								},
 							},
 						},

@@ -132,6 +132,19 @@ describe('the hang-up watch does not count time spent suspended (simulated clock
 		expect(vm.actor.getSnapshot().context.death).toMatchObject({reason: DeathReason.HANGUP});
 	});
 
+	test('a suspend that fails after the deadline passed starts the watch over', async () => {
+		const vm = await running({detectHangup: true, bootHangupTimeoutMs: 300, controlAnswers: ['held']});
+		const suspending = vmOperations({actor: vm.actor}).suspend();
+		await vm.advance(1000);
+		expect(vm.vmm.signals).toEqual([]);
+		vm.answerControl(new VmControlError('suspend', 'crosvm suspend exited with 1 (fake)'));
+		await expect(suspending).rejects.toBeInstanceOf(VmControlError);
+		await vm.advance(299);
+		expect(vm.vmm.signals).toEqual([]);
+		await vm.advance(1);
+		expect(vm.vmm.signals).toEqual(['SIGKILL']);
+	});
+
 	test('a failed suspend leaves the watch running', async () => {
 		const vm = await running({detectHangup: true, bootHangupTimeoutMs: 300, controlAnswers: ['fail']});
 		await vmOperations({actor: vm.actor}).suspend().catch(() => undefined);

@@ -92,8 +92,8 @@ export interface FakeVmOptions {
 	controlAnswers?: ControlAnswer[];
 }
 
-/** How the fake driver answers one suspend or resume request: at once, with an error, or never. */
-export type ControlAnswer = 'ok' | 'fail' | 'never';
+/** How the fake driver answers one suspend or resume request: at once, with an error, never, or when the test says (`held`). */
+export type ControlAnswer = 'ok' | 'fail' | 'never' | 'held';
 
 /** Lets microtasks and promise chains (the fake launch, the watcher) run to completion. */
 export async function settle(): Promise<void> {
@@ -119,6 +119,7 @@ export function fakeVm(options: FakeVmOptions = {}) {
 	const stopRequests: StopRequestInput[] = [];
 	const controlAnswers = [...(options.controlAnswers ?? [])];
 	const controlRequests: Array<'suspend' | 'resume'> = [];
+	const heldControl: {answer?: (error?: Error) => void} = {};
 	const answerControl = async (operation: 'suspend' | 'resume'): Promise<void> => {
 		controlRequests.push(operation);
 		switch (controlAnswers.shift() ?? 'ok') {
@@ -128,6 +129,19 @@ export function fakeVm(options: FakeVmOptions = {}) {
 
 			case 'never': {
 				await new Promise(() => undefined);
+				return;
+			}
+
+			case 'held': {
+				await new Promise<void>((resolve, reject) => {
+					heldControl.answer = error => {
+						if (error === undefined) {
+							resolve();
+						} else {
+							reject(error);
+						}
+					};
+				});
 				return;
 			}
 
@@ -227,6 +241,10 @@ export function fakeVm(options: FakeVmOptions = {}) {
 		stopRequests,
 		/** The suspend and resume requests the VM sent, in order. */
 		controlRequests,
+		/** Answers a `held` control request: with nothing it succeeds, with an error it fails. */
+		answerControl(error?: Error) {
+			heldControl.answer?.(error);
+		},
 		launch,
 		/** The temporary directories the fake launch made (one, once launched). */
 		tempDirs,
