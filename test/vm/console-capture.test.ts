@@ -1,4 +1,5 @@
 import {readFileSync} from 'node:fs';
+import {open} from 'node:fs/promises';
 import path from 'node:path';
 import {describe, expect, test} from '@jest/globals';
 import {firstValueFrom, toArray} from 'rxjs';
@@ -20,6 +21,26 @@ describe('console capture', () => {
 		expect(await seen).toEqual(lines);
 		expect(readFileSync(output, 'utf8')).toBe(lines.map(line => `${line}\n`).join(''));
 		expect(death.consoleTail).toEqual(lines);
+	});
+
+	test('the log too, into a caller\'s FileHandle, which stays the caller\'s', async () => {
+		const output = path.join(context.scripts, 'log.txt');
+		const handle = await open(output, 'a');
+		try {
+			const machine = vm({kernel: guest('log logcat says hi', 'console not the log', 'log bye', 'poweroff'), logOutput: handle, capture: {log: true}});
+			const seen = firstValueFrom(vmOperations(machine).log$.pipe(toArray()));
+			await machine.start();
+			const death = await machine.died;
+			expect(await seen).toEqual(['logcat says hi', 'bye']);
+			expect(readFileSync(output, 'utf8')).toBe('logcat says hi\nbye\n');
+			// Only the console has a tail in the death record.
+			expect(death.consoleTail).toBeUndefined();
+			// Still open: vmwarden never closes a caller's descriptor.
+			await handle.appendFile('the caller writes on\n');
+			expect(readFileSync(output, 'utf8')).toBe('logcat says hi\nbye\nthe caller writes on\n');
+		} finally {
+			await handle.close();
+		}
 	});
 
 	test('a crashing guest\'s last console lines are in its death record', async () => {

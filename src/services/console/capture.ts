@@ -1,9 +1,22 @@
-import {closeSync, createWriteStream, type WriteStream} from 'node:fs';
+import {closeSync, createWriteStream, write, writev, type WriteStream} from 'node:fs';
 import type {Socket} from 'node:net';
 import type winston from 'winston';
 import {logText} from '../vmm/log-text.js';
 import {LineSplitter, LineTail} from './lines.js';
 import type {CapturedOutput, VmOutputs} from './outputs.js';
+
+/**
+ * The file system a destination's write stream uses: Node's writes, and a close that does nothing. A
+ * destroyed write stream closes its descriptor even with `autoClose: false`; this way a caller's
+ * descriptor stays open, and vmwarden closes its own itself (`dispose`).
+ */
+const KEEP_OPEN = {
+	write,
+	writev,
+	close(_fd: number, callback: (error: NodeJS.ErrnoException | null) => void): void {
+		callback(null);
+	},
+};
 
 export interface OutputCaptureOptions {
 	output: CapturedOutput;
@@ -43,7 +56,7 @@ export class OutputCapture {
 			this.#tail.push(line);
 			outputs.next(output, line);
 		});
-		this.#destination = options.destination === undefined ? undefined : createWriteStream('', {fd: options.destination, autoClose: false});
+		this.#destination = options.destination === undefined ? undefined : createWriteStream('', {fd: options.destination, autoClose: false, fs: KEEP_OPEN});
 		const destination = this.#destination;
 		let destinationFailed = false;
 		destination?.on('error', error => {
