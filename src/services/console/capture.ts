@@ -87,6 +87,11 @@ export class OutputCapture {
 			logger.error(`Reading the ${output} failed: ${logText(error.message)}`);
 		});
 		this.finished = ended.then(async () => {
+			// Disposed first (the grace ran out): the stream is completed and the destination let go.
+			if (this.#disposed) {
+				return;
+			}
+
 			splitter.flush();
 			destination?.end();
 			await written;
