@@ -20,6 +20,7 @@ export type VmwardenErrorCode =
 	| 'INVALID_DESCRIPTOR_PLAN'
 	| 'SUPERVISOR_FAILED'
 	| 'STATE_DIR'
+	| 'SUPERVISION_GROUP_CLOSED'
 	| 'VM_CONTROL_FAILED'
 	| 'VM_CONTROL_UNSUPPORTED';
 
@@ -154,6 +155,16 @@ export class StateDirError extends VmwardenError {
 		super('STATE_DIR', `State directory: ${path}: ${reason}`, options);
 		this.path = path;
 		this.reason = reason;
+	}
+}
+
+/** `createVm` into a supervision group that gave up or is ending: it takes no more VMs. */
+export class SupervisionGroupClosedError extends VmwardenError {
+	readonly group: string;
+
+	constructor(group: string) {
+		super('SUPERVISION_GROUP_CLOSED', `Supervision group ${group} gave up or is ending: it takes no more VMs`);
+		this.group = group;
 	}
 }
 

@@ -33,6 +33,16 @@ export {resolveFilePolicy, type FilePolicy, type FileRequester, type ResolvedFil
 export {CONFIG_LIMITS, MAX_ARGUMENT_BYTES, MAX_ARGV_BYTES, checkArgvSize} from './services/config/bounds.js';
 export {StateDirError} from './errors.js';
 export type {HeldStaleVmOutcome, StaleVmReport} from './services/state-dir/reap.js';
+export {type SupervisedVm, type SupervisionGroup, type SupervisionState} from './supervisor.js';
+export {restartMachine, type RestartMachineInput, type RestartMachineEvent, type RestartEmitted, type RestartOutput, type RestartOutcome, type RestartCause, type RestartDue} from './machines/restart.machine.js';
+export {groupMachine, type GroupMachineInput, type GroupMachineEvent, type GroupEmitted, type GroupRequest} from './machines/group.machine.js';
+export {DEFAULT_RESTART_POLICY, DEFAULT_FAILURE_REASONS, resolveRestartPolicy, resolveGroupPolicy, mayRestart, type RestartPolicy, type RestartPolicyOptions, type RestartMode, type RebootAction, type BackoffPolicy, type IntensityPolicy, type GroupPolicy, type GroupPolicyOptions, type GroupStrategy} from './services/restart/policy.js';
+export {backoffDelayMs, backoffBaseMs} from './services/restart/backoff.js';
+export {admitRestart, type RestartWindow} from './services/restart/intensity.js';
+export {judgeDeath, type DeathVerdict} from './services/restart/verdict.js';
+export {RestartEnvironment} from './services/restart/environment.js';
+export {SupervisionGroupClosedError} from './errors.js';
+export type {SupervisorLifeSpawned, GroupActorId, RestartActorId} from './machines/supervisor.machine.js';
 export {VmControlError, VmControlUnsupportedError, type VmControlOperation} from './errors.js';
 export type {CaptureConfig} from './services/config/vm-config.js';
 export {vmOperations, type VmOperations, type VmExecution} from './vm.js';

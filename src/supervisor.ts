@@ -1,8 +1,12 @@
-import type {Observable} from 'rxjs';
+import {Subject, type Observable} from 'rxjs';
 import {createActor, type Actor, type InspectionEvent, type Observer} from 'xstate';
 import type winston from 'winston';
 import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError} from './errors.js';
 import {supervisorMachine, type SupervisorMachineEmitted, type SupervisorMachineEvent, type SupervisorReply, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
+import type {RestartActorRef, RestartEmitted, RestartOutcome} from './machines/restart.machine.js';
+import type {GroupActorRef, GroupEmitted} from './machines/group.machine.js';
+import {RestartEnvironment} from './services/restart/environment.js';
+import {resolveGroupPolicy, resolveRestartPolicy, type GroupPolicy, type GroupPolicyOptions, type RestartPolicy, type RestartPolicyOptions} from './services/restart/policy.js';
 import {validateCidRange} from './services/cids/allocator.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
 import {checkTimeoutMs} from './services/config/timeouts.js';
@@ -14,7 +18,7 @@ import {createEventChannel} from './services/events/event-channel.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {createVmHandle, vmMachineInput, type Vm} from './vm.js';
 import {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
-import {defaultRequester, type Requester, type VmEvent} from './types.js';
+import {defaultRequester, type Requester, type VmDeath, type VmEvent} from './types.js';
 export {NoAvailableCidError, SupervisorShutDownError} from './errors.js';
 export {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 
@@ -43,6 +47,13 @@ export interface SupervisorOptions {
 	bootHangupTimeoutMs?: number;
 	/** How long a stop waits before killing. Default 5 s. */
 	stopTimeoutMs?: number;
+	/**
+	 * The restart policy of every VM that `createVm` does not give its own (fields it leaves out come
+	 * from here). Default: never restart (see docs/supervision.md).
+	 */
+	restartPolicy?: RestartPolicyOptions;
+	/** The clock and randomness of restarts: for tests that simulate time or fix the jitter. */
+	restartEnvironment?: RestartEnvironment;
 	/** What every VM config's files may be: see docs/security.md. Default `{}`, the strict policy. */
 	filePolicy?: FilePolicy;
 }
@@ -52,10 +63,63 @@ export interface CreateSupervisedVmOptions {
 	requester?: Requester;
 	/** Give the guest the payload report channel. Default true. */
 	payloadChannel?: boolean;
+	/** This VM's restart policy, over the supervisor's `restartPolicy`. */
+	restartPolicy?: RestartPolicyOptions;
 }
 
-/** A supervisor event: a VM's lifecycle event (with its CID and initiator) or the supervisor's own. */
-export type SupervisorEvent = VmEvent | SupervisorMachineEmitted;
+/** A supervisor event: a VM's lifecycle event (with its CID and initiator), the supervisor's own, or a restart step. */
+export type SupervisorEvent = VmEvent | SupervisorMachineEmitted | RestartEmitted | GroupEmitted;
+
+/**
+ * Where a supervised VM's restart policy stands: `unsupervised` when its policy never restarts it
+ * and it is in no group; otherwise `idle` before the first start, `alive` while a life runs,
+ * `ending` once a stop was asked, `backoff` (or, alone, `restarting`) between lives, and how it
+ * ended: `ended`, `gave-up` or `cancelled`.
+ */
+export type SupervisionState = 'unsupervised' | 'idle' | 'alive' | 'ending' | 'backoff' | 'restarting' | 'ended' | 'gave-up' | 'cancelled';
+
+/**
+ * The supervisor's handle on a VM: the same VM across its restarts. It keeps the CID (held during a
+ * backoff too); `state`, `pid`, `tempDir`, `payloadState`, `snapshots$` and `actor` follow the
+ * current life; `events$` spans every life and the restart steps, and completes once no restart
+ * follows (the restart steps are in `supervision$`). `died` and `onDied` give the final death (the one no restart follows); `onDeath` is called
+ * for each life's death. `stop()` and `kill()` end the VM for good: no restart follows them, and
+ * during a backoff they cancel the restart at once.
+ */
+export interface SupervisedVm extends Vm {
+	/** Calls `callback` with each life's death, from now on. Returns an unsubscribe. */
+	onDeath(callback: (death: VmDeath) => void): () => void;
+	/** How many times the supervisor restarted the VM. */
+	readonly restarts: number;
+	/** The newest deaths, oldest first, at most the policy's `historySize`. */
+	readonly deaths: readonly VmDeath[];
+	readonly supervision: SupervisionState;
+	/** This VM's restart steps (scheduled, restarted, reset, gave up, cancelled); completes with `events$`. A group's steps are in the supervisor's `events$`. */
+	readonly supervision$: Observable<RestartEmitted>;
+	readonly restartPolicy: RestartPolicy;
+	/** The id of its supervision group, if it is in one. */
+	readonly group: string | undefined;
+}
+
+/**
+ * VMs that depend on each other, supervised together (OTP's supervisor with its children): when a
+ * member fails (as its own restart policy judges its death), the group's strategy says which
+ * members restart, after the group's backoff; past the group's intensity it stops every member and
+ * the supervisor reports `supervisor.group.gaveUp`. Members are ordered by creation: start them in
+ * that order; a group restart starts them in it.
+ */
+export interface SupervisionGroup {
+	readonly id: string;
+	readonly policy: GroupPolicy;
+	/** `createVm` into this group. Rejects with `SupervisionGroupClosedError` once it gave up or is ending. */
+	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Promise<SupervisedVm>;
+	/** Its members holding a CID, in the group's order. */
+	vms(): SupervisedVm[];
+	/** How many group restarts it made. */
+	readonly restarts: number;
+	/** `active`; `ending` (shutdown) or `gave-up` while members are still stopping; `done` once none is left. */
+	readonly state: 'active' | 'ending' | 'gave-up' | 'done';
+}
 
 export interface Supervisor {
 	/**
@@ -63,11 +127,16 @@ export interface Supervisor {
 	 * an `events$` subscriber or an `onDied` callback. Rejects with `InvalidConfigError` (nothing
 	 * held), `NoAvailableCidError` or `SupervisorShutDownError`.
 	 */
-	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Promise<Vm>;
-	/** The VM holding `cid`, until its CID is released (dead and cleaned up). */
-	get(cid: number): Vm | undefined;
+	createVm(config: VmConfig, options?: CreateSupervisedVmOptions): Promise<SupervisedVm>;
+	/**
+	 * Creates a supervision group (see docs/supervision.md). Rejects with `InvalidConfigError` for a
+	 * bad policy, or `SupervisorShutDownError`.
+	 */
+	createGroup(policy?: GroupPolicyOptions): Promise<SupervisionGroup>;
+	/** The VM holding `cid`, until its CID is released (dead for good and cleaned up). */
+	get(cid: number): SupervisedVm | undefined;
 	/** Every VM holding a CID, in CID order. */
-	vms(): Vm[];
+	vms(): SupervisedVm[];
 	/**
 	 * Every lifecycle event of every VM, and the supervisor's own events, in order. A subscriber that
 	 * throws is logged and skipped; it never reaches the host.
@@ -116,6 +185,11 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		stopTimeoutMs: options.stopTimeoutMs,
 		filePolicy: options.filePolicy,
 	});
+	const restartPolicy = resolveRestartPolicy(options.restartPolicy);
+	if (options.restartEnvironment !== undefined && !(options.restartEnvironment instanceof RestartEnvironment)) {
+		throw new InvalidConfigError('restartEnvironment', 'must be a RestartEnvironment');
+	}
+
 	// Throws InvalidConfigError naming stateDir, holding nothing; once it returns, the lock is ours.
 	const stateDir = options.stateDir === undefined ? undefined : openStateDir(options.stateDir);
 	try {
@@ -127,29 +201,33 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 			vmDefaults.logger.warn(`State directory: ${options.stateDir}/vms/${name} is no record of ours: left alone`);
 		}
 
-		return supervise({cidRange, vmDefaults, stateDir: options.stateDir, opened: stateDir, inspect: options.inspect});
+		return supervise({cidRange, vmDefaults, stateDir: options.stateDir, opened: stateDir, inspect: options.inspect, restartPolicy, restartEnvironment: options.restartEnvironment});
 	} catch (error) {
 		stateDir?.release();
 		throw error;
 	}
 }
 
-function supervise({cidRange, vmDefaults, stateDir, opened, inspect}: {
+function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPolicy, restartEnvironment}: {
 	cidRange: CidRange;
 	vmDefaults: VmDefaults;
 	stateDir: string | undefined;
 	opened: OpenedStateDir | undefined;
 	inspect: SupervisorOptions['inspect'];
+	restartPolicy: RestartPolicy;
+	restartEnvironment: RestartEnvironment | undefined;
 }): Supervisor {
 	const {logger} = vmDefaults;
 	const actor = createActor(supervisorMachine, {
-		input: {cidRange, lastAllocatedCid: opened?.lastAllocatedCid, staleVms: opened?.staleVms ?? [], stateDir, vmDefaults},
+		input: {cidRange, lastAllocatedCid: opened?.lastAllocatedCid, staleVms: opened?.staleVms ?? [], stateDir, vmDefaults, restartEnvironment},
 		inspect,
 	});
 	const channel = createEventChannel<SupervisorEvent>(error => {
 		logger.error(`An events$ subscriber threw: ${String(error)}`);
 	});
-	const handles = new Map<number, Vm>();
+	const handles = new Map<number, SupervisedVm>();
+	const lives = new Map<number, (ref: VmActorRef) => void>();
+	const groupMembers = new Map<number, (outcome: RestartOutcome, death: VmDeath | undefined) => void>();
 	const pending = new Map<number, PendingRequest>();
 	let lastRequestId = 0;
 
@@ -161,8 +239,15 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect}: {
 			return;
 		}
 
+		if (event.type === 'supervisor.vm.respawned') {
+			lives.get(event.cid)?.(event.vm);
+			return;
+		}
+
 		if (event.type === 'supervisor.cid.released') {
 			handles.delete(event.cid);
+			lives.delete(event.cid);
+			groupMembers.delete(event.cid);
 		}
 
 		channel.publish(event);
@@ -248,7 +333,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect}: {
 					try {
 						resolve(accept(reply));
 					} catch (error) {
-						reject(error);
+						reject(error instanceof Error ? error : new Error(String(error)));
 					}
 				}
 			},
@@ -257,23 +342,81 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect}: {
 		actor.send(build(requestId));
 	});
 
-	const adopt = (ref: VmActorRef): Vm => {
+	const adopt = (ref: VmActorRef, restart: RestartActorRef | undefined, policy: RestartPolicy, group: string | undefined): SupervisedVm => {
 		const handle = createVmHandle(ref);
-		// Starting goes through the supervisor: its machine refuses once it is shutting down, and
-		// otherwise lets the handle start the VM within the same step, before a shutdown can interleave.
-		const vm = supervisedVm(handle, async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId}), async () => handle.start()));
-		handles.set(vm.cid, vm);
-		vm.events$.subscribe(event => {
-			channel.publish(event);
+		const {vm, adoptLife, finish} = supervisedVm({
+			first: handle,
+			restart,
+			group,
+			policy,
+			// Starting goes through the supervisor: its machine refuses once it is shutting down, and
+			// otherwise lets the handle start the VM within the same step, before a shutdown can interleave.
+			start: async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId, cid: handle.cid}), async () => handle.start()),
+			end() {
+				if (actor.getSnapshot().status === 'active') {
+					actor.send({type: 'VM.END', cid: handle.cid});
+				}
+			},
+			publish(event) {
+				channel.publish(event);
+			},
+			logger,
 		});
+		handles.set(vm.cid, vm);
+		lives.set(vm.cid, life => {
+			adoptLife(createVmHandle(life));
+		});
+		if (group !== undefined) {
+			groupMembers.set(vm.cid, finish);
+		}
+
 		return vm;
+	};
+
+	const createSupervisedVm = async (config: VmConfig, vmOptions: CreateSupervisedVmOptions, group: string | undefined): Promise<SupervisedVm> => {
+		const {requester, payloadChannel, restartPolicy: policyOptions} = checkCreateOptions(vmOptions);
+		validateConfig(config, vmDefaults.filePolicy, requester);
+		const policy = resolveRestartPolicy(policyOptions, restartPolicy);
+		return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel, restartPolicy: policy, group}), reply => adopt(reply.vm, reply.restart, policy, group));
+	};
+
+	const adoptGroup = (id: string, ref: GroupActorRef, policy: GroupPolicy): SupervisionGroup => {
+		ref.on('*', event => {
+			channel.publish(event);
+			if (event.type === 'supervisor.group.memberLeft') {
+				groupMembers.get(event.cid)?.(event.outcome, event.death);
+			}
+		});
+		return {
+			id,
+			policy,
+			async createVm(config, vmOptions = {}) {
+				return createSupervisedVm(config, vmOptions, id);
+			},
+			vms() {
+				return [...handles.values()].filter(vm => vm.group === id).sort((a, b) => a.cid - b.cid);
+			},
+			get restarts() {
+				return ref.getSnapshot().context.restarts;
+			},
+			get state() {
+				const snapshot = ref.getSnapshot();
+				if (snapshot.status !== 'active') {
+					return 'done';
+				}
+
+				return snapshot.matches('Active') ? 'active' : snapshot.matches('GivingUp') ? 'gave-up' : 'ending';
+			},
+		};
 	};
 
 	return {
 		async createVm(config, vmOptions = {}) {
-			const {requester, payloadChannel} = checkCreateOptions(vmOptions);
-			validateConfig(config, vmDefaults.filePolicy, requester);
-			return ask('supervisor.vm.created', requestId => ({type: 'VM.CREATE', requestId, config, requester, payloadChannel}), reply => adopt(reply.vm));
+			return createSupervisedVm(config, vmOptions, undefined);
+		},
+		async createGroup(groupOptions) {
+			const policy = resolveGroupPolicy(groupOptions);
+			return ask('supervisor.group.created', requestId => ({type: 'GROUP.CREATE', requestId, policy}), reply => adoptGroup(reply.id, reply.group, policy));
 		},
 		get(cid) {
 			return handles.get(cid);
@@ -301,7 +444,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect}: {
 }
 
 /** Checks what `createVm` was given besides the config, and fills in the defaults. */
-function checkCreateOptions(options: CreateSupervisedVmOptions): Required<CreateSupervisedVmOptions> {
+function checkCreateOptions(options: CreateSupervisedVmOptions): Required<Omit<CreateSupervisedVmOptions, 'restartPolicy'>> & Pick<CreateSupervisedVmOptions, 'restartPolicy'> {
 	if (typeof options !== 'object' || options === null) {
 		throw new InvalidConfigError('createVm options', 'must be an object');
 	}
@@ -315,39 +458,233 @@ function checkCreateOptions(options: CreateSupervisedVmOptions): Required<Create
 		throw new InvalidConfigError('requester', 'must be {uid: integer, sid: string, debugPid: integer}');
 	}
 
-	return {requester: {uid: requester.uid, sid: requester.sid, debugPid: requester.debugPid}, payloadChannel};
+	return {requester: {uid: requester.uid, sid: requester.sid, debugPid: requester.debugPid}, payloadChannel, restartPolicy: options.restartPolicy};
 }
 
-/** The supervisor's view of a VM handle: the same VM, with `start` going through the supervisor. */
-function supervisedVm(handle: Vm, start: () => Promise<void>): Vm {
-	return {
+const RESTART_STATES: ReadonlyArray<readonly [string, SupervisionState]> = [
+	['Idle', 'idle'], ['Alive', 'alive'], ['Ending', 'ending'], ['Backoff', 'backoff'], ['Restarting', 'restarting'],
+];
+
+const OUTCOME_STATES: Record<RestartOutcome, SupervisionState> = {ended: 'ended', 'gave-up': 'gave-up', cancelled: 'cancelled'};
+
+interface SupervisedVmParts {
+	first: Vm;
+	/** Its restart machine, when it is alone and its policy may restart it. */
+	restart: RestartActorRef | undefined;
+	/** Its group's id: the group then reports its end through `finish`. */
+	group: string | undefined;
+	policy: RestartPolicy;
+	start: () => Promise<void>;
+	/** Tells the supervisor that no restart may follow (a stop or kill through the handle). */
+	end: () => void;
+	publish: (event: SupervisorEvent) => void;
+	logger: winston.Logger;
+}
+
+/**
+ * The supervisor's handle on a VM: one `Vm` per life behind it, `start` going through the supervisor,
+ * and the final death taken from the restart machine's output, from the group's report, or, for a
+ * VM that is never restarted, from its only life.
+ */
+function supervisedVm({first, restart, group, policy, start, end, publish, logger}: SupervisedVmParts): {
+	vm: SupervisedVm;
+	adoptLife: (life: Vm) => void;
+	finish: (outcome: RestartOutcome, death: VmDeath | undefined) => void;
+} {
+	let life = first;
+	let restarts = 0;
+	const events = new Subject<VmEvent>();
+	const supervision = new Subject<RestartEmitted>();
+	const deaths: VmDeath[] = [];
+	const deathCallbacks = new Set<(death: VmDeath) => void>();
+	const diedCallbacks = new Set<(death: VmDeath) => void>();
+	let finalDeath: VmDeath | undefined;
+	let outcome: RestartOutcome | undefined;
+	let resolveDied!: (death: VmDeath) => void;
+	const died = new Promise<VmDeath>(resolve => {
+		resolveDied = resolve;
+	});
+	let resolveOver!: () => void;
+	const over = new Promise<void>(resolve => {
+		resolveOver = resolve;
+	});
+	const call = (callbacks: Iterable<(death: VmDeath) => void>, death: VmDeath) => {
+		for (const callback of [...callbacks]) {
+			try {
+				callback(death);
+			} catch (error) {
+				logger.error(`A death callback threw: ${String(error)}`);
+			}
+		}
+	};
+
+	const finish = (ended: RestartOutcome, death: VmDeath | undefined) => {
+		if (outcome !== undefined) {
+			return;
+		}
+
+		outcome = ended;
+		if (death !== undefined) {
+			finalDeath = death;
+			resolveDied(death);
+			call(diedCallbacks, death);
+			diedCallbacks.clear();
+		}
+
+		resolveOver();
+		events.complete();
+		supervision.complete();
+	};
+
+	const follow = (current: Vm) => {
+		current.events$.subscribe(event => {
+			publish(event);
+			events.next(event);
+		});
+		current.onDied(death => {
+			deaths.push(death);
+			deaths.splice(0, Math.max(0, deaths.length - policy.historySize));
+			call(deathCallbacks, death);
+		});
+	};
+
+	follow(first);
+	if (restart !== undefined) {
+		restart.on('*', event => {
+			publish(event);
+			supervision.next(event);
+		});
+		restart.subscribe({
+			next(snapshot) {
+				if (snapshot.status === 'done') {
+					finish(snapshot.output.outcome, snapshot.output.death);
+				}
+			},
+			error() {
+				finish('ended', deaths.at(-1));
+			},
+			complete() {
+				// Stopped by the supervisor without reaching a final state: its VM actor failed.
+				finish('ended', deaths.at(-1));
+			},
+		});
+	} else if (group === undefined) {
+		// Neither restarted nor grouped: the first life is the only one, and ends with a death or a
+		// failed start.
+		first.onDied(death => {
+			finish('ended', death);
+		});
+		first.events$.subscribe(event => {
+			if (event.type === 'failed') {
+				finish('ended', undefined);
+			}
+		});
+	}
+
+	const neverStarted = () => restarts === 0 && life.actor.getSnapshot().matches({NotStarted: 'idle'});
+	const isLive = () => life.actor.getSnapshot().status === 'active' && (life.state === 'Running' || life.actor.getSnapshot().matches({NotStarted: 'launching'}));
+	const vm: SupervisedVm = {
 		get cid() {
-			return handle.cid;
+			return life.cid;
 		},
 		get state() {
-			return handle.state;
+			return life.state;
 		},
 		get payloadState() {
-			return handle.payloadState;
+			return life.payloadState;
 		},
 		get pid() {
-			return handle.pid;
+			return life.pid;
 		},
 		get tempDir() {
-			return handle.tempDir;
+			return life.tempDir;
 		},
-		died: handle.died,
-		onDied: callback => handle.onDied(callback),
-		snapshots$: handle.snapshots$,
-		events$: handle.events$,
-		actor: handle.actor,
+		died,
+		onDied(callback) {
+			if (finalDeath !== undefined) {
+				callback(finalDeath);
+				return () => undefined;
+			}
+
+			diedCallbacks.add(callback);
+			return () => {
+				diedCallbacks.delete(callback);
+			};
+		},
+		onDeath(callback) {
+			deathCallbacks.add(callback);
+			return () => {
+				deathCallbacks.delete(callback);
+			};
+		},
+		get snapshots$() {
+			return life.snapshots$;
+		},
+		events$: events.asObservable(),
+		supervision$: supervision.asObservable(),
+		get actor() {
+			return life.actor;
+		},
+		get restarts() {
+			return restarts;
+		},
+		get deaths() {
+			return [...deaths];
+		},
+		get supervision() {
+			if (outcome !== undefined) {
+				return OUTCOME_STATES[outcome];
+			}
+
+			if (restart !== undefined) {
+				const snapshot = restart.getSnapshot();
+				return RESTART_STATES.find(([state]) => snapshot.matches(state as 'Idle'))?.[1] ?? 'ended';
+			}
+
+			if (group === undefined) {
+				return 'unsupervised';
+			}
+
+			return neverStarted() ? 'idle' : isLive() ? 'alive' : 'backoff';
+		},
+		restartPolicy: policy,
+		group,
 		start,
-		stop: async stopOptions => handle.stop(stopOptions),
+		async stop(stopOptions) {
+			if (restart === undefined && group === undefined) {
+				return life.stop(stopOptions);
+			}
+
+			end();
+			if (neverStarted()) {
+				return undefined;
+			}
+
+			if (isLive()) {
+				await life.stop(stopOptions);
+			}
+
+			await over;
+			return finalDeath;
+		},
 		kill() {
-			handle.kill();
+			if (restart !== undefined || group !== undefined) {
+				end();
+			}
+
+			life.kill();
 		},
 		updatePayloadState(state) {
-			handle.updatePayloadState(state);
+			life.updatePayloadState(state);
 		},
+	};
+	return {
+		vm,
+		adoptLife(next) {
+			life = next;
+			restarts++;
+			follow(next);
+		},
+		finish,
 	};
 }

@@ -20,7 +20,7 @@ import type {VmConfig} from './services/config/vm-config.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {logText} from './services/vmm/log-text.js';
 import {checkTimeoutMs} from './services/config/timeouts.js';
-import {IsolatedObservable} from './services/events/isolated-observable.js';
+import {isolatedObservable} from './services/events/isolated-observable.js';
 import {defaultRequester, type Initiator, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
 
 /** The default time `stop()` waits for the VMM to exit before killing it (Android's, late 2025). */
@@ -207,12 +207,12 @@ function controlTarget(snapshot: VmSnapshot, operation: VmControlOperation): Con
 
 /**
  * The operations of a VM (`createVm`'s handle has them; for a supervisor's VM call this with it):
- * requests are attributed to `options.initiator` (default `'caller'`).
+ * requests are attributed to `options.initiator` (default `'caller'`). `vm.actor` is read at each
+ * call, so a supervised VM's operations follow it into its next life after a restart.
  */
 export function vmOperations(vm: Pick<Vm, 'actor'>, options: VmHandleOptions = {}): VmOperations {
-	const {actor} = vm;
 	const initiator = options.initiator ?? 'caller';
-	const snapshot = () => actor.getSnapshot();
+	const snapshot = () => vm.actor.getSnapshot();
 	const logCallbackError = (what: string) => (error: unknown) => {
 		snapshot().context.env.logger.error(`${what} threw: ${logText(String(error))}`);
 	};
@@ -235,11 +235,12 @@ export function vmOperations(vm: Pick<Vm, 'actor'>, options: VmHandleOptions = {
 			throw new VmStateError(`VM is ${opposite}: wait for it before asking to ${verb}`);
 		}
 
+		const {actor} = vm;
 		if (execution !== moving) {
 			actor.send({type, initiator});
 		}
 
-		const request = snapshot().context.controlRequests;
+		const request = actor.getSnapshot().context.controlRequests;
 		const settled = await settledSnapshot(actor, next => executionOf(next) !== moving);
 		if (executionOf(settled) === goal) {
 			return;
@@ -253,10 +254,11 @@ export function vmOperations(vm: Pick<Vm, 'actor'>, options: VmHandleOptions = {
 		throw new VmStateError(`VM is ${stateOf(settled)}: it ended before the ${verb} was acknowledged`);
 	};
 
-	const {env} = snapshot().context;
-	const capturedLines = (output: 'console' | 'log'): Observable<string> => env.config.capture?.[output] === true
-		? new IsolatedObservable<string>(logCallbackError(`A ${output}$ subscriber`), subscriber => env.outputs.lines$(output).subscribe(subscriber))
-		: EMPTY;
+	// The life current at subscription: a life's lines, completed when its capture ends (at once without capture).
+	const capturedLines = (output: 'console' | 'log'): Observable<string> => isolatedObservable<string>(logCallbackError(`A ${output}$ subscriber`), subscriber => {
+		const {env} = snapshot().context;
+		return (env.config.capture?.[output] === true ? env.outputs.lines$(output) : EMPTY).subscribe(subscriber);
+	});
 
 	return {
 		get execution() {
@@ -338,7 +340,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 	}
 
 	const snapshot = () => actor.getSnapshot();
-	const snapshots$ = new IsolatedObservable<VmSnapshot>(logCallbackError('A snapshots$ subscriber'), subscriber => {
+	const snapshots$ = isolatedObservable<VmSnapshot>(logCallbackError('A snapshots$ subscriber'), subscriber => {
 		subscriber.next(snapshot());
 		const subscription = actor.subscribe({
 			next(next) {
@@ -390,7 +392,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 			};
 		},
 		snapshots$,
-		events$: new IsolatedObservable<VmEvent>(logCallbackError('An events$ subscriber'), subscriber => events.subscribe(subscriber)),
+		events$: isolatedObservable<VmEvent>(logCallbackError('An events$ subscriber'), subscriber => events.subscribe(subscriber)),
 		actor,
 		async start() {
 			if (!snapshot().matches({NotStarted: 'idle'}) || snapshot().status !== 'active') {

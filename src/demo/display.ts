@@ -13,6 +13,8 @@ export interface FleetRow {
 	reason: string | undefined;
 	initiator: string | undefined;
 	failure: string | undefined;
+	/** How many times the supervisor restarted it. */
+	restarts: number;
 }
 
 const RESET = '\u001B[0m';
@@ -35,7 +37,7 @@ function colourState(state: string, text: string): string {
 
 /** Whether a finished row ended as its scenario expects. */
 export function rowMatches(row: FleetRow): boolean {
-	return row.reason === row.scenario.expected && row.initiator === row.scenario.expectedInitiator;
+	return row.reason === row.scenario.expected && row.initiator === row.scenario.expectedInitiator && row.restarts === (row.scenario.expectedRestarts ?? 0);
 }
 
 /**
@@ -75,17 +77,19 @@ export class LiveTable {
 	}
 }
 
-/** The closing table: CID, scenario, reason (expected), initiator, timings. */
+/** The closing table: CID, scenario, reason (expected), initiator, restarts, timings (of the last life). */
 export function summaryTable(rows: readonly FleetRow[], colour: boolean): string {
-	const header = `${pad('CID', 6)} ${pad('VM', 36)} ${pad('reason', 40)} ${pad('by', 10)} ${pad('to run', 8)} ${pad('lifetime', 9)} ok`;
+	const header = `${pad('CID', 6)} ${pad('VM', 36)} ${pad('reason', 40)} ${pad('by', 10)} ${pad('restarts', 8)} ${pad('to run', 8)} ${pad('lifetime', 9)} ok`;
 	const lines = rows.map(row => {
 		const ok = rowMatches(row);
 		const reason = row.reason === row.scenario.expected ? row.reason : `${row.reason ?? 'none'} (want ${row.scenario.expected})`;
 		const initiator = row.initiator === row.scenario.expectedInitiator ? row.initiator : `${row.initiator ?? '-'}≠${row.scenario.expectedInitiator}`;
+		const expectedRestarts = row.scenario.expectedRestarts ?? 0;
+		const restarts = row.restarts === expectedRestarts ? String(row.restarts) : `${row.restarts}≠${expectedRestarts}`;
 		const toRun = row.runningAt === undefined ? '-' : `${row.runningAt - row.createdAt}ms`;
 		const lifetime = row.diedAt === undefined || row.runningAt === undefined ? '-' : `${((row.diedAt - row.runningAt) / 1000).toFixed(2)}s`;
 		const mark = ok ? (colour ? `${GREEN}yes${RESET}` : 'yes') : (colour ? `${RED}NO${RESET}` : 'NO');
-		return `${pad(String(row.cid), 6)} ${pad(row.scenario.name, 36)} ${pad(reason, 40)} ${pad(initiator, 10)} ${pad(toRun, 8)} ${pad(lifetime, 9)} ${mark}`;
+		return `${pad(String(row.cid), 6)} ${pad(row.scenario.name, 36)} ${pad(reason, 40)} ${pad(initiator, 10)} ${pad(restarts, 8)} ${pad(toRun, 8)} ${pad(lifetime, 9)} ${mark}`;
 	});
 	return [colour ? `${BOLD}${header}${RESET}` : header, ...lines].join('\n');
 }

@@ -12,8 +12,7 @@ import {Writable} from 'node:stream';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import winston from 'winston';
-import {createSupervisor, type SupervisorEvent} from '../supervisor.js';
-import type {Vm} from '../vm.js';
+import {createSupervisor, type SupervisedVm, type SupervisorEvent} from '../supervisor.js';
 import {LiveTable, rowMatches, summaryTable, type FleetRow} from './display.js';
 import {startRecording, type DemoRecording} from './recording.js';
 import {SCENARIOS, type Scenario} from './scenarios.js';
@@ -104,6 +103,42 @@ function describeEvent(event: SupervisorEvent): string {
 		case 'supervisor.shutdown.completed': {
 			return 'shutdown complete';
 		}
+
+		case 'supervisor.restart.scheduled': {
+			return `restart #${event.attempt} in ${event.delayMs} ms (${event.reason})`;
+		}
+
+		case 'supervisor.restart.restarted': {
+			return `restarted (${event.restarts} so far)`;
+		}
+
+		case 'supervisor.restart.reset': {
+			return `ran healthily for ${event.healthyMs} ms: backoff reset`;
+		}
+
+		case 'supervisor.restart.gaveUp': {
+			return `gave up: ${event.restarts} restarts, at most ${event.maxRestarts} within ${event.windowMs} ms (${event.reason})`;
+		}
+
+		case 'supervisor.restart.cancelled': {
+			return `restart cancelled after ${event.restarts} restart(s)`;
+		}
+
+		case 'supervisor.group.gaveUp': {
+			return `group ${event.group} gave up: ${event.restarts} restarts, at most ${event.maxRestarts} within ${event.windowMs} ms (${event.reason} of ${event.cid})`;
+		}
+
+		case 'supervisor.group.restartScheduled': {
+			return `group ${event.group} (${event.strategy}): ${event.cid} ${event.reason}, restarting ${event.members.join(', ')} in ${event.delayMs} ms`;
+		}
+
+		case 'supervisor.group.restarted': {
+			return `group ${event.group} restarted ${event.members.join(', ')}`;
+		}
+
+		case 'supervisor.group.memberLeft': {
+			return `left group ${event.group} (${event.outcome})`;
+		}
 	}
 }
 
@@ -139,7 +174,7 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 	const logLines: LoggedLine[] = [];
 	let recording: DemoRecording | undefined;
 	try {
-		recording = values.record === undefined ? undefined : await startRecording(values.record);
+		recording = values.record === undefined ? undefined : startRecording(values.record);
 		const supervisor = createSupervisor({
 			crosvmPath: SIM_PATH,
 			dialect: 'current',
@@ -181,6 +216,8 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 					row.reason = event.death.reason;
 					row.initiator = event.death.initiator;
 					row.payloadState = event.death.payloadState;
+				} else if (event.type === 'supervisor.restart.restarted') {
+					row.restarts = event.restarts;
 				} else if (event.type === 'failed') {
 					row.state = 'Failed';
 					row.diedAt = Date.now();
@@ -207,11 +244,21 @@ export async function runDemo(argv: string[], out: NodeJS.WriteStream = process.
 		process.once('SIGINT', interrupt);
 
 		// The requests go out in order, so the CIDs follow the scenarios.
-		const fleet: Array<{scenario: Scenario; vm: Vm}> = await Promise.all(SCENARIOS.map(async (scenario, index) => {
+		const fleet: Array<{scenario: Scenario; vm: SupervisedVm}> = await Promise.all(SCENARIOS.map(async (scenario, index) => {
 			const kernel = join(scripts, `guest-${index}`);
 			writeFileSync(kernel, ['#!crosvm-sim-guest', ...scenario.guest, ''].join('\n'));
-			const vm = await supervisor.createVm({kernel, detectHangup: scenario.detectHangup ?? false});
-			rows.set(vm.cid, {scenario, cid: vm.cid, state: vm.state, payloadState: vm.payloadState, lastEvent: 'created', createdAt: Date.now(), runningAt: undefined, diedAt: undefined, reason: undefined, initiator: undefined, failure: undefined});
+			const vm = await supervisor.createVm({kernel, detectHangup: scenario.detectHangup ?? false}, {restartPolicy: scenario.restartPolicy});
+			const {recoverAfter} = scenario;
+			if (recoverAfter !== undefined) {
+				let deaths = 0;
+				vm.onDeath(() => {
+					if (++deaths === recoverAfter.deaths) {
+						writeFileSync(kernel, ['#!crosvm-sim-guest', ...recoverAfter.guest, ''].join('\n'));
+					}
+				});
+			}
+
+			rows.set(vm.cid, {scenario, cid: vm.cid, state: vm.state, payloadState: vm.payloadState, lastEvent: 'created', createdAt: Date.now(), runningAt: undefined, diedAt: undefined, reason: undefined, initiator: undefined, failure: undefined, restarts: 0});
 			return {scenario, vm};
 		}));
 		redraw();

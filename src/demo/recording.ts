@@ -12,7 +12,7 @@ export interface DemoRecording {
 	describe(): string;
 }
 
-export async function startRecording(file: string): Promise<DemoRecording> {
+export function startRecording(file: string): DemoRecording {
 	let failure: Error | undefined;
 	const recorder = createInspectionRecorder({
 		file,
@@ -26,9 +26,7 @@ export async function startRecording(file: string): Promise<DemoRecording> {
 		},
 		async finish() {
 			recorder.close();
-			if (failure !== undefined) {
-				throw new Error(`recording to ${file} failed: ${failure.message}`);
-			}
+			return failure === undefined ? Promise.resolve() : Promise.reject(new Error(`recording to ${file} failed: ${failure.message}`));
 		},
 		describe: () => `${recorder.recorded} inspection events recorded to ${file}`,
 	};

@@ -1,5 +1,6 @@
 import type {DeathReason} from '../services/death/reason.js';
-import {type Initiator} from '../types.js';
+import type {RestartPolicyOptions} from '../services/restart/policy.js';
+import type {Initiator} from '../types.js';
 
 /** What the demo does to a VM from the host side once it runs. */
 export type HostAction =
@@ -21,7 +22,20 @@ export interface Scenario {
 	expected: DeathReason;
 	/** Who should be blamed for the death. */
 	expectedInitiator: Initiator;
+	/** The VM's restart policy (default: never restarted). */
+	restartPolicy?: RestartPolicyOptions;
+	/** After this many deaths the guest script becomes `guest` (read at the next launch). */
+	recoverAfter?: {deaths: number; guest: string[]};
+	/** How many times the supervisor must have restarted it. Default 0. */
+	expectedRestarts?: number;
 }
+
+/** Quick enough to watch: 200 ms doubling to 2 s, at most 3 restarts a minute. */
+const CRASH_LOOP_POLICY: RestartPolicyOptions = {
+	restart: 'on-failure',
+	backoff: {initialDelayMs: 200, factor: 2, maxDelayMs: 2000, jitter: 0.1},
+	intensity: {maxRestarts: 3, windowMs: 60_000},
+};
 
 /** The fleet: every path a VM can take, each to its own reason. */
 export const SCENARIOS: readonly Scenario[] = [
@@ -96,6 +110,25 @@ export const SCENARIOS: readonly Scenario[] = [
 		host: {kind: 'kill', afterMs: 1900},
 		expected: 'KILLED',
 		expectedInitiator: 'caller',
+	},
+	{
+		name: 'crash loop: backoff, then gives up',
+		guest: ['payload started', 'sleep 150', 'crash'],
+		host: {kind: 'none'},
+		expected: 'CRASH',
+		expectedInitiator: 'vmm',
+		restartPolicy: CRASH_LOOP_POLICY,
+		expectedRestarts: 3,
+	},
+	{
+		name: 'crashes twice, then runs',
+		guest: ['payload started', 'sleep 150', 'crash'],
+		host: {kind: 'shutdown'},
+		expected: 'SHUTDOWN',
+		expectedInitiator: 'supervisor',
+		restartPolicy: CRASH_LOOP_POLICY,
+		recoverAfter: {deaths: 2, guest: ['payload started', 'payload ready', 'hang']},
+		expectedRestarts: 2,
 	},
 	{
 		name: 'stopped by supervisor shutdown',

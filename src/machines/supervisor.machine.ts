@@ -1,5 +1,5 @@
 import {assertEvent, assign, emit, enqueueActions, fromPromise, setup, stopChild, type ActorRefFrom, type AnyStateMachine, type DoneActorEvent, type ErrorActorEvent, type SnapshotFrom} from 'xstate';
-import {NoAvailableCidError, SupervisorShutDownError} from '../errors.js';
+import {NoAvailableCidError, SupervisionGroupClosedError, SupervisorShutDownError} from '../errors.js';
 import {allocateCid, createCidPool, describeCidPool, hasFreeCid, releaseCid, type CidPool} from '../services/cids/allocator.js';
 import {writeLastCid} from '../services/cids/store.js';
 import {processIdentity} from '../services/state-dir/process-identity.js';
@@ -8,8 +8,12 @@ import {reapStateDir, type StaleVmReport} from '../services/state-dir/reap.js';
 import type {StateDirWrite} from '../services/state-dir/files.js';
 import type {VmConfig} from '../services/config/vm-config.js';
 import {vmMachine, type VmMachineInput, type VmOutput} from './vm.machine.js';
-import {type CidRange} from '../services/cids/range.js';
-import {type Requester} from '../types.js';
+import {restartMachine, type RestartActorRef, type RestartDue, type RestartMachineInput, type RestartOutput} from './restart.machine.js';
+import {RestartEnvironment} from '../services/restart/environment.js';
+import {mayRestart, type GroupPolicy, type RestartPolicy} from '../services/restart/policy.js';
+import {groupMachine, type GroupActorRef, type GroupMachineInput, type GroupRequest} from './group.machine.js';
+import type {CidRange} from '../services/cids/range.js';
+import type {Requester} from '../types.js';
 
 /** The VM actors the supervisor spawns. */
 export type VmActorRef = ActorRefFrom<typeof vmMachine>;
@@ -27,6 +31,8 @@ export interface SupervisorMachineInput {
 	staleVms: StaleVmEntry[];
 	stateDir: string | undefined;
 	vmDefaults: VmDefaults;
+	/** The clock and randomness of every restart machine (tests inject a simulated clock). */
+	restartEnvironment?: RestartEnvironment;
 }
 
 /** A request to create a VM; the machine answers it with a `SupervisorReply` of the same `requestId`. */
@@ -35,12 +41,25 @@ export interface CreateVmRequest {
 	config: VmConfig;
 	requester: Requester;
 	payloadChannel: boolean;
+	/** Default: never restarted. */
+	restartPolicy?: RestartPolicy;
+	/** The supervision group the VM joins: its restarts are then the group's. */
+	group?: string;
 }
 
-/** A VM the supervisor holds: its CID stays allocated until the actor is final and released. */
+/**
+ * A VM the supervisor holds: its CID stays allocated until its life is over and no restart follows.
+ * `ref` is the current life (none during a restart's backoff); `restart` is its restart machine,
+ * when its policy may restart it.
+ */
 export interface HeldVm {
 	cid: number;
-	ref: VmActorRef;
+	ref: VmActorRef | undefined;
+	restart: RestartActorRef | undefined;
+	/** The id of its supervision group, if it has one (then `restart` is undefined). */
+	group: string | undefined;
+	/** What each life is spawned from. */
+	input: VmMachineInput;
 }
 
 export interface SupervisorContext {
@@ -57,6 +76,11 @@ export interface SupervisorContext {
 	shutdownStopTimeoutMs: number | undefined;
 	/** During shutdown: the actor ids of the VMs not yet sent STOP. */
 	stopQueue: string[];
+	restartEnvironment: RestartEnvironment;
+	/** The supervision groups by id (`group.<n>`), until they are done. */
+	groups: Map<string, GroupActorRef>;
+	/** How many groups were created: names the next. */
+	groupsCreated: number;
 }
 
 /** The id of the VM actor with `cid`. Dotted, so that `xstate.done.actor.vm.*` names the VMs and nothing else. */
@@ -66,12 +90,35 @@ export function vmActorId(cid: number): VmActorId {
 
 export type VmActorId = `vm.${number}`;
 
+/** The id of the restart machine of the VM with `cid`. */
+export function restartActorId(cid: number): RestartActorId {
+	return `restart.${cid}`;
+}
+
+export type RestartActorId = `restart.${number}`;
+
+export type GroupActorId = `group.${number}`;
+
+/** The id of the VM a restart machine watches. */
+function vmIdOfRestart(actorId: string): string {
+	return `vm.${actorId.slice('restart.'.length)}`;
+}
+
 export type SupervisorMachineEvent =
 	| ({type: 'VM.CREATE'} & CreateVmRequest)
 	/** The façade asks whether a VM may start; it starts it when the answer is `supervisor.vm.startAccepted`. */
-	| {type: 'VM.START'; requestId: number}
+	| {type: 'VM.START'; requestId: number; cid: number}
+	| {type: 'GROUP.CREATE'; requestId: number; policy: GroupPolicy}
+	| GroupRequest
+	| DoneActorEvent<unknown, GroupActorId>
+	| ErrorActorEvent<unknown, GroupActorId>
 	| {type: 'SHUTDOWN'; stopTimeoutMs?: number}
 	| {type: 'STOP.NEXT_BATCH'}
+	/** A stop or kill was asked of the VM with `cid` through its handle: no restart may follow. */
+	| {type: 'VM.END'; cid: number}
+	| RestartDue
+	| DoneActorEvent<RestartOutput, RestartActorId>
+	| ErrorActorEvent<unknown, RestartActorId>
 	| DoneActorEvent<VmOutput, VmActorId>
 	| ErrorActorEvent<unknown, VmActorId>
 	| {type: `xstate.snapshot.${VmActorId}`; snapshot: VmSnapshot};
@@ -82,17 +129,27 @@ export type StateWrite = 'last-cid' | 'vm-record' | 'vm-record-removal';
 /** What the supervisor itself reports; `createSupervisor` merges it with its VMs' events. */
 export type SupervisorMachineEmitted =
 	| {type: 'supervisor.cid.allocated'; cid: number; cause: 'createVm'; initiator: 'caller'}
-	| {type: 'supervisor.cid.released'; cid: number; cause: 'vm cleaned up' | 'vm actor failed' | 'vm never started' | 'stale vm reaped'; initiator: 'supervisor'}
+	| {type: 'supervisor.cid.released'; cid: number; cause: 'vm cleaned up' | 'vm actor failed' | 'vm never started' | 'stale vm reaped' | 'restart machine failed'; initiator: 'supervisor'}
 	| ({type: 'supervisor.staleVm.reaped'; cause: string; initiator: 'supervisor'} & StaleVmReport)
 	| {type: 'supervisor.state.writeFailed'; write: StateWrite; cid: number; stateDir: string; cause: string; initiator: 'supervisor'}
 	| {type: 'supervisor.shutdown.started'; cause: 'shutdown()'; initiator: 'caller'; vms: number}
-	| {type: 'supervisor.shutdown.completed'; cause: 'shutdown()'; initiator: 'caller'};
+	| {type: 'supervisor.shutdown.completed'; cause: 'shutdown()'; initiator: 'caller'}
+	/** A supervision group exceeded its intensity: it stops all its VMs, and takes no more. */
+	| {type: 'supervisor.group.gaveUp'; group: string; cid: number; reason: string; restarts: number; maxRestarts: number; windowMs: number; initiator: 'supervisor'};
+
+/** A new life of a restarting VM, for the façade to follow (not published). */
+export interface SupervisorLifeSpawned {
+	type: 'supervisor.vm.respawned';
+	cid: number;
+	vm: VmActorRef;
+}
 
 /** The machine's answers to `VM.CREATE` and `VM.START`, for the façade that asked (not published). */
 export type SupervisorReply =
-	| {type: 'supervisor.vm.created'; requestId: number; cid: number; vm: VmActorRef}
+	| {type: 'supervisor.vm.created'; requestId: number; cid: number; vm: VmActorRef; restart: RestartActorRef | undefined}
 	| {type: 'supervisor.vm.startAccepted'; requestId: number}
-	| {type: 'supervisor.vm.refused'; requestId: number; error: NoAvailableCidError | SupervisorShutDownError};
+	| {type: 'supervisor.group.created'; requestId: number; id: string; group: GroupActorRef}
+	| {type: 'supervisor.vm.refused'; requestId: number; error: NoAvailableCidError | SupervisorShutDownError | SupervisionGroupClosedError};
 
 // Registered as a plain state machine: the declaration of `supervisorMachine` cannot spell out the
 // VM machine's internal actor types (vm.machine.ts does not export them), so the spawned ref is
@@ -124,10 +181,12 @@ export const supervisorMachine = setup({
 		context: {} as SupervisorContext,
 		events: {} as SupervisorMachineEvent,
 		input: {} as SupervisorMachineInput,
-		emitted: {} as SupervisorMachineEmitted | SupervisorReply,
+		emitted: {} as SupervisorMachineEmitted | SupervisorReply | SupervisorLifeSpawned,
 	},
 	actors: {
 		vm: vmLogic,
+		restart: restartMachine,
+		group: groupMachine,
 		reapStaleVms: fromPromise<StaleVmReport[], {stateDir: string; entries: StaleVmEntry[]}>(async ({input}) => reapStateDir(input.stateDir, input.entries)),
 	},
 	delays: {
@@ -136,9 +195,34 @@ export const supervisorMachine = setup({
 	},
 	guards: {
 		hasFreeCid: ({context}) => hasFreeCid(context.pool),
+		groupClosed({context, event}) {
+			assertEvent(event, 'VM.CREATE');
+			if (event.group === undefined) {
+				return false;
+			}
+
+			const group = context.groups.get(event.group);
+			return group === undefined || !group.getSnapshot().matches('Active');
+		},
+		releasesOwnMember({context, event}) {
+			assertEvent(event, 'GROUP.RELEASE');
+			return context.vms.get(vmActorId(event.cid))?.group === event.group;
+		},
+		isGroupMember({context, event}) {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			return context.vms.get(event.actorId)?.group !== undefined;
+		},
 		isHeldVm({context, event}) {
 			assertEvent(event, ['xstate.done.actor.vm.*', 'xstate.error.actor.vm.*']);
 			return context.vms.has(event.actorId);
+		},
+		hasNoLife({context, event}) {
+			assertEvent(event, ['xstate.done.actor.restart.*', 'xstate.error.actor.restart.*']);
+			return context.vms.get(vmIdOfRestart(event.actorId))?.ref === undefined;
+		},
+		isRestartWatched({context, event}) {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			return context.vms.get(event.actorId)?.restart !== undefined;
 		},
 		vmRunningUnrecorded({context, event}) {
 			assertEvent(event, 'xstate.snapshot.vm.*');
@@ -150,13 +234,211 @@ export const supervisorMachine = setup({
 	actions: {
 		allocateAndSpawnVm: assign(({context, event, spawn}) => {
 			assertEvent(event, 'VM.CREATE');
-			const {config, requester, payloadChannel} = event;
+			const {config, requester, payloadChannel, restartPolicy, group} = event;
 			const cid = allocateCid(context.pool);
 			const id = vmActorId(cid);
-			const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput});
-			context.vms.set(id, {cid, ref});
+			const input = {...context.vmDefaults, config, cid, requester, payloadChannel} satisfies VmMachineInput;
+			// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vmLogic is untyped on purpose (see its declaration)
+			const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input});
+			// A policy that can never restart needs no watching: the VM lives and dies as before.
+			// In a group, the group restarts it; alone, a policy that can never restart needs no watching.
+			const restart = group !== undefined || restartPolicy === undefined || !mayRestart(restartPolicy) ? undefined : spawn('restart', {
+				id: restartActorId(cid),
+				input: {cid, policy: restartPolicy, vm: ref, healthFrom: payloadChannel ? 'ready' : 'start', env: context.restartEnvironment} satisfies RestartMachineInput,
+			});
+			context.vms.set(id, {cid, ref, restart, group, input});
 			return {vms: context.vms};
 		}),
+		joinGroup: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'VM.CREATE');
+			const {lastAllocated: cid} = context.pool;
+			const group = event.group === undefined ? undefined : context.groups.get(event.group);
+			if (group !== undefined && cid !== undefined && event.restartPolicy !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.ADD', cid, policy: event.restartPolicy});
+			}
+		}),
+		refuseGroupClosed: emit(({event}) => {
+			assertEvent(event, 'VM.CREATE');
+			return {type: 'supervisor.vm.refused' as const, requestId: event.requestId, error: new SupervisionGroupClosedError(event.group ?? '')};
+		}),
+		createGroup: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'GROUP.CREATE');
+			const id = `group.${context.groupsCreated + 1}`;
+			enqueue.assign(({spawn}) => {
+				const group = spawn('group', {id, input: {id, policy: event.policy, env: context.restartEnvironment} satisfies GroupMachineInput});
+				context.groups.set(id, group);
+				return {groups: context.groups, groupsCreated: context.groupsCreated + 1};
+			});
+			enqueue(emit(({context: current}) => ({type: 'supervisor.group.created' as const, requestId: event.requestId, id, group: current.groups.get(id)!})));
+		}),
+		// A life of a group member ended: the group decides; the CID stays held until it releases it.
+		reportMemberDied: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			const held = context.vms.get(event.actorId);
+			// A group is done only once it has no member left, so a member's group is there.
+			const group = held?.group === undefined ? undefined : context.groups.get(held.group);
+			if (held !== undefined && group !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.DIED', cid: held.cid, death: event.output.death});
+			}
+		}),
+		// The life is over but the VM is not: its CID stays held, and its next life is recorded anew.
+		dropLife: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			const held = context.vms.get(event.actorId);
+			if (held?.ref === undefined) {
+				return;
+			}
+
+			enqueue(stopChild(held.ref));
+			const recorded = new Set(context.recorded);
+			recorded.delete(held.cid);
+			context.vms.set(event.actorId, {...held, ref: undefined});
+			enqueue.assign({vms: context.vms, recorded});
+		}),
+		// A member's VM actor failed (a bug): it leaves its group for good, with no death.
+		reportMemberFailed: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'xstate.error.actor.vm.*');
+			const held = context.vms.get(event.actorId);
+			const group = held?.group === undefined ? undefined : context.groups.get(held.group);
+			if (held !== undefined && group !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.END', cid: held.cid});
+				enqueue.sendTo(group, {type: 'MEMBER.DIED', cid: held.cid, death: undefined});
+			}
+		}),
+		noteMemberStarted: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'VM.START');
+			const groupId = context.vms.get(vmActorId(event.cid))?.group;
+			const group = groupId === undefined ? undefined : context.groups.get(groupId);
+			if (group !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.STARTED', cid: event.cid});
+			}
+		}),
+		stopMembers: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'GROUP.STOP');
+			const timeoutMs = context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs;
+			for (const cid of event.cids) {
+				const ref = context.vms.get(vmActorId(cid))?.ref;
+				if (ref?.getSnapshot().status === 'active') {
+					enqueue.sendTo(ref, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
+				}
+			}
+		}),
+		emitGroupGaveUp: emit(({event}) => {
+			assertEvent(event, 'GROUP.GAVE_UP');
+			const {group, cid, reason, restarts, maxRestarts, windowMs} = event;
+			return {type: 'supervisor.group.gaveUp' as const, group, cid, reason, restarts, maxRestarts, windowMs, initiator: 'supervisor' as const};
+		}),
+		dropGroup: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, ['xstate.done.actor.group.*', 'xstate.error.actor.group.*']);
+			const group = context.groups.get(event.actorId);
+			if (group !== undefined) {
+				context.groups.delete(event.actorId);
+				enqueue(stopChild(group));
+				enqueue.assign({groups: context.groups});
+			}
+		}),
+		// A life of a restarting VM ended: its restart machine judges the death, and the CID stays held.
+		reportLifeEnded: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'xstate.done.actor.vm.*');
+			const held = context.vms.get(event.actorId);
+			if (held?.restart === undefined) {
+				return;
+			}
+
+			const {death, error} = event.output;
+			enqueue.sendTo(held.restart, death === undefined ? {type: 'LIFE.START_FAILED', message: error?.message ?? 'the VM did not start'} : {type: 'LIFE.DIED', death});
+		}),
+		// The next lives of VMs whose restart is due (alone or in a group), with the same CIDs.
+		spawnLives: assign(({context, spawn}, params: {cids: number[]}) => {
+			for (const cid of params.cids) {
+				const id = vmActorId(cid);
+				const held = context.vms.get(id);
+				if (held !== undefined && held.ref === undefined) {
+					// eslint-disable-next-line @typescript-eslint/no-unsafe-assignment -- vmLogic is untyped on purpose (see its declaration)
+					const ref: VmActorRef = spawn('vm', {id, syncSnapshot: true, input: held.input});
+					context.vms.set(id, {...held, ref});
+				}
+			}
+
+			return {vms: context.vms};
+		}),
+		// Started in the order given: a group's order.
+		startLives: enqueueActions(({context, enqueue}, params: {cids: number[]}) => {
+			for (const cid of params.cids) {
+				const held = context.vms.get(vmActorId(cid));
+				const group = held?.group === undefined ? undefined : context.groups.get(held.group);
+				if (held?.ref === undefined) {
+					continue;
+				}
+
+				if (held.ref.getSnapshot().matches({NotStarted: 'idle'})) {
+					enqueue.sendTo(held.ref, {type: 'START', initiator: 'supervisor'});
+					enqueue.emit({type: 'supervisor.vm.respawned', cid, vm: held.ref});
+					if (held.restart !== undefined) {
+						enqueue.sendTo(held.restart, {type: 'LIFE.SPAWNED', vm: held.ref});
+					}
+				}
+
+				// Also for a life already under way (asked twice): the group waits for every member it restarts.
+				if (group !== undefined) {
+					enqueue.sendTo(group, {type: 'MEMBER.STARTED', cid});
+				}
+			}
+		}),
+		endRestart: enqueueActions(({context, event, enqueue}) => {
+			assertEvent(event, 'VM.END');
+			const held = context.vms.get(vmActorId(event.cid));
+			const group = held?.group === undefined ? undefined : context.groups.get(held.group);
+			if (held?.restart !== undefined) {
+				enqueue.sendTo(held.restart, {type: 'END', initiator: 'caller'});
+			}
+
+			if (group !== undefined) {
+				enqueue.sendTo(group, {type: 'MEMBER.END', cid: event.cid});
+			}
+		}),
+		endAllRestarts: enqueueActions(({context, enqueue}) => {
+			for (const {restart} of context.vms.values()) {
+				if (restart !== undefined) {
+					enqueue.sendTo(restart, {type: 'END', initiator: 'supervisor'});
+				}
+			}
+
+			for (const group of context.groups.values()) {
+				enqueue.sendTo(group, {type: 'END'});
+			}
+		}),
+		logGroupFailure: ({context, event}) => {
+			assertEvent(event, 'xstate.error.actor.group.*');
+			context.vmDefaults.logger.error(`Supervision group ${event.actorId} failed: ${String(event.error)}`);
+		},
+		// No restart follows: the restart machine goes; the CID goes back once no life runs either.
+		dropRestart: assign(({context}, params: {actorId: string}) => {
+			const id = vmIdOfRestart(params.actorId);
+			const held = context.vms.get(id);
+			if (held?.restart !== undefined) {
+				context.vms.set(id, {...held, restart: undefined});
+			}
+
+			return {vms: context.vms};
+		}),
+		stopRestartActor: enqueueActions(({context, enqueue}, params: {actorId: string}) => {
+			const restart = context.vms.get(vmIdOfRestart(params.actorId))?.restart;
+			if (restart !== undefined) {
+				enqueue(stopChild(restart));
+			}
+		}),
+		// The restart was cancelled while its life was still launching: that life is stopped.
+		stopLaunchingLife: enqueueActions(({context, enqueue}, params: {actorId: string}) => {
+			const ref = context.vms.get(vmIdOfRestart(params.actorId))?.ref;
+			if (ref?.getSnapshot().status === 'active') {
+				enqueue.sendTo(ref, {type: 'STOP', timeoutMs: context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs, initiator: 'supervisor'});
+			}
+		}),
+		logRestartFailure: ({context, event}) => {
+			assertEvent(event, 'xstate.error.actor.restart.*');
+			context.vmDefaults.logger.error(`Restart machine ${event.actorId} failed: ${String(event.error)}`);
+		},
 		persistLastCid: enqueueActions(({context, enqueue}) => {
 			const {stateDir, pool: {lastAllocated: cid}} = context;
 			if (stateDir === undefined || cid === undefined) {
@@ -174,9 +456,9 @@ export const supervisorMachine = setup({
 			assertEvent(event, 'VM.CREATE');
 			const {lastAllocated: cid} = context.pool;
 			const held = cid === undefined ? undefined : context.vms.get(vmActorId(cid));
-			if (held !== undefined) {
+			if (held?.ref !== undefined) {
 				enqueue.emit({type: 'supervisor.cid.allocated', cid: held.cid, cause: 'createVm', initiator: 'caller'});
-				enqueue.emit({type: 'supervisor.vm.created', requestId: event.requestId, cid: held.cid, vm: held.ref});
+				enqueue.emit({type: 'supervisor.vm.created', requestId: event.requestId, cid: held.cid, vm: held.ref, restart: held.restart});
 			}
 		}),
 		refuseNoCid: emit(({context, event}) => {
@@ -184,7 +466,7 @@ export const supervisorMachine = setup({
 			return {type: 'supervisor.vm.refused' as const, requestId: event.requestId, error: new NoAvailableCidError(context.pool.range)};
 		}),
 		refuseShutDown: emit(({event}) => {
-			assertEvent(event, ['VM.CREATE', 'VM.START']);
+			assertEvent(event, ['VM.CREATE', 'VM.START', 'GROUP.CREATE']);
 			return {type: 'supervisor.vm.refused' as const, requestId: event.requestId, error: new SupervisorShutDownError()};
 		}),
 		acceptStart: emit(({event}) => {
@@ -229,7 +511,7 @@ export const supervisorMachine = setup({
 			assertEvent(event, 'xstate.error.actor.vm.*');
 			context.vmDefaults.logger.error(`VM actor ${event.actorId} failed: ${String(event.error)}`);
 		},
-		releaseVm: enqueueActions(({context, enqueue}, params: {actorId: string; cause: 'vm cleaned up' | 'vm actor failed'}) => {
+		releaseVm: enqueueActions(({context, enqueue}, params: {actorId: string; cause: 'vm cleaned up' | 'vm actor failed' | 'restart machine failed'}) => {
 			const held = context.vms.get(params.actorId);
 			if (held === undefined) {
 				return;
@@ -239,7 +521,12 @@ export const supervisorMachine = setup({
 			recorded.delete(held.cid);
 			context.vms.delete(params.actorId);
 			releaseCid(context.pool, held.cid);
-			enqueue(stopChild(held.ref));
+			for (const child of [held.ref, held.restart]) {
+				if (child !== undefined) {
+					enqueue(stopChild(child));
+				}
+			}
+
 			enqueue.assign({vms: context.vms, recorded});
 			enqueue.emit({type: 'supervisor.cid.released', cid: held.cid, cause: params.cause, initiator: 'supervisor'});
 		}),
@@ -264,13 +551,17 @@ export const supervisorMachine = setup({
 		}),
 		emitShutdownStarted: emit(({context}) => ({type: 'supervisor.shutdown.started' as const, cause: 'shutdown()' as const, initiator: 'caller' as const, vms: context.vms.size})),
 		discardUnstartedVms: enqueueActions(({context, enqueue}) => {
-			for (const [id, {cid, ref}] of context.vms) {
-				if (ref.getSnapshot().matches({NotStarted: 'idle'})) {
+			for (const [id, {cid, ref, restart}] of context.vms) {
+				if (ref?.getSnapshot().matches({NotStarted: 'idle'}) === true && restart?.getSnapshot().matches('Idle') !== false) {
 					// Never started: nothing runs and nothing was created, so there is nothing to stop.
 					// Its handle's start() now asks a Draining supervisor, which refuses it.
 					context.vms.delete(id);
 					releaseCid(context.pool, cid);
 					enqueue(stopChild(ref));
+					if (restart !== undefined) {
+						enqueue(stopChild(restart));
+					}
+
 					enqueue.emit({type: 'supervisor.cid.released', cid, cause: 'vm never started', initiator: 'supervisor'});
 				}
 			}
@@ -284,10 +575,11 @@ export const supervisorMachine = setup({
 			const timeoutMs = context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs;
 			const batch = context.stopQueue.slice(0, STOP_BATCH_SIZE);
 			for (const id of batch) {
-				const held = context.vms.get(id);
-				if (held !== undefined) {
+				const ref = context.vms.get(id)?.ref;
+				if (ref !== undefined) {
 					// Launching or running: the VM machine stops it (a launch finishes first, then stops).
-					enqueue.sendTo(held.ref, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
+					// A VM waiting for a restart has no life to stop: endAllRestarts cancelled it.
+					enqueue.sendTo(ref, {type: 'STOP', timeoutMs, initiator: 'supervisor'});
 				}
 			}
 
@@ -310,19 +602,81 @@ export const supervisorMachine = setup({
 		staleVms: input.staleVms,
 		shutdownStopTimeoutMs: undefined,
 		stopQueue: [],
+		restartEnvironment: input.restartEnvironment ?? new RestartEnvironment(),
+		groups: new Map(),
+		groupsCreated: 0,
 	}),
 	on: {
-		'xstate.done.actor.vm.*': {
-			guard: 'isHeldVm',
-			actions: [
-				{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
-				{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm cleaned up' as const})},
-			],
+		'xstate.done.actor.vm.*': [
+			{
+				guard: 'isGroupMember',
+				actions: [
+					{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
+					'reportMemberDied',
+					'dropLife',
+				],
+			},
+			{
+				guard: 'isRestartWatched',
+				actions: [
+					{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
+					'reportLifeEnded',
+					'dropLife',
+				],
+			},
+			{
+				guard: 'isHeldVm',
+				actions: [
+					{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm cleaned up' as const})},
+				],
+			},
+		],
+		'xstate.done.actor.restart.*': [
+			{
+				guard: 'hasNoLife',
+				actions: [
+					{type: 'stopRestartActor', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'dropRestart', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'releaseVm', params: ({event}) => ({actorId: vmIdOfRestart(event.actorId), cause: 'vm cleaned up' as const})},
+				],
+			},
+			{
+				actions: [
+					{type: 'stopRestartActor', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'dropRestart', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'stopLaunchingLife', params: ({event}) => ({actorId: event.actorId})},
+				],
+			},
+		],
+		'xstate.error.actor.restart.*': [
+			{
+				guard: 'hasNoLife',
+				actions: ['logRestartFailure', {type: 'releaseVm', params: ({event}) => ({actorId: vmIdOfRestart(event.actorId), cause: 'restart machine failed' as const})}],
+			},
+			{
+				actions: [
+					'logRestartFailure',
+					{type: 'stopRestartActor', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'dropRestart', params: ({event}) => ({actorId: event.actorId})},
+					{type: 'stopLaunchingLife', params: ({event}) => ({actorId: event.actorId})},
+				],
+			},
+		],
+		'VM.END': {actions: 'endRestart'},
+		'GROUP.STOP': {actions: 'stopMembers'},
+		'GROUP.RELEASE': {
+			guard: 'releasesOwnMember',
+			actions: {type: 'releaseVm', params: ({event}) => ({actorId: vmActorId(event.cid), cause: 'vm cleaned up' as const})},
 		},
+		'GROUP.GAVE_UP': {actions: 'emitGroupGaveUp'},
+		'xstate.done.actor.group.*': {actions: 'dropGroup'},
+		'xstate.error.actor.group.*': {actions: ['logGroupFailure', 'dropGroup']},
 		'xstate.error.actor.vm.*': {
 			guard: 'isHeldVm',
 			actions: [
 				'logVmActorFailure',
+				'reportMemberFailed',
 				{type: 'forgetVmRecord', params: ({event}) => ({actorId: event.actorId})},
 				{type: 'releaseVm', params: ({event}) => ({actorId: event.actorId, cause: 'vm actor failed' as const})},
 			],
@@ -337,6 +691,7 @@ export const supervisorMachine = setup({
 		// Accepting answers these first; in every other state (Draining, ShutDown) they are refused.
 		'VM.CREATE': {actions: 'refuseShutDown'},
 		'VM.START': {actions: 'refuseShutDown'},
+		'GROUP.CREATE': {actions: 'refuseShutDown'},
 	},
 	initial: 'Serving',
 	states: {
@@ -365,15 +720,20 @@ export const supervisorMachine = setup({
 						Accepting: {
 							on: {
 								'VM.CREATE': [
-									{guard: 'hasFreeCid', actions: ['allocateAndSpawnVm', 'reportVmCreated', 'persistLastCid']},
+									{guard: 'groupClosed', actions: 'refuseGroupClosed'},
+									{guard: 'hasFreeCid', actions: ['allocateAndSpawnVm', 'joinGroup', 'reportVmCreated', 'persistLastCid']},
 									{actions: 'refuseNoCid'},
 								],
-								'VM.START': {actions: 'acceptStart'},
+								'VM.START': {actions: ['noteMemberStarted', 'acceptStart']},
+								'GROUP.CREATE': {actions: 'createGroup'},
+								'GROUP.RESTART': {actions: [{type: 'spawnLives', params: ({event}) => ({cids: event.cids})}, {type: 'startLives', params: ({event}) => ({cids: event.cids})}]},
+								// Only while accepting: once shutting down, no restart starts.
+								'RESTART.DUE': {actions: [{type: 'spawnLives', params: ({event}) => ({cids: [event.cid]})}, {type: 'startLives', params: ({event}) => ({cids: [event.cid]})}]},
 								SHUTDOWN: {target: 'Draining', actions: 'recordShutdownTimeout'},
 							},
 						},
 						Draining: {
-							entry: ['emitShutdownStarted', 'discardUnstartedVms', 'stopNextBatch'],
+							entry: ['emitShutdownStarted', 'discardUnstartedVms', 'endAllRestarts', 'stopNextBatch'],
 							on: {
 								'STOP.NEXT_BATCH': {actions: 'stopNextBatch'},
 							},

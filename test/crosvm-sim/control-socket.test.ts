@@ -24,7 +24,6 @@ async function startVm(socket: string, ...lines: string[]) {
 
 async function waitFor(condition: () => boolean): Promise<void> {
 	while (!condition()) {
-		// eslint-disable-next-line no-await-in-loop
 		await delay(20);
 	}
 }
@@ -100,7 +99,6 @@ test('a stale socket file left by a killed VM, or any file at --socket, makes th
 	await vm;
 	expect(existsSync(socket)).toBe(true);
 	for (const path of [socket, scratch.file('plain-file.sock', '')]) {
-		// eslint-disable-next-line no-await-in-loop
 		const result = await runSim(['run', '--socket', path, scratch.guest('stale-guest', 'console must not run', 'poweroff')]);
 		expect(result.exitCode).toBe(1);
 		expect(result.stderr).toContain('failed to create control server: Address in use (os error 98)');

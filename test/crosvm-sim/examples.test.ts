@@ -35,7 +35,7 @@ test.each(['hang', 'ignores-stop', 'slow-boot'])('examples/guests/%s.guest runs 
 test('examples/guests/ignores-sigterm.guest survives SIGTERM', async () => {
 	const vm = execa(SIM, ['run', '--serial', 'type=file,path=/proc/self/fd/3,num=3', example('ignores-sigterm')], {reject: false, stdio: ['ignore', 'pipe', 'pipe', 'pipe']});
 	// The guest ignores SIGTERM from its first directive on; its payload report comes after.
-	await once(vm.stdio[3]!, 'data');
+	await once(vm.stdio[3], 'data');
 	vm.kill('SIGTERM');
 	await delay(500);
 	expect(vm.signalCode).toBeNull();

@@ -3,7 +3,7 @@ import {buildFromEnvironment, SimEnvironmentError} from '../../tools/crosvm-sim/
 import {parseArguments2022, PrintHelp, type Argument2022} from '../../tools/crosvm-sim/arguments-2022.js';
 import {parseCpuAffinity} from '../../tools/crosvm-sim/cpu-affinity.js';
 import {diskParser, parseDisk} from '../../tools/crosvm-sim/disk-options.js';
-import {ArgumentError, HelpRequest, ValueError} from '../../tools/crosvm-sim/failures.js';
+import {ArgumentError, HelpRequest} from '../../tools/crosvm-sim/failures.js';
 import {parseKeyValues, type KeyValueSchema} from '../../tools/crosvm-sim/key-values.js';
 import {parseRustUnsigned} from '../../tools/crosvm-sim/numbers.js';
 import {parseSerial} from '../../tools/crosvm-sim/serial-options.js';

@@ -6,7 +6,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync}
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {jest} from '@jest/globals';
-import {assign, createActor, fromPromise, setup, SimulatedClock, waitFor, type AnyActorRef} from 'xstate';
+import {assign, createActor, fromPromise, setup, SimulatedClock, waitFor, type ActorRefFrom} from 'xstate';
 import winston from 'winston';
 import {isCidHeld} from '../../src/services/cids/allocator.js';
 import {LAST_CID_FILE} from '../../src/services/cids/store.js';
@@ -18,6 +18,12 @@ import {NoAvailableCidError, SupervisorShutDownError} from '../../src/errors.js'
 
 /** How long the fake VM takes to launch, on the simulated clock. */
 const LAUNCH_MS = 50;
+
+/** Asserts that `reply` refuses its request with an error of `errorClass`. */
+function expectRefused(reply: SupervisorReply, errorClass: new (...args: never[]) => Error): void {
+	expect(reply.type).toBe('supervisor.vm.refused');
+	expect(reply.type === 'supervisor.vm.refused' ? reply.error : undefined).toBeInstanceOf(errorClass);
+}
 
 /**
  * A stand-in for the VM machine with its outline (NotStarted.idle/launching, Running, final Dead and
@@ -120,7 +126,7 @@ function startSupervisor({range = {first: 2048, last: 65_535}, stateDir, staleVm
 	actor.on('*', event => {
 		if ('requestId' in event) {
 			replies.push(event);
-		} else {
+		} else if (event.type !== 'supervisor.vm.respawned') {
 			emitted.push(event);
 		}
 	});
@@ -146,11 +152,12 @@ function startSupervisor({range = {first: 2048, last: 65_535}, stateDir, staleVm
 
 	const askStart = () => {
 		const id = ++requestId;
-		actor.send({type: 'VM.START', requestId: id});
+		// A CID no VM holds: the answer does not depend on the VM.
+		actor.send({type: 'VM.START', requestId: id, cid: 1});
 		return answerTo(id);
 	};
 
-	const child = (cid: number) => actor.getSnapshot().children[vmActorId(cid)] as AnyActorRef | undefined;
+	const child = (cid: number) => actor.getSnapshot().children[vmActorId(cid)] as ActorRefFrom<typeof fakeVmMachine> | undefined;
 	const fleet = () => actor.getSnapshot().value;
 	return {actor, emitted, replies, create, cidOf, askStart, child, clock, loggedErrors, fleet};
 }
@@ -182,7 +189,7 @@ describe('supervisor machine: CIDs', () => {
 		// Stopped but not cleaned up: still held, so the allocator wraps past it.
 		expect(isCidHeld(actor.getSnapshot().context.pool, 10)).toBe(true);
 		expect(cidOf(create())).toBe(12);
-		expect(create()).toMatchObject({type: 'supervisor.vm.refused', error: expect.any(NoAvailableCidError)});
+		expectRefused(create(), NoAvailableCidError);
 		expect(emitted.some(event => event.type === 'supervisor.cid.released')).toBe(false);
 
 		child(10)!.send({type: 'CLEANED'});
@@ -259,7 +266,7 @@ describe('supervisor machine: shutdown', () => {
 		expect(running.getSnapshot().value).toBe('CleaningUp');
 		expect(running.getSnapshot().context).toMatchObject({stopTimeoutMs: 700, stopInitiator: 'supervisor'});
 		expect(child(2049)).toBeUndefined();
-		expect(create()).toMatchObject({type: 'supervisor.vm.refused', error: expect.any(SupervisorShutDownError)});
+		expectRefused(create(), SupervisorShutDownError);
 		expect(actor.getSnapshot().matches({Serving: {fleet: 'Draining'}})).toBe(true);
 
 		running.send({type: 'CLEANED'});
@@ -345,14 +352,14 @@ describe('supervisor machine: starting goes through the supervisor', () => {
 		actor.send({type: 'SHUTDOWN'});
 
 		const draining = askStart();
-		expect(draining).toMatchObject({type: 'supervisor.vm.refused', error: expect.any(SupervisorShutDownError)});
-		expect(create()).toMatchObject({type: 'supervisor.vm.refused', error: expect.any(SupervisorShutDownError)});
+		expectRefused(draining, SupervisorShutDownError);
+		expectRefused(create(), SupervisorShutDownError);
 
 		child(2048)!.send({type: 'CLEANED'});
 		expect(actor.getSnapshot().matches('ShutDown')).toBe(true);
 		// Shut down is a state that still answers: every later request is refused, none goes unanswered.
-		expect(askStart()).toMatchObject({type: 'supervisor.vm.refused', error: expect.any(SupervisorShutDownError)});
-		expect(create()).toMatchObject({type: 'supervisor.vm.refused', error: expect.any(SupervisorShutDownError)});
+		expectRefused(askStart(), SupervisorShutDownError);
+		expectRefused(create(), SupervisorShutDownError);
 		expect(actor.getSnapshot().status).toBe('active');
 		actor.stop();
 	});
@@ -367,7 +374,7 @@ describe('supervisor machine: reaping', () => {
 		const {actor, emitted, create, cidOf} = startSupervisor({range: {first: 10, last: 11}, stateDir, staleVms: [stale(10), stale(11)], reaper});
 		expect(actor.getSnapshot().matches({Serving: {reaper: 'Reaping'}})).toBe(true);
 		expect(reaper.calls).toEqual([{stateDir, entries: [stale(10), stale(11)]}]);
-		expect(create()).toMatchObject({type: 'supervisor.vm.refused', error: expect.any(NoAvailableCidError)});
+		expectRefused(create(), NoAvailableCidError);
 
 		reaper.settle.resolve([{cid: 10, pid: 999_999, tempDir: '/tmp/stale-10', outcome: 'gone', tempDirRemoved: true, reason: 'test', cidReleased: true}, {cid: 11, pid: 999_999, tempDir: '/tmp/stale-11', outcome: 'killed', tempDirRemoved: true, reason: 'test', cidReleased: true}]);
 		await waitFor(actor, snapshot => snapshot.matches({Serving: {reaper: 'Reaped'}}));

@@ -2,7 +2,7 @@ import {mkdtempSync} from 'node:fs';
 import path from 'node:path';
 import {describe, expect, test} from '@jest/globals';
 import {execa} from 'execa';
-import {getInitialSnapshot, type SnapshotFrom} from 'xstate';
+import {initialTransition, type SnapshotFrom} from 'xstate';
 import {createTestModel, type TestPath} from 'xstate/graph';
 import {supervisorMachine} from '../../src/machines/supervisor.machine.js';
 import {writeVmRecord} from '../../src/services/state-dir/records.js';
@@ -13,7 +13,7 @@ import {coveringWalks, describePath, modelCoverage} from '../helpers/model-cover
 import {recordStatesOf, stateNodeIds} from '../helpers/real-states.js';
 import {MODEL_RANGE_SIZE, SUPERVISOR_MODEL_EVENTS, supervisorModel, type SupervisorModelEvent} from './supervisor-model.js';
 import {NoAvailableCidError, SupervisorShutDownError} from '../../src/errors.js';
-import {type VmDeath} from '../../src/types.js';
+import type {VmDeath} from '../../src/types.js';
 
 type ModelSnapshot = SnapshotFrom<typeof supervisorModel>;
 type ModelPath = TestPath<ModelSnapshot, SupervisorModelEvent>;
@@ -23,7 +23,7 @@ const shortestPaths = model.getShortestPaths();
 const simplePaths = model.getSimplePaths();
 // One shortest path per state leaves most transitions untaken (they lead to states reached
 // before); walks built from the state graph take every one, each walk a real supervisor session.
-const walks: ModelPath[] = coveringWalks(model, getInitialSnapshot(supervisorModel)).map(events => model.getPathsFromEvents(events)[0]!);
+const walks: ModelPath[] = coveringWalks(model, initialTransition(supervisorModel)[0]).map(events => model.getPathsFromEvents(events)[0]!);
 const visitedSupervisorStates = new Set<string>();
 const stepTimeoutMs = 10_000;
 

@@ -1,7 +1,7 @@
 import {assign, setup} from 'xstate';
 import type {DeathReason} from '../../src/services/death/reason.js';
 import type {PayloadState} from '../../src/services/payload/state.js';
-import {type Initiator} from '../../src/types.js';
+import type {Initiator} from '../../src/types.js';
 
 /**
  * The abstract model of one VM, as its user sees it: it starts (or fails to), its payload moves

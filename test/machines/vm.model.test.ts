@@ -13,7 +13,7 @@ import {useVmFixture} from '../helpers/vm-fixture.js';
 import {recordStatesOf, stateNodeIds} from '../helpers/real-states.js';
 import {planPath, VM_MODEL_EVENTS, vmModel, type VmModelEvent} from './vm-model.js';
 import {describePath, modelCoverage} from '../helpers/model-coverage.js';
-import {type VmEvent} from '../../src/types.js';
+import type {VmEvent} from '../../src/types.js';
 
 type ModelSnapshot = SnapshotFrom<typeof vmModel>;
 type ModelPath = TestPath<ModelSnapshot, VmModelEvent>;
@@ -107,7 +107,7 @@ describe(`VM model: ${shortestPaths.length} shortest paths (${simplePaths.length
 				bootHangupTimeoutMs: plan.hangup ? 300 : 30_000,
 				inspect: recordStatesOf(vmMachine, visitedRealStates),
 				...(plan.failFirstStopRequest ? {driver: withStopRequest(createCrosvmDriver(), failFirstStopRequest())} : {}),
-				...(plan.swallowStopRequests ? {driver: withStopRequest(createCrosvmDriver(), async () => undefined)} : {}),
+				...(plan.swallowStopRequests ? {driver: withStopRequest(createCrosvmDriver(), () => Promise.resolve())} : {}),
 			});
 			const observed = observe(machine);
 			const reports: PayloadState[] = [];

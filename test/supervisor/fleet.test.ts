@@ -43,7 +43,6 @@ async function waitUntil(condition: () => boolean): Promise<void> {
 			throw new Error('timed out');
 		}
 
-		// eslint-disable-next-line no-await-in-loop
 		await new Promise(resolve => {
 			setTimeout(resolve, 5);
 		});
@@ -194,7 +193,7 @@ describe('state that cannot be written', () => {
 		expect(vms.map(vm => vm.state)).toEqual(['Running', 'Running']);
 		expect(supervisor.actor.getSnapshot().status).toBe('active');
 		await waitUntil(() => events.filter(event => event.type === 'supervisor.state.writeFailed').length === 2);
-		expect(events.filter(event => event.type === 'supervisor.state.writeFailed')).toEqual(vms.map(vm => expect.objectContaining({write: 'last-cid', cid: vm.cid, initiator: 'supervisor'})));
+		expect(events.filter(event => event.type === 'supervisor.state.writeFailed')).toEqual(vms.map((vm): unknown => expect.objectContaining({write: 'last-cid', cid: vm.cid, initiator: 'supervisor'})));
 
 		const identities = vms.map(vm => processIdentity(vm.pid!)!);
 		await supervisor.shutdown();

@@ -10,6 +10,7 @@ import {isProcessRunning, processIdentity} from '../../src/services/state-dir/pr
 import {writeVmRecord} from '../../src/services/state-dir/records.js';
 import {createTempDir} from '../../src/services/vmm/temp-dir.js';
 import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
+import {expectInvalid} from '../helpers/expect-invalid.js';
 import type {Vm} from '../../src/vm.js';
 
 const logger = winston.createLogger({silent: true});
@@ -68,7 +69,7 @@ describe('createSupervisor', () => {
 
 	test('an invalid config rejects with InvalidConfigError and holds no CID', async () => {
 		const {supervisor} = supervise({cidRange: {first: 10, last: 10}});
-		await expect(supervisor.createVm({memoryMib: -1} as never)).rejects.toThrow(InvalidConfigError);
+		await expect(supervisor.createVm({memoryMib: -1})).rejects.toThrow(InvalidConfigError);
 		expect(supervisor.vms()).toEqual([]);
 		// The range holds one CID: it is still free.
 		expect((await supervisor.createVm(kernelConfig)).cid).toBe(10);
@@ -78,12 +79,16 @@ describe('createSupervisor', () => {
 		const tempRoot = makeFolder();
 		const {supervisor, events} = supervise({cidRange: {first: 10, last: 10}, tempRoot});
 		const vm = await supervisor.createVm(kernelConfig);
+		const seen: string[] = [];
+		vm.events$.subscribe({next: event => seen.push(event.type), complete: () => seen.push('complete')});
 		await expect(vm.start()).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
 		await new Promise(resolve => {
 			setImmediate(resolve);
 		});
 		expect(events.map(event => event.type)).toEqual(['supervisor.cid.allocated', 'failed', 'supervisor.cid.released']);
 		expect(supervisor.get(10)).toBeUndefined();
+		// Its events$ completed with the failure, as a standalone VM's does.
+		expect(seen).toEqual(['failed', 'complete']);
 		expect((await supervisor.createVm(kernelConfig)).cid).toBe(10);
 		expect(readdirSync(tempRoot)).toEqual([]);
 	});
@@ -101,6 +106,42 @@ describe('createSupervisor', () => {
 			'supervisor.shutdown.completed',
 		]);
 		expect(supervisor.vms()).toEqual([]);
+	});
+
+	test('restart and group policies are checked field by field, and a refused one holds nothing', async () => {
+		expectInvalid(() => createSupervisor({logger, restartPolicy: {restart: 'sometimes' as never}}), 'restartPolicy.restart', 'must be one of never, on-failure, always, not "sometimes"');
+		const {supervisor} = supervise({cidRange: {first: 10, last: 10}});
+		await expect(supervisor.createVm(kernelConfig, {restartPolicy: {backoff: {jitter: 5}}})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'restartPolicy.backoff.jitter'});
+		await expect(supervisor.createGroup({strategy: 'all' as never})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'groupPolicy.strategy'});
+		await expect(supervisor.createGroup({intensity: {windowMs: -1}})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'groupPolicy.intensity.windowMs'});
+		expect(supervisor.vms()).toEqual([]);
+		expect((await supervisor.createVm(kernelConfig)).cid).toBe(10);
+	});
+
+	test('a restarting VM whose first start fails is not restarted: the caller has the error, the CID goes back', async () => {
+		const {supervisor, events} = supervise({cidRange: {first: 10, last: 10}, restartPolicy: {restart: 'always', backoff: {initialDelayMs: 0}}});
+		const vm = await supervisor.createVm(kernelConfig);
+		expect(vm.supervision).toBe('idle');
+		await expect(vm.start()).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
+		await new Promise(resolve => {
+			setImmediate(resolve);
+		});
+		expect(events.map(event => event.type)).toEqual(['supervisor.cid.allocated', 'failed', 'supervisor.cid.released']);
+		expect(vm.supervision).toBe('ended');
+		expect(vm.restarts).toBe(0);
+	});
+
+	test('shutdown discards never-started VMs with their restart machines and groups, and refuses new groups', async () => {
+		const {supervisor, events} = supervise({restartPolicy: {restart: 'on-failure'}});
+		const alone = await supervisor.createVm(kernelConfig);
+		const group = await supervisor.createGroup({strategy: 'one-for-all'});
+		const member = await group.createVm(kernelConfig);
+		expect(member.group).toBe(group.id);
+		await supervisor.shutdown();
+		expect(supervisor.actor.getSnapshot().children).toEqual({});
+		expect(group.state).toBe('done');
+		expect([alone.cid, member.cid].map(cid => events.filter(event => event.type === 'supervisor.cid.released' && event.cid === cid).length)).toEqual([1, 1]);
+		await expect(supervisor.createGroup()).rejects.toBeInstanceOf(SupervisorShutDownError);
 	});
 
 	test('a subscriber may create a VM from inside its callback', async () => {
@@ -175,7 +216,8 @@ describe('hostile input', () => {
 		['stopTimeoutMs', {stopTimeoutMs: -5}],
 		['bootHangupTimeoutMs', {bootHangupTimeoutMs: 2 ** 40}],
 	] as const)('createSupervisor refuses a bad %s, naming it', (field, options) => {
-		expect(() => createSupervisor({logger, ...options})).toThrow(expect.objectContaining({code: 'INVALID_CONFIG', field}));
+		expect(() => createSupervisor({logger, ...options})).toThrow(InvalidConfigError);
+		expect(() => createSupervisor({logger, ...options})).toThrow(`Invalid VM config: ${field}: `);
 	});
 
 	test.each([

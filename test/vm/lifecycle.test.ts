@@ -6,7 +6,7 @@ import {InvalidConfigError, VmSpawnError, VmStateError} from '../../src/errors.j
 import {DeathReason} from '../../src/services/death/reason.js';
 import {createVmHandle} from '../../src/vm.js';
 import {SIM_PATH, silentLogger, useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
-import {type VmDeath, type VmEvent} from '../../src/types.js';
+import type {VmDeath, VmEvent} from '../../src/types.js';
 
 describe('VM lifecycle', () => {
 	const {context, guest, vm, notExecutable} = useVmFixture();

@@ -4,7 +4,7 @@ import {DeathReason} from '../../src/services/death/reason.js';
 import {PAYLOAD_STATES, payloadStateRank, type PayloadState} from '../../src/services/payload/state.js';
 import {createVmHandle} from '../../src/vm.js';
 import {InvalidPayloadTransitionError} from '../../src/errors.js';
-import {type VmEvent} from '../../src/types.js';
+import type {VmEvent} from '../../src/types.js';
 import {PAYLOAD_REFUSALS_PER_WINDOW} from '../../src/machines/vm.machine.js';
 import {fakeVm} from '../machines/vm-fakes.js';
 

@@ -1,7 +1,7 @@
 import {describe, expect, test} from '@jest/globals';
 import {useVmFixture} from '../helpers/vm-fixture.js';
 import {InvalidPayloadTransitionError, VmStateError} from '../../src/errors.js';
-import {type VmEvent} from '../../src/types.js';
+import type {VmEvent} from '../../src/types.js';
 
 function collect(events: {subscribe(observer: (event: VmEvent) => void): unknown}): VmEvent[] {
 	const seen: VmEvent[] = [];

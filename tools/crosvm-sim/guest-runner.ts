@@ -101,9 +101,7 @@ async function step(directive: GuestDirective, devices: GuestDevices, host: Gues
 /** Plays the guest's directives in order (pausing while the VM is suspended); returns its end. */
 export async function runGuest(script: GuestScript, devices: GuestDevices, host: GuestHost): Promise<FinalAction> {
 	for (const directive of script.directives) {
-		// eslint-disable-next-line no-await-in-loop -- a guest is a sequence
 		await host.whenRunning();
-		// eslint-disable-next-line no-await-in-loop
 		await step(directive, devices, host);
 	}
 

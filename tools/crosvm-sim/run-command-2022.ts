@@ -4,7 +4,7 @@ import {parseCpuAffinity} from './cpu-affinity.js';
 import {diskParser} from './disk-options.js';
 import {ArgumentError, HelpRequest, ValueError} from './failures.js';
 import {parseRustUnsigned} from './numbers.js';
-import type {RunCommand} from './run-command.js';
+import type {RunCommand} from './run-config.js';
 import {serialParser} from './serial-options.js';
 
 /**

@@ -5,31 +5,9 @@ import {diskParser, parseDisk, type DiskParameters} from './disk-options.js';
 import {parseKeyValues, type KeyValueSchema} from './key-values.js';
 import {parseRustUnsigned} from './numbers.js';
 import {parseRunCommand2022} from './run-command-2022.js';
-import {serialParser, type SerialParameters} from './serial-options.js';
+import type {RunCommand} from './run-config.js';
+import {serialParser} from './serial-options.js';
 import {formatUsage} from './usage.js';
-
-/** What `crosvm run` was asked to do, once its arguments parsed. */
-export interface RunCommand {
-	kernel?: string;
-	bios?: string;
-	initrd?: string;
-	params: string[];
-	memoryMib?: number;
-	cpus?: number;
-	cid?: number;
-	vsockCid?: number;
-	disks: DiskParameters[];
-	/** Whether `--disk` or `--rwdisk` was used: crosvm warns that they are deprecated. */
-	deprecatedDisks: boolean;
-	serials: SerialParameters[];
-	socket?: string;
-	/** The protection modes in effect (`--protected-vm`, ...): today more than one is refused. */
-	protectionModes: string[];
-	swiotlbMib?: number;
-	taskProfiles: string[];
-	/** Warnings crosvm logs while parsing, in order. */
-	warnings: string[];
-}
 
 const MEM_SCHEMA: KeyValueSchema = {keys: [['size', {kind: 'unsigned', bits: 64}]]};
 

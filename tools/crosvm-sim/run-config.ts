@@ -1,7 +1,33 @@
 import type {SimBuild} from './build.js';
+import type {DiskParameters} from './disk-options.js';
 import {ConfigurationError} from './failures.js';
-import type {RunCommand} from './run-command.js';
 import {serialKey, type SerialParameters} from './serial-options.js';
+
+/**
+ * What `crosvm run` was asked to do, once its arguments parsed: what both parsers (today's in
+ * run-command.ts, 2022's in run-command-2022.ts) produce, here so that neither imports the other's.
+ */
+export interface RunCommand {
+	kernel?: string;
+	bios?: string;
+	initrd?: string;
+	params: string[];
+	memoryMib?: number;
+	cpus?: number;
+	cid?: number;
+	vsockCid?: number;
+	disks: DiskParameters[];
+	/** Whether `--disk` or `--rwdisk` was used: crosvm warns that they are deprecated. */
+	deprecatedDisks: boolean;
+	serials: SerialParameters[];
+	socket?: string;
+	/** The protection modes in effect (`--protected-vm`, ...): today more than one is refused. */
+	protectionModes: string[];
+	swiotlbMib?: number;
+	taskProfiles: string[];
+	/** Warnings crosvm logs while parsing, in order. */
+	warnings: string[];
+}
 
 /** A `RunCommand` that passed crosvm's configuration checks, with its serial devices by key. */
 export interface RunConfig extends RunCommand {

@@ -1,5 +1,5 @@
 import {Subject, type Observable} from 'rxjs';
-import {IsolatedObservable} from './isolated-observable.js';
+import {isolatedObservable} from './isolated-observable.js';
 
 export interface EventChannel<T> {
 	/** Queues `event`; queued events go out in order from a microtask. */
@@ -11,7 +11,7 @@ export interface EventChannel<T> {
 
 /**
  * Events delivered in order from a microtask, never from inside an actor's transition, to
- * subscribers that cannot throw into the host (see `IsolatedObservable`): what a subscriber throws
+ * subscribers that cannot throw into the host (see `isolatedObservable`): what a subscriber throws
  * goes to `onThrow`, and the next subscriber still gets the event.
  */
 export function createEventChannel<T>(onThrow: (error: unknown) => void): EventChannel<T> {
@@ -37,6 +37,6 @@ export function createEventChannel<T>(onThrow: (error: unknown) => void): EventC
 			flush();
 			subject.complete();
 		},
-		events$: new IsolatedObservable<T>(onThrow, subscriber => subject.subscribe(subscriber)),
+		events$: isolatedObservable<T>(onThrow, subscriber => subject.subscribe(subscriber)),
 	};
 }

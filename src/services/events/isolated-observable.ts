@@ -1,27 +1,31 @@
-import {Observable, Subscriber, type Observer, type Operator, type Subscription, type TeardownLogic} from 'rxjs';
+import {isObservable, Observable, Subscriber, type Observer, type Subscription, type TeardownLogic, type UnaryFunction} from 'rxjs';
 
 /** What a subscriber passes to `subscribe`: an observer, or its callbacks. */
 type ObserverOrNext<T> = Partial<Observer<T>> | ((value: T) => void) | null | undefined;
 
 /**
- * An observable whose subscribers cannot throw into the host: rxjs reports an error thrown by a
- * subscriber's callback from a timer, where it becomes an uncaught exception that ends the process
- * (rxjs 7's `reportUnhandledError`). Here every callback a subscriber gives, to this observable or to
- * one piped from it, runs inside a try/catch, and what it throws goes to `onThrow`. So does an error
- * notification that the subscriber has no handler for. Subscribers that are rxjs `Subscriber`s
- * (operators, `firstValueFrom`) are rxjs's own and left as they are.
+ * See `isolatedObservable`. Not exported: its own `pipe` is typed loosely, so callers see it only as
+ * an `Observable<T>`, whose overloads of `pipe` type the chain.
  */
-export class IsolatedObservable<T> extends Observable<T> {
-	constructor(private readonly onThrow: (error: unknown) => void, subscribe?: (this: Observable<T>, subscriber: Subscriber<T>) => TeardownLogic) {
+class IsolatedObservable<T> extends Observable<T> {
+	constructor(private readonly onThrow: (error: unknown) => void, subscribe: (subscriber: Subscriber<T>) => TeardownLogic) {
 		super(subscribe);
 	}
 
-	/** Operators (`pipe(filter(...))`) build on `lift`: the observables they return are isolated too. */
-	override lift<R>(operator?: Operator<T, R>): Observable<R> {
-		const observable = new IsolatedObservable<R>(this.onThrow);
-		observable.source = this;
-		observable.operator = operator;
-		return observable;
+	/**
+	 * What `pipe(filter(...))` returns is isolated too, and so is what that one's `pipe` returns.
+	 * Not by overriding `lift`, which rxjs 7's operators call: rxjs deprecates it as internal, and
+	 * rxjs 8's operators no longer call it. An operator applied by hand (`filter(f)(events$)`)
+	 * returns a plain observable.
+	 */
+	override pipe<R>(...operations: Array<UnaryFunction<never, unknown>>): Observable<R> {
+		// rxjs's own `pipe` is this reduce (its `pipeFromArray`).
+		const piped = operations.reduce<unknown>((source, operation) => (operation as UnaryFunction<unknown, unknown>)(source), this);
+		if (piped === this || !isObservable(piped)) {
+			return piped as Observable<R>;
+		}
+
+		return new IsolatedObservable<R>(this.onThrow, subscriber => (piped as Observable<R>).subscribe(subscriber));
 	}
 
 	override subscribe(observerOrNext?: ObserverOrNext<T>, error?: ((error: unknown) => void) | null, complete?: (() => void) | null): Subscription {
@@ -34,6 +38,18 @@ export class IsolatedObservable<T> extends Observable<T> {
 			: observerOrNext;
 		return super.subscribe(isolate(observer, this.onThrow));
 	}
+}
+
+/**
+ * An observable whose subscribers cannot throw into the host: rxjs reports an error thrown by a
+ * subscriber's callback from a timer, where it becomes an uncaught exception that ends the process
+ * (rxjs 7's `reportUnhandledError`). Here every callback a subscriber gives, to this observable or to
+ * one piped from it, runs inside a try/catch, and what it throws goes to `onThrow`. So does an error
+ * notification that the subscriber has no handler for. Subscribers that are rxjs `Subscriber`s
+ * (operators, `firstValueFrom`) are rxjs's own and left as they are.
+ */
+export function isolatedObservable<T>(onThrow: (error: unknown) => void, subscribe: (subscriber: Subscriber<T>) => TeardownLogic): Observable<T> {
+	return new IsolatedObservable(onThrow, subscribe);
 }
 
 /** The observer's callbacks, each called as a method of `observer` inside a try/catch. */
@@ -64,3 +80,4 @@ function isolate<T>(observer: Partial<Observer<T>>, onThrow: (error: unknown) =>
 		},
 	};
 }
+

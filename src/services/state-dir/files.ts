@@ -194,7 +194,9 @@ export function unlinkIfPresent(path: string): void {
 export function unlinkQuietly(path: string): void {
 	try {
 		unlinkSync(path);
-	} catch {}
+	} catch {
+		// Cleanup only: a file already gone is fine, and any other error is not the caller's to handle.
+	}
 }
 
 function stateDirError(path: string, what: string, error: unknown): StateDirError {

@@ -210,7 +210,9 @@ function sweepLeftovers(stateDir: string): void {
 				if (now - lstatSync(join(stateDir, name)).mtimeMs > LEFTOVER_AGE_MS) {
 					unlinkQuietly(join(stateDir, name));
 				}
-			} catch {}
+			} catch {
+				// Gone since readdir (another process swept it), or unreadable: leave it to the next sweep.
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ const ESCAPES: Record<string, string> = {'\n': '\\n', '\r': '\\r', '\t': '\\t', 
 
 // C0 controls, DEL, C1 controls, the Unicode line and paragraph separators and the bidirectional
 // overrides: anything that could end a log line or make one read as another.
+// eslint-disable-next-line no-control-regex -- matching control characters is this pattern's purpose
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\\]/g;
 
 /**

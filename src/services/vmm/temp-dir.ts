@@ -58,30 +58,31 @@ export function removeTempDir(directory: string, logger: winston.Logger): boolea
 /**
  * Why `directory` is not provably the temporary directory `createTempDir` made for `cid` (or
  * `undefined` when it is): its name, a real directory of ours that only we can change, and its
- * marker with the CID in it. `gone` when nothing is there any more.
+ * marker with the CID in it. `gone` when nothing is there any more; an object, not a bare string,
+ * so that no problem's text can read as `gone`.
  */
-export async function foreignTempDirProblem(directory: string, cid: number): Promise<string | 'gone' | undefined> {
+export async function foreignTempDirProblem(directory: string, cid: number): Promise<{problem: string} | 'gone' | undefined> {
 	if (!isTempDirName(directory, cid)) {
-		return `its name is not one vmwarden gives the temporary directory of CID ${cid}`;
+		return {problem: `its name is not one vmwarden gives the temporary directory of CID ${cid}`};
 	}
 
 	let problem: string | undefined;
 	try {
 		problem = privateDirProblem(await lstat(directory));
 	} catch (error) {
-		return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : `cannot be examined: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+		return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : {problem: `cannot be examined: ${(error as NodeJS.ErrnoException).code ?? String(error)}`};
 	}
 
 	if (problem !== undefined) {
-		return problem;
+		return {problem};
 	}
 
 	const marker = await readSmallFileAsync(path.join(directory, TEMP_DIR_MARKER), 256);
 	if (!marker.ok) {
-		return `its marker ${TEMP_DIR_MARKER} ${marker.reason}`;
+		return {problem: `its marker ${TEMP_DIR_MARKER} ${marker.reason}`};
 	}
 
-	return marker.text === markerText(cid) ? undefined : `its marker ${TEMP_DIR_MARKER} names another VM`;
+	return marker.text === markerText(cid) ? undefined : {problem: `its marker ${TEMP_DIR_MARKER} names another VM`};
 }
 
 /** What became of a stale VM's temporary directory. */
@@ -96,13 +97,13 @@ export interface StaleTempDirRemoval {
  * `foreignTempDirProblem`); a directory already gone counts as removed. Never throws.
  */
 export async function removeStaleTempDir(directory: string, cid: number): Promise<StaleTempDirRemoval> {
-	const problem = await foreignTempDirProblem(directory, cid);
-	if (problem === 'gone') {
+	const foreign = await foreignTempDirProblem(directory, cid);
+	if (foreign === 'gone') {
 		return {removed: true};
 	}
 
-	if (problem !== undefined) {
-		return {removed: false, reason: `left alone: ${problem}`};
+	if (foreign !== undefined) {
+		return {removed: false, reason: `left alone: ${foreign.problem}`};
 	}
 
 	try {

@@ -124,7 +124,6 @@ describe('CID allocator (property-based)', () => {
 					const supervisor = createSupervisor({stateDir, cidRange: range, logger: silentLogger(), crosvmPath: '/nonexistent/crosvm'});
 					await supervisor.reaped;
 					for (let index = 0; index < creations; index++) {
-						// eslint-disable-next-line no-await-in-loop
 						all.push((await supervisor.createVm({kernel})).cid);
 					}
 

@@ -23,7 +23,7 @@ describe('the last CID file', () => {
 		const path = join(stateDir, LAST_CID_FILE);
 		for (const [content, reason] of [['not a number', /does not hold a guest CID/], ['2', /does not hold a guest CID/], ['4294967295', /does not hold a guest CID/], ['00042', /does not hold a guest CID/], ['1'.repeat(100), /larger than 64 bytes/]] as const) {
 			writeFileSync(path, content);
-			expect(readLastCidFile(stateDir)).toEqual({ok: false, reason: expect.stringMatching(reason) as unknown as string});
+			expect(readLastCidFile(stateDir)).toEqual({ok: false, reason: expect.stringMatching(reason) as string});
 			expect(readLastCid(stateDir)).toBeUndefined();
 		}
 

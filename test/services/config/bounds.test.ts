@@ -1,5 +1,5 @@
 import {join} from 'node:path';
-import {InvalidConfigError} from '../../../src/errors.js';
+import type {InvalidConfigError} from '../../../src/errors.js';
 import {checkArgvSize, CONFIG_LIMITS, MAX_ARGUMENT_BYTES, MAX_ARGV_BYTES} from '../../../src/services/config/bounds.js';
 import {validateConfig} from '../../../src/services/config/validate.js';
 import type {VmConfig} from '../../../src/services/config/vm-config.js';

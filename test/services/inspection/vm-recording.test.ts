@@ -55,7 +55,7 @@ describe('recording vmwarden on crosvm-sim', () => {
 		try {
 			const vms = await Promise.all([supervisor.createVm({kernel: guest('payload started', 'hang')}), supervisor.createVm({kernel: guest('reboot')})]);
 			await Promise.all(vms.map(async machine => machine.start()));
-			await vms[1]!.died;
+			await vms[1].died;
 			await supervisor.shutdown();
 		} finally {
 			recorder.close();

@@ -25,7 +25,7 @@ describe('the state directory lock', () => {
 		// A lock from before tokens existed, left by a dead process.
 		writeFileSync(join(stateDir, LOCK_FILE), JSON.stringify({pid: await deadPid(), startTime: '1'}));
 		const again = claimStateDir(stateDir);
-		expect(JSON.parse(readFileSync(join(stateDir, LOCK_FILE), 'utf8'))).toEqual({...processIdentity(process.pid), token: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown as string});
+		expect(JSON.parse(readFileSync(join(stateDir, LOCK_FILE), 'utf8'))).toEqual({...processIdentity(process.pid), token: expect.stringMatching(/^[0-9a-f]{32}$/) as string});
 		again();
 	});
 

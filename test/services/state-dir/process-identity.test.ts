@@ -1,7 +1,7 @@
 import {chmodSync, copyFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {execa} from 'execa';
-import {isProcessRunning, killProcess, processIdentity, readProcessArguments, readProcessEffectiveUid, readProcessStat, readProcessStatAsync, waitForProcessExit} from '../../../src/services/state-dir/process-identity.js';
+import {isProcessRunning, killProcess, readProcessArguments, readProcessEffectiveUid, readProcessStat, readProcessStatAsync, waitForProcessExit} from '../../../src/services/state-dir/process-identity.js';
 import {useStateDirFixture} from './fixtures/state-dir-fixture.js';
 
 const {makeFolder, startSleeper, deadPid} = useStateDirFixture();

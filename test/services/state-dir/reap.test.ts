@@ -47,8 +47,8 @@ describe('reaping a previous instance\'s VMs', () => {
 		const reports = await reap(stateDir);
 
 		expect(reports).toEqual([
-			expect.objectContaining({cid: 2051, outcome: 'refused', cidReleased: false, tempDirRemoved: false, reason: expect.stringMatching(/command line does not name the recorded temporary directory/) as unknown as string}),
-			expect.objectContaining({cid: 2052, outcome: 'refused', cidReleased: false, reason: expect.stringMatching(/temporary directory is not one vmwarden names/) as unknown as string}),
+			expect.objectContaining({cid: 2051, outcome: 'refused', cidReleased: false, tempDirRemoved: false, reason: expect.stringMatching(/command line does not name the recorded temporary directory/) as string}),
+			expect.objectContaining({cid: 2052, outcome: 'refused', cidReleased: false, reason: expect.stringMatching(/temporary directory is not one vmwarden names/) as string}),
 		]);
 		expect(isProcessRunning(unrelated.identity)).toBe(true);
 		expect(isProcessRunning(named.identity)).toBe(true);
