@@ -43,6 +43,14 @@ describe('console capture', () => {
 		}
 	});
 
+	test('a launch that fails after the capture was set up releases it (the fixture checks descriptors and directories) and completes console$', async () => {
+		const output = path.join(context.scripts, 'never.txt');
+		const machine = vm({kernel: guest('poweroff'), consoleOutput: output, capture: {console: true, log: true}}, {crosvmPath: path.join(context.scripts, 'no-such-crosvm'), filePolicy: {createOutputs: true}});
+		const seen = firstValueFrom(vmOperations(machine).console$.pipe(toArray()));
+		await expect(machine.start()).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
+		await expect(seen).resolves.toEqual([]);
+	});
+
 	test('a crashing guest\'s last console lines are in its death record', async () => {
 		const machine = vm({kernel: guest('console booting', 'console Kernel panic - not syncing: VFS', 'crash'), capture: {console: true}});
 		await machine.start();
