@@ -21,7 +21,9 @@ export type VmwardenErrorCode =
 	| 'SUPERVISOR_FAILED'
 	| 'STATE_DIR'
 	| 'SUPERVISION_GROUP_CLOSED'
-	| 'CONFIG_FILE';
+	| 'CONFIG_FILE'
+	| 'VM_CONTROL_FAILED'
+	| 'VM_CONTROL_UNSUPPORTED';
 
 export class VmwardenError extends Error {
 	readonly code: VmwardenErrorCode;
@@ -203,5 +205,37 @@ export class ConfigFileError extends VmwardenError {
 		super('CONFIG_FILE', `${file}: ${reason}`, options);
 		this.file = file;
 		this.reason = reason;
+	}
+}
+
+/** What a control request asked of a running VMM: suspend, resume, a balloon size, balloon statistics. */
+export type VmControlOperation = 'suspend' | 'resume' | 'setBalloon' | 'balloonStats';
+
+/**
+ * A control request to a running VMM failed: `crosvm suspend|resume|balloon|balloon_stats SOCKET`
+ * exited with an error or timed out, QMP refused, or the answer was not what that VMM answers.
+ */
+export class VmControlError extends VmwardenError {
+	readonly operation: VmControlOperation;
+	/** The control command's exit status, when it ran and exited. */
+	readonly exitCode: number | undefined;
+	/** Its stderr, trimmed (bounded). */
+	readonly stderr: string;
+
+	constructor(operation: VmControlOperation, message: string, details: {exitCode?: number | undefined; stderr?: string} = {}, options?: ErrorOptions) {
+		super('VM_CONTROL_FAILED', message, options);
+		this.operation = operation;
+		this.exitCode = details.exitCode;
+		this.stderr = details.stderr ?? '';
+	}
+}
+
+/** The VM's driver has no way to do a control operation (a custom driver, or QEMU without a balloon). */
+export class VmControlUnsupportedError extends VmwardenError {
+	readonly operation: VmControlOperation;
+
+	constructor(operation: VmControlOperation, driver: string, why = 'its driver does not implement it') {
+		super('VM_CONTROL_UNSUPPORTED', `${driver} cannot ${operation}: ${why}`);
+		this.operation = operation;
 	}
 }

@@ -49,3 +49,10 @@ export {loadConfigFile, parseConfigFile, configFromRequest, detectFormat, CONFIG
 export {readJsonFile, MAX_CONFIG_FILE_BYTES} from './services/cli-config/read.js';
 export {vmConfigSchema, androidConfigSchema, publishedSchemas} from './services/cli-config/schema.js';
 export {LOG_LEVELS, DEFAULT_LOG_LEVEL, type Logger, type LogLevel} from './services/logging/logger.js';
+export {VmControlError, VmControlUnsupportedError, type VmControlOperation} from './errors.js';
+export type {CaptureConfig} from './services/config/vm-config.js';
+export {vmOperations, type VmOperations, type VmExecution} from './vm.js';
+export type {VmmControlContext} from './services/vmm/driver.js';
+export {parseCrosvmBalloonStats, type BalloonStats, type BalloonGuestStats} from './services/control/balloon.js';
+export {MAX_CONSOLE_LINE_BYTES, CONSOLE_TAIL_LINES, CONSOLE_TAIL_BYTES} from './services/console/lines.js';
+export {createMetrics, DEFAULT_LATENCY_BUCKETS, type VmwardenMetrics, type CreateMetricsOptions, type MetricsVm, type MetricsSupervisor} from './services/metrics/metrics.js';

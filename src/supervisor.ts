@@ -19,7 +19,7 @@ import {createEventChannel} from './services/events/event-channel.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {hostLogger} from './services/logging/host-logger.js';
 import type {Logger, LogLevel} from './services/logging/logger.js';
-import {createVmHandle, vmMachineInput, type Vm} from './vm.js';
+import {createVmHandle, vmMachineInput, vmOperations, type Vm, type VmOperations} from './vm.js';
 import {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 import {defaultRequester, type Requester, type VmDeath, type VmEvent} from './types.js';
 export {NoAvailableCidError, SupervisorShutDownError} from './errors.js';
@@ -98,7 +98,7 @@ export type SupervisionState = 'unsupervised' | 'idle' | 'alive' | 'ending' | 'b
  * for each life's death. `stop()` and `kill()` end the VM for good: no restart follows them, and
  * during a backoff they cancel the restart at once.
  */
-export interface SupervisedVm extends Vm {
+export interface SupervisedVm extends Vm, VmOperations {
 	/** Calls `callback` with each life's death, from now on. Returns an unsubscribe. */
 	onDeath(callback: (death: VmDeath) => void): () => void;
 	/** How many times the supervisor restarted the VM. */
@@ -600,7 +600,22 @@ function supervisedVm({first, restart, group, policy, start, end, publish, logge
 
 	const neverStarted = () => restarts === 0 && life.actor.getSnapshot().matches({NotStarted: 'idle'});
 	const isLive = () => life.actor.getSnapshot().status === 'active' && (life.state === 'Running' || life.actor.getSnapshot().matches({NotStarted: 'launching'}));
+	// The operations follow the current life: a restarted VM is suspended, ballooned and watched anew.
+	const operations = vmOperations({
+		get actor() {
+			return life.actor;
+		},
+	});
 	const vm: SupervisedVm = {
+		get execution() {
+			return operations.execution;
+		},
+		suspend: async () => operations.suspend(),
+		resume: async () => operations.resume(),
+		setBalloon: async bytes => operations.setBalloon(bytes),
+		balloonStats: async () => operations.balloonStats(),
+		console$: operations.console$,
+		log$: operations.log$,
 		get cid() {
 			return life.cid;
 		},

@@ -38,6 +38,11 @@ export interface VmDeath {
 	stderrTail: string;
 	/** Who caused the death: the caller or supervisor when they stopped or killed it, else guest or VMM. */
 	initiator: Initiator;
+	/**
+	 * The guest console's last lines (oldest first, bounded: docs/operations.md), when the VM
+	 * captured its console (`capture: {console: true}`); undefined otherwise.
+	 */
+	consoleTail?: string[];
 }
 
 export interface VmEventBase {

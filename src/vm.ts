@@ -1,8 +1,13 @@
 import os from 'node:os';
-import {Subject, type Observable} from 'rxjs';
+import {EMPTY, Subject, type Observable} from 'rxjs';
 import {createActor, type ActorRefFrom, type InspectionEvent, type Observer as InspectionObserver, type SnapshotFrom} from 'xstate';
 import type winston from 'winston';
 import {InvalidConfigError, InvalidPayloadTransitionError, VmStateError, type VmwardenError} from './errors.js';
+import type {BalloonStats} from './services/control/balloon.js';
+import {readVmmBalloonStats, setVmmBalloon} from './services/control/operation.js';
+import {checkBalloonBytes} from './services/control/balloon.js';
+import type {ControlInput} from './services/control/operation.js';
+import type {VmControlOperation} from './errors.js';
 import {checkGuestCid} from './services/cids/range.js';
 import {vmMachine, type VmMachineInput} from './machines/vm.machine.js';
 import {defaultBootHangupTimeoutMs} from './services/config/boot-timeout.js';
@@ -89,6 +94,48 @@ export interface Vm {
 	updatePayloadState(state: PayloadState): void;
 }
 
+/** Whether the guest's vCPUs run, while the VM is Running. */
+export type VmExecution = 'running' | 'suspending' | 'suspended' | 'resuming';
+
+/**
+ * What a running VM can be asked besides its lifecycle: suspend and resume, the balloon, its
+ * captured console and log (docs/operations.md). `createVm` returns a handle with them; for a VM
+ * from the supervisor, `vmOperations(vm)`.
+ */
+export interface VmOperations {
+	/**
+	 * Whether the guest's vCPUs run: `running`, `suspending`, `suspended` or `resuming` while the VM
+	 * is Running; undefined otherwise.
+	 */
+	readonly execution: VmExecution | undefined;
+	/**
+	 * Pauses the guest's vCPUs (crosvm `suspend`, QMP `stop`); resolves once the VMM acknowledged.
+	 * Resolves at once when suspended already, joins a suspend under way. Rejects with
+	 * `VmStateError` unless the VMM runs (or while resuming), with `VmControlError` when the VMM
+	 * refused or did not answer (the VM stays running), `VmControlUnsupportedError` for a driver
+	 * without it.
+	 */
+	suspend(): Promise<void>;
+	/** Lets a suspended guest run again (crosvm `resume`, QMP `cont`). Errors as `suspend()`. */
+	resume(): Promise<void>;
+	/**
+	 * Sets the memory balloon's target to `bytes` (whole bytes, 0 to 2^53 - 1: `InvalidConfigError`
+	 * otherwise). Needs a running VMM (`VmStateError`); rejects with `VmControlError` or
+	 * `VmControlUnsupportedError`.
+	 */
+	setBalloon(bytes: number): Promise<void>;
+	/** The balloon's size and the guest's memory statistics; refused (`VmStateError`) while suspended, as the guest cannot answer. */
+	balloonStats(): Promise<BalloonStats>;
+	/**
+	 * The guest console's lines as they are written, from subscription on, when the config captures
+	 * it (`capture: {console: true}`); completes when the VM's capture ends (at once without capture).
+	 * Every line, however slow the subscriber: lines are pushed, never buffered for it.
+	 */
+	readonly console$: Observable<string>;
+	/** The guest log's lines (`capture: {log: true}`), as `console$`. */
+	readonly log$: Observable<string>;
+}
+
 /** How `createVmHandle` attributes the calls made through the handle. */
 export interface VmHandleOptions {
 	/** Default `'caller'`; the supervisor uses `'supervisor'` for the handle it keeps. */
@@ -106,11 +153,141 @@ function stateOf(snapshot: VmSnapshot): VmState {
 }
 
 /**
+ * Resolves with the first snapshot `accept` takes, or the last one if the actor stops first (a
+ * parent may stop its child at any time).
+ */
+async function settledSnapshot(actor: VmActor, accept: (current: VmSnapshot) => boolean): Promise<VmSnapshot> {
+	return new Promise(resolve => {
+		const current = actor.getSnapshot();
+		if (accept(current) || current.status !== 'active') {
+			resolve(current);
+			return;
+		}
+
+		const subscription = actor.subscribe({
+			next(next) {
+				if (accept(next)) {
+					subscription.unsubscribe();
+					resolve(next);
+				}
+			},
+			error() {
+				resolve(actor.getSnapshot());
+			},
+			complete() {
+				resolve(actor.getSnapshot());
+			},
+		});
+	});
+}
+
+/** The execution region's state, or undefined when the VM is not Running. */
+function executionOf(snapshot: VmSnapshot): VmExecution | undefined {
+	return EXECUTIONS.find(execution => snapshot.matches({Running: {execution}}));
+}
+
+const EXECUTIONS: readonly VmExecution[] = ['running', 'suspending', 'suspended', 'resuming'];
+
+/**
+ * What a balloon request goes to: the running VMM, refused with `VmStateError` when there is none
+ * (and for statistics while suspended: the guest cannot answer, the request would only time out).
+ */
+function controlTarget(snapshot: VmSnapshot, operation: VmControlOperation): ControlInput {
+	const {context} = snapshot;
+	if (snapshot.status !== 'active' || !snapshot.matches({Running: {process: 'running'}}) || context.pid === undefined || context.tempDir === undefined) {
+		throw new VmStateError(`VM is ${stateOf(snapshot)}: ${operation} needs a running VMM`);
+	}
+
+	if (operation === 'balloonStats' && executionOf(snapshot) !== 'running') {
+		throw new VmStateError('balloonStats needs a running guest: the VM is suspended');
+	}
+
+	return {env: context.env, pid: context.pid, tempDir: context.tempDir};
+}
+
+/**
+ * The operations of a VM (`createVm`'s handle has them; for a supervisor's VM call this with it):
+ * requests are attributed to `options.initiator` (default `'caller'`). `vm.actor` is read at each
+ * call, so a supervised VM's operations follow it into its next life after a restart.
+ */
+export function vmOperations(vm: Pick<Vm, 'actor'>, options: VmHandleOptions = {}): VmOperations {
+	const initiator = options.initiator ?? 'caller';
+	const snapshot = () => vm.actor.getSnapshot();
+	const logCallbackError = (what: string) => (error: unknown) => {
+		snapshot().context.env.logger.error(`${what} threw: ${logText(String(error))}`);
+	};
+
+	// Suspend or resume: joins a request under way, resolves at once when already there.
+	const changeExecution = async (type: 'SUSPEND' | 'RESUME'): Promise<void> => {
+		const verb = type === 'SUSPEND' ? 'suspend' : 'resume';
+		const [goal, moving, opposite] = type === 'SUSPEND' ? (['suspended', 'suspending', 'resuming'] as const) : (['running', 'resuming', 'suspending'] as const);
+		const current = snapshot();
+		const execution = executionOf(current);
+		if (execution === undefined || current.status !== 'active' || !current.matches({Running: {process: 'running'}})) {
+			throw new VmStateError(`VM is ${stateOf(current)}: ${verb} needs a running VMM`);
+		}
+
+		if (execution === goal) {
+			return;
+		}
+
+		if (execution === opposite) {
+			throw new VmStateError(`VM is ${opposite}: wait for it before asking to ${verb}`);
+		}
+
+		const {actor} = vm;
+		if (execution !== moving) {
+			actor.send({type, initiator});
+		}
+
+		const request = actor.getSnapshot().context.controlRequests;
+		const settled = await settledSnapshot(actor, next => executionOf(next) !== moving);
+		if (executionOf(settled) === goal) {
+			return;
+		}
+
+		const failure = settled.context.controlFailure;
+		if (failure !== undefined && failure.request === request) {
+			throw failure.error;
+		}
+
+		throw new VmStateError(`VM is ${stateOf(settled)}: it ended before the ${verb} was acknowledged`);
+	};
+
+	// The life current at subscription: a life's lines, completed when its capture ends (at once without capture).
+	const capturedLines = (output: 'console' | 'log'): Observable<string> => isolatedObservable<string>(logCallbackError(`A ${output}$ subscriber`), subscriber => {
+		const {env} = snapshot().context;
+		return (env.config.capture?.[output] === true ? env.outputs.lines$(output) : EMPTY).subscribe(subscriber);
+	});
+
+	return {
+		get execution() {
+			return executionOf(snapshot());
+		},
+		async suspend() {
+			await changeExecution('SUSPEND');
+		},
+		async resume() {
+			await changeExecution('RESUME');
+		},
+		async setBalloon(bytes) {
+			const checked = checkBalloonBytes(bytes);
+			await setVmmBalloon(controlTarget(snapshot(), 'setBalloon'), checked);
+		},
+		async balloonStats() {
+			return readVmmBalloonStats(controlTarget(snapshot(), 'balloonStats'));
+		},
+		console$: capturedLines('console'),
+		log$: capturedLines('log'),
+	};
+}
+
+/**
  * Wraps a `vmMachine` actor (created by `createVm`, or spawned by a parent such as the supervisor).
  * Wrap it before it can die: the death is taken from the `died` event, or from the snapshot when the
  * actor is already Dead.
  */
-export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): Vm {
+export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): Vm & VmOperations {
 	const initiator = options.initiator ?? 'caller';
 	const events = new Subject<VmEvent>();
 	const logCallbackError = (what: string) => (error: unknown) => {
@@ -183,30 +360,10 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 
 	// Resolves with the first snapshot `accept` takes, or the last one if the actor stops first (a
 	// parent may stop its child at any time).
-	const whenSettled = async (accept: (current: VmSnapshot) => boolean): Promise<VmSnapshot> => new Promise(resolve => {
-		const current = snapshot();
-		if (accept(current) || actor.getSnapshot().status !== 'active') {
-			resolve(current);
-			return;
-		}
+	const whenSettled = async (accept: (current: VmSnapshot) => boolean): Promise<VmSnapshot> => settledSnapshot(actor, accept);
 
-		const subscription = actor.subscribe({
-			next(next) {
-				if (accept(next)) {
-					subscription.unsubscribe();
-					resolve(next);
-				}
-			},
-			error() {
-				resolve(snapshot());
-			},
-			complete() {
-				resolve(snapshot());
-			},
-		});
-	});
-
-	return {
+	const operations = vmOperations({actor}, options);
+	const handle: Vm & VmOperations = {
 		get cid() {
 			return snapshot().context.cid;
 		},
@@ -272,6 +429,15 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 				actor.send({type: 'KILL', initiator});
 			}
 		},
+		get execution() {
+			return operations.execution;
+		},
+		suspend: async () => operations.suspend(),
+		resume: async () => operations.resume(),
+		setBalloon: async bytes => operations.setBalloon(bytes),
+		balloonStats: async () => operations.balloonStats(),
+		console$: operations.console$,
+		log$: operations.log$,
 		updatePayloadState(state) {
 			if (!isPayloadState(state)) {
 				throw new InvalidConfigError('payloadState', `${String(state)} is not a payload state`);
@@ -289,6 +455,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 			actor.send({type: 'PAYLOAD.REPORT', state, initiator});
 		},
 	};
+	return handle;
 }
 
 /** The machine input `createVm` builds from its options (exported for parents that spawn VMs). */
@@ -313,7 +480,7 @@ export function vmMachineInput(config: VmConfig, options: CreateVmOptions): VmMa
  * Creates a standalone VM (not started). Throws `InvalidConfigError` for bad options; the config itself
  * is validated by `start()`, which then rejects and leaves the VM Failed.
  */
-export function createVm(config: VmConfig, options: CreateVmOptions): Vm {
+export function createVm(config: VmConfig, options: CreateVmOptions): Vm & VmOperations {
 	const actor = createActor(vmMachine, {input: vmMachineInput(config, options), inspect: options.inspect});
 	const vm = createVmHandle(actor);
 	actor.start();

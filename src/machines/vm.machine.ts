@@ -14,6 +14,8 @@ import type {FilePolicy} from '../services/config/file-policy.js';
 import {logText} from '../services/vmm/log-text.js';
 import {requestStop, type StopRequestInput} from '../services/vmm/request-stop.js';
 import {checkTimeoutMs, isTimeoutMs} from '../services/config/timeouts.js';
+import {controlErrorOf} from '../services/control/errors.js';
+import {resumeVmm, suspendVmm, type ControlInput} from '../services/control/operation.js';
 import {watchVmm, type VmmCommand, type VmmDone, type VmmWatchEvent, type WatchInput} from '../services/vmm/watch.js';
 import type {Initiator, Requester, VmDeath, VmEvent} from '../types.js';
 
@@ -91,6 +93,16 @@ export interface VmContext {
 	refusals: PayloadRefusals;
 	startError: VmwardenError | undefined;
 	death: VmDeath | undefined;
+	/** Suspend and resume requests sent to the VMM so far: numbers them for `controlFailure`. */
+	controlRequests: number;
+	/** The last suspend or resume request that failed, by number, and why. */
+	controlFailure: ControlFailure | undefined;
+}
+
+/** A failed suspend or resume request: which one (`controlRequests` when it was sent) and its error. */
+export interface ControlFailure {
+	request: number;
+	error: VmwardenError;
 }
 
 /** Events the VM accepts from outside. */
@@ -98,7 +110,14 @@ export type VmCommandEvent =
 	| {type: 'START'; initiator?: Initiator}
 	| {type: 'PAYLOAD.REPORT'; state: PayloadState; initiator: Initiator; report?: PayloadReport}
 	| {type: 'KILL'; initiator?: Initiator}
-	| {type: 'STOP'; timeoutMs?: number; initiator?: Initiator};
+	| {type: 'STOP'; timeoutMs?: number; initiator?: Initiator}
+	| {type: 'SUSPEND'; initiator?: Initiator}
+	| {type: 'RESUME'; initiator?: Initiator};
+
+/** Raised by the execution region on resume, for the hang-up watch, which does not count time spent suspended. */
+export interface ExecutionEvent {
+	type: 'EXECUTION.RESUMED';
+}
 
 /** Raised by the payload region for a report it refused, for the refusals region to report or count. */
 export interface PayloadRefusedEvent {
@@ -114,7 +133,7 @@ export interface PayloadRefusedEvent {
  */
 export type LaunchDoneEvent = DoneActorEvent<Launched, 'launch'>;
 
-export type VmMachineEvent = VmCommandEvent | VmmWatchEvent | PayloadRefusedEvent | LaunchDoneEvent;
+export type VmMachineEvent = VmCommandEvent | VmmWatchEvent | PayloadRefusedEvent | LaunchDoneEvent | ExecutionEvent;
 
 /** How soon a failed stop request is repeated (within the stop timeout). */
 export const STOP_RETRY_INTERVAL_MS = 100;
@@ -147,6 +166,17 @@ function launchedVmm({pid, tempDir}: VmContext): {pid: number; tempDir: string} 
 	return {pid, tempDir};
 }
 
+/** A failed suspend or resume request: recorded for the caller who asked, and logged. */
+const controlFailureActions = [
+	{type: 'recordControlFailure', params: ({event}: {event: {error: unknown}}) => ({error: event.error})},
+	{type: 'logControlFailure', params: ({event}: {event: {error: unknown}}) => ({error: event.error})},
+] as const;
+
+/** What a control request to the running VMM needs. */
+function controlInput({context}: {context: VmContext}): ControlInput {
+	return {env: context.env, ...launchedVmm(context)};
+}
+
 /**
  * One VM, as Android's `VmInstance`: NotStarted -> Running -> Dead | Failed. See docs/vm.md for the
  * regions of Running and the death decision.
@@ -164,13 +194,15 @@ export const vmMachine = setup({
 		input: {} as VmMachineInput,
 		output: {} as VmOutput,
 		emitted: {} as VmEvent,
-		children: {} as {launch: 'launchVmm'; vmm: 'watchVmm'; payloadChannel: 'readPayloadChannel'; stopRequest: 'requestStop'},
+		children: {} as {launch: 'launchVmm'; vmm: 'watchVmm'; payloadChannel: 'readPayloadChannel'; stopRequest: 'requestStop'; suspendRequest: 'suspendVmm'; resumeRequest: 'resumeVmm'},
 	},
 	actors: {
 		launchVmm: fromPromise<Launched, LaunchInput>(async ({input, signal}) => launchVmm(input, signal)),
 		watchVmm: fromCallback<VmmCommand, WatchInput, VmmWatchEvent>(({input, sendBack, receive}) => watchVmm({input, sendBack, receive})),
 		readPayloadChannel: payloadChannelReader,
 		requestStop: fromPromise<void, StopRequestInput>(async ({input}) => requestStop(input)),
+		suspendVmm: fromPromise<void, ControlInput>(async ({input}) => suspendVmm(input)),
+		resumeVmm: fromPromise<void, ControlInput>(async ({input}) => resumeVmm(input)),
 	},
 	delays: {
 		bootHangupTimeout: ({context}) => context.bootHangupTimeoutMs,
@@ -186,7 +218,9 @@ export const vmMachine = setup({
 		killNotSent: ({context}) => !context.killSent,
 		canKill: and(['vmmRunning', 'killNotSent']),
 		detectsHangup: ({context}) => context.detectHangup,
-		hangupDue: and(['detectsHangup', 'canKill']),
+		// A suspended guest cannot report: the watch starts over when it is resumed.
+		executing: stateIn({Running: {execution: 'running'}}),
+		hangupDue: and(['detectsHangup', 'canKill', 'executing']),
 		hasStopRequest: ({context}) => context.stopRequest !== undefined,
 		hasPendingKill: ({context}) => context.pendingKill && !context.killSent,
 		reportsPayloadState: ({event}, params: {state: PayloadState}) => event.type === 'PAYLOAD.REPORT' && event.state === params.state,
@@ -289,6 +323,18 @@ export const vmMachine = setup({
 				logger.info(`VM returned failure reason '${logText(done.failureText)}'${done.failureTruncated ? ' (truncated)' : ''}`);
 			}
 		},
+		countControlRequest: assign({controlRequests: ({context}) => context.controlRequests + 1}),
+		recordControlFailure: assign(({context}, {error}: {error: unknown}) => ({controlFailure: {request: context.controlRequests, error: controlErrorOf(error)}})),
+		logControlFailure({context}, {error}: {error: unknown}) {
+			context.env.logger.warn(`Control request failed: ${logText(controlErrorOf(error).message)}`);
+		},
+		raiseResumed: raise({type: 'EXECUTION.RESUMED' as const}),
+		logSuspended({context}) {
+			context.env.logger.info('VM suspended');
+		},
+		logResumed({context}) {
+			context.env.logger.info('VM resumed');
+		},
 		recordDeath: assign(({context}, done: VmmDone) => {
 			const reason = decideDeathReason({waitError: done.waitError, failureText: done.failureText, hungUp: context.hungUp, exitReason: done.exitReason});
 			return {
@@ -301,6 +347,7 @@ export const vmMachine = setup({
 					payloadState: context.payloadState,
 					stderrTail: done.stderrTail,
 					initiator: deathInitiator(reason, context.endRequestedBy),
+					...(done.consoleTail === undefined ? {} : {consoleTail: done.consoleTail}),
 				},
 			};
 		}),
@@ -337,6 +384,8 @@ export const vmMachine = setup({
 		refusals: {reported: 0, muted: 0},
 		startError: undefined,
 		death: undefined,
+		controlRequests: 0,
+		controlFailure: undefined,
 	}),
 	initial: 'NotStarted',
 	output: ({context}) => ({cid: context.cid, death: context.death, error: context.startError}),
@@ -388,7 +437,7 @@ export const vmMachine = setup({
 					src: 'watchVmm',
 					input: ({context, event}) => {
 						assertEvent(event, 'xstate.done.actor.launch');
-						return {vmm: event.output.vmm, env: context.env, tempDir: event.output.tempDir};
+						return {vmm: event.output.vmm, env: context.env, tempDir: event.output.tempDir, captures: event.output.captures};
 					},
 				},
 				{
@@ -430,7 +479,11 @@ export const vmMachine = setup({
 							after: {
 								bootHangupTimeout: {guard: 'hangupDue', actions: ['markHungUp', 'logHangup', 'emitHangup', 'killVmm', 'markKillSent']},
 							},
-							on: {'PAYLOAD.REPORT': payloadTransitions(['Started', 'Ready', 'Finished'])},
+							on: {
+								'PAYLOAD.REPORT': payloadTransitions(['Started', 'Ready', 'Finished']),
+								// Re-entered: the watch starts over with the whole timeout.
+								'EXECUTION.RESUMED': {target: 'Starting', reenter: true},
+							},
 						},
 						Started: {
 							on: {'PAYLOAD.REPORT': payloadTransitions(['Ready', 'Finished'])},
@@ -463,6 +516,49 @@ export const vmMachine = setup({
 							after: {payloadRefusalWindow: 'reporting'},
 							on: {
 								'PAYLOAD.REFUSED': {actions: 'countMutedRefusal'},
+							},
+						},
+					},
+				},
+				// Suspend and resume through the VMM (crosvm's control socket, QEMU's QMP). A suspended VM
+				// can still be stopped or killed; the hang-up watch does not run while it is suspended.
+				execution: {
+					initial: 'running',
+					states: {
+						running: {
+							on: {
+								SUSPEND: {guard: 'vmmRunning', target: 'suspending', actions: 'countControlRequest'},
+							},
+						},
+						suspending: {
+							invoke: {
+								id: 'suspendRequest',
+								src: 'suspendVmm',
+								input: controlInput,
+								onDone: 'suspended',
+								// Still running: a hang-up deadline that passed meanwhile was skipped, so the watch starts over.
+								onError: {
+									target: 'running',
+									actions: [...controlFailureActions, 'raiseResumed'],
+								},
+							},
+						},
+						suspended: {
+							entry: 'logSuspended',
+							on: {
+								RESUME: {guard: 'vmmRunning', target: 'resuming', actions: 'countControlRequest'},
+							},
+						},
+						resuming: {
+							invoke: {
+								id: 'resumeRequest',
+								src: 'resumeVmm',
+								input: controlInput,
+								onDone: {target: 'running', actions: ['logResumed', 'raiseResumed']},
+								onError: {
+									target: 'suspended',
+									actions: controlFailureActions,
+								},
 							},
 						},
 					},

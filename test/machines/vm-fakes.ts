@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import {createActor, fromCallback, fromPromise, SimulatedClock} from 'xstate';
 import {vmMachine, type VmMachineInput} from '../../src/machines/vm.machine.js';
-import type {VmwardenError} from '../../src/errors.js';
+import {VmControlError, type VmwardenError} from '../../src/errors.js';
+import type {ControlInput} from '../../src/services/control/operation.js';
 import {crosvmDriver} from '../../src/services/crosvm/driver.js';
 import type {FailureText} from '../../src/services/death/failure-channel.js';
 import type {PayloadChannelInput, PayloadReportEvent} from '../../src/services/payload/channel.js';
@@ -87,7 +88,12 @@ export interface FakeVmOptions {
 	/** The answers to successive stop requests; after the last, `shutdown`. */
 	stopAnswers?: StopAnswer[];
 	requester?: Requester;
+	/** The answers to successive suspend and resume requests; after the last, `ok`. */
+	controlAnswers?: ControlAnswer[];
 }
+
+/** How the fake driver answers one suspend or resume request: at once, with an error, never, or when the test says (`held`). */
+export type ControlAnswer = 'ok' | 'fail' | 'never' | 'held';
 
 /** Lets microtasks and promise chains (the fake launch, the watcher) run to completion. */
 export async function settle(): Promise<void> {
@@ -111,6 +117,39 @@ export function fakeVm(options: FakeVmOptions = {}) {
 	const vmm = new FakeVmm(nextPid++);
 	const stopAnswers = [...(options.stopAnswers ?? [])];
 	const stopRequests: StopRequestInput[] = [];
+	const controlAnswers = [...(options.controlAnswers ?? [])];
+	const controlRequests: Array<'suspend' | 'resume'> = [];
+	const heldControl: {answer?: (error?: Error) => void} = {};
+	const answerControl = async (operation: 'suspend' | 'resume'): Promise<void> => {
+		controlRequests.push(operation);
+		switch (controlAnswers.shift() ?? 'ok') {
+			case 'fail': {
+				throw new VmControlError(operation, `crosvm ${operation} exited with 1 (fake)`, {exitCode: 1});
+			}
+
+			case 'never': {
+				await new Promise(() => undefined);
+				return;
+			}
+
+			case 'held': {
+				await new Promise<void>((resolve, reject) => {
+					heldControl.answer = error => {
+						if (error === undefined) {
+							resolve();
+						} else {
+							reject(error);
+						}
+					};
+				});
+				return;
+			}
+
+			case 'ok': {
+				return;
+			}
+		}
+	};
 	const tempDirs: string[] = [];
 	let finishLaunch: (() => void) | undefined;
 	let failLaunch: ((error: VmwardenError) => void) | undefined;
@@ -171,6 +210,8 @@ export function fakeVm(options: FakeVmOptions = {}) {
 				}
 			}),
 			readPayloadChannel: fromCallback<{type: 'NONE'}, PayloadChannelInput, PayloadReportEvent>(() => undefined),
+			suspendVmm: fromPromise<void, ControlInput>(async () => answerControl('suspend')),
+			resumeVmm: fromPromise<void, ControlInput>(async () => answerControl('resume')),
 		},
 	});
 	const input: VmMachineInput = {
@@ -198,6 +239,12 @@ export function fakeVm(options: FakeVmOptions = {}) {
 		logger,
 		emitted,
 		stopRequests,
+		/** The suspend and resume requests the VM sent, in order. */
+		controlRequests,
+		/** Answers a `held` control request: with nothing it succeeds, with an error it fails. */
+		answerControl(error?: Error) {
+			heldControl.answer?.(error);
+		},
 		launch,
 		/** The temporary directories the fake launch made (one, once launched). */
 		tempDirs,

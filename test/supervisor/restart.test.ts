@@ -197,3 +197,22 @@ describe('ending during a backoff', () => {
 		expect(restartSteps(events)).toEqual(['scheduled #1 in 60000 (CRASH)', 'cancelled by supervisor after 0']);
 	});
 });
+
+describe('operations across restarts', () => {
+	test('a restarted VM is suspended and resumed through the same handle: the operations follow the current life', async () => {
+		const {supervisor} = supervise({restart: 'on-failure', ...FAST});
+		const kernel = guest(CRASHES);
+		const vm = await supervisor.createVm({kernel});
+		changeAfter(vm, kernel, 1, RUNS);
+		await vm.start();
+		const firstPid = vm.pid;
+		await until(() => vm.restarts === 1 && vm.payloadState === 'Ready');
+		expect(vm.pid).not.toBe(firstPid);
+		await vm.suspend();
+		expect(vm.execution).toBe('suspended');
+		await vm.resume();
+		expect(vm.execution).toBe('running');
+		const death = await vm.stop({timeoutMs: 5000});
+		expect(death?.reason).toBe('SHUTDOWN');
+	});
+});

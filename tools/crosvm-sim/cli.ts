@@ -47,6 +47,16 @@ async function execute(build: SimBuild, argv: string[]): Promise<number | undefi
 			return 0;
 		}
 
+		case 'balloon': {
+			if (interpretation.logLevel !== undefined) {
+				setLogLevel(interpretation.logLevel);
+			}
+
+			const {sendBalloonRequest} = await import('./control-client.js');
+			await sendBalloonRequest(interpretation.request, interpretation.socket, build);
+			return 0;
+		}
+
 		case 'run': {
 			if (interpretation.logLevel !== undefined) {
 				setLogLevel(interpretation.logLevel);

@@ -6,10 +6,17 @@ import {parseRunCommand, runFlags} from './run-command.js';
 import {runArguments2022} from './run-command-2022.js';
 import {checkRunCommand, type RunConfig} from './run-config.js';
 import {formatUsage} from './usage.js';
+import {MAX_U64} from './control-protocol.js';
 
 export const CONTROL_SUBCOMMANDS = ['stop', 'suspend', 'resume'] as const;
 
 export type ControlSubcommand = (typeof CONTROL_SUBCOMMANDS)[number];
+
+/** The balloon's subcommands (src/crosvm/cmdline.rs at f1e797a68; src/crosvm.rs at efdcf90a4). */
+export const BALLOON_SUBCOMMANDS = ['balloon', 'balloon_stats'] as const;
+
+/** A balloon request: a new size (`wait` only on the current build), or the statistics. */
+export type BalloonRequest = {kind: 'adjust'; numBytes: number; wait: boolean | undefined} | {kind: 'stats'};
 
 /** What a command line asks of the simulator, decided before anything is opened or started. */
 export type Interpretation =
@@ -18,9 +25,10 @@ export type Interpretation =
 	| {kind: 'refused'; status: number; message: string; logged: boolean}
 	| {kind: 'run'; config: RunConfig; extendedStatus: boolean; logLevel?: LogLevel}
 	| {kind: 'control'; subcommand: ControlSubcommand; socket: string; logLevel?: LogLevel}
+	| {kind: 'balloon'; request: BalloonRequest; socket: string; logLevel?: LogLevel}
 	| {kind: 'version'; logLevel?: LogLevel};
 
-const SUBCOMMANDS = ['run', ...CONTROL_SUBCOMMANDS, 'version'];
+const SUBCOMMANDS = ['run', ...CONTROL_SUBCOMMANDS, ...BALLOON_SUBCOMMANDS, 'version'];
 
 /**
  * Top-level flags: `CrosvmCmdlineArgs` in src/crosvm/cmdline.rs at f1e797a68; the 2022 build
@@ -44,6 +52,8 @@ Commands:
   stop     Stops crosvm instances via their control sockets
   suspend  Suspends the crosvm instance
   resume   Resumes the crosvm instance
+  balloon  Set balloon size of the crosvm instance to SIZE bytes
+  balloon_stats  Prints virtio balloon statistics for a VM_SOCKET
   version  Show package version
 `,
 	};
@@ -51,6 +61,36 @@ Commands:
 
 function controlSpec(name: string): CommandSpec {
 	return {flags: [], positionals: ['VM_SOCKET'], requiredPositionals: 1, usage: formatUsage(`crosvm ${name}`, 'VM_SOCKET', `${name[0]!.toUpperCase()}${name.slice(1)}s the crosvm instance listening on VM_SOCKET`, [])};
+}
+
+/**
+ * `balloon SIZE VM_SOCKET [--wait]`: SIZE is argh's u64 (Rust's `u64::from_str`: decimal digits,
+ * an optional leading `+`); `--wait` arrived after 2022.
+ */
+function balloonSpec(build: SimBuild): CommandSpec {
+	const flags: FlagSpec[] = build.dialect === 'current' ? [{long: '--wait', kind: 'switch', description: 'wait for response'}] : [];
+	return {flags, positionals: ['SIZE', 'VM_SOCKET'], requiredPositionals: 2, usage: formatUsage('crosvm balloon', 'SIZE VM_SOCKET', 'Set balloon size of the crosvm instance to `SIZE` bytes', flags)};
+}
+
+function parseU64(name: string, text: string): number {
+	const digits = text.startsWith('+') ? text.slice(1) : text;
+	const problem = digits === '' ? 'cannot parse integer from empty string' : /^\d+$/.test(digits) ? (BigInt(digits) > MAX_U64 ? 'number too large to fit in target type' : undefined) : 'invalid digit found in string';
+	if (problem !== undefined) {
+		throw new ArgumentError(`Error parsing positional argument '${name}' with value '${text}': ${problem}`);
+	}
+
+	return Number(digits);
+}
+
+function balloonCommand(build: SimBuild, name: string, args: string[]): {request: BalloonRequest; socket: string} {
+	if (name === 'balloon_stats') {
+		const parsed = parseCommand({flags: [], positionals: ['VM_SOCKET'], requiredPositionals: 1, usage: formatUsage('crosvm balloon_stats', 'VM_SOCKET', 'Prints virtio balloon statistics for a `VM_SOCKET`', [])}, args);
+		return {request: {kind: 'stats'}, socket: parsed.positionals[0]!};
+	}
+
+	const parsed = parseCommand(balloonSpec(build), args);
+	const numBytes = parseU64('SIZE', parsed.positionals[0]!);
+	return {request: {kind: 'adjust', numBytes, wait: build.dialect === 'current' ? hasSwitch(parsed, '--wait') : undefined}, socket: parsed.positionals[1]!};
 }
 
 function logLevel(text: string | undefined): {logLevel?: LogLevel} {
@@ -65,6 +105,10 @@ function subcommand(build: SimBuild, name: string, args: string[], extendedStatu
 	if (name === 'version') {
 		parseCommand({flags: [], positionals: [], requiredPositionals: 0, usage: formatUsage('crosvm version', '', 'Show package version', [])}, args);
 		return {kind: 'version', ...level};
+	}
+
+	if ((BALLOON_SUBCOMMANDS as readonly string[]).includes(name)) {
+		return {kind: 'balloon', ...balloonCommand(build, name, args), ...level};
 	}
 
 	const parsed = parseCommand(controlSpec(name), args);

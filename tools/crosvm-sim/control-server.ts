@@ -1,7 +1,7 @@
 import {statSync, unlinkSync} from 'node:fs';
 import {createServer, type Server, type Socket} from 'node:net';
 import {join} from 'node:path';
-import {CONTROL_OK, CONTROL_REQUESTS, encodeControlMessage} from './control-protocol.js';
+import {CONTROL_OK, CONTROL_REQUESTS, encodeControlMessage, type BalloonStatsResponse} from './control-protocol.js';
 import {isInheritedDescriptor, osErrorText, procSelfDescriptor} from './descriptors.js';
 import {ConfigurationError} from './failures.js';
 import {log} from './log.js';
@@ -14,6 +14,10 @@ export interface ControlHandlers {
 	answerStop(): boolean;
 	suspend(): void;
 	resume(): void;
+	/** `BalloonCommand::Adjust`: the balloon's new target. */
+	adjustBalloon(numBytes: number): void;
+	/** `BalloonCommand::Stats`: answered once the guest runs (a suspended guest reports nothing). */
+	balloonStats(): Promise<BalloonStatsResponse>;
 }
 
 /** The VM's listening control socket. */
@@ -67,10 +71,33 @@ function handleRequest(socket: Socket, line: string, handlers: ControlHandlers):
 		}
 
 		default: {
-			const isBalloon = typeof request === 'object' && request !== null && 'BalloonCommand' in request;
-			respond(socket, isBalloon ? CONTROL_OK : {Err: 'unsupported request'});
+			handleBalloon(socket, request, handlers);
 		}
 	}
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+	return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `VmRequest::BalloonCommand`: `Adjust {num_bytes, ...}` or `Stats {}`; anything else is refused. */
+function handleBalloon(socket: Socket, request: unknown, handlers: ControlHandlers): void {
+	const command = isRecord(request) ? request['BalloonCommand'] : undefined;
+	const adjust = isRecord(command) ? command['Adjust'] : undefined;
+	if (isRecord(adjust) && typeof adjust['num_bytes'] === 'number' && Number.isInteger(adjust['num_bytes']) && adjust['num_bytes'] >= 0) {
+		handlers.adjustBalloon(adjust['num_bytes']);
+		respond(socket, CONTROL_OK);
+		return;
+	}
+
+	if (isRecord(command) && 'Stats' in command) {
+		void handlers.balloonStats().then(response => {
+			respond(socket, response);
+		});
+		return;
+	}
+
+	respond(socket, {Err: 'unsupported request'});
 }
 
 function serveConnection(socket: Socket, handlers: ControlHandlers): void {

@@ -28,6 +28,9 @@ export interface GuestHost {
 
 const FLOOD_CHUNK = 64 * 1024;
 
+/** The length of each line `console-flood` writes, its newline included. */
+const CONSOLE_FLOOD_LINE = 64;
+
 function delay(ms: number): Promise<void> {
 	return new Promise(resolve => {
 		setTimeout(resolve, ms);
@@ -59,6 +62,15 @@ async function step(directive: GuestDirective, devices: GuestDevices, host: Gues
 			const chunk = Buffer.alloc(Math.min(FLOOD_CHUNK, directive.bytes), 'x');
 			for (let left = directive.bytes; left > 0; left -= chunk.length) {
 				devices.failure?.write(left >= chunk.length ? chunk : chunk.subarray(0, left));
+			}
+
+			break;
+		}
+
+		case 'console-flood': {
+			// Numbered 64-byte lines, so a reader can tell that none is missing or out of order.
+			for (let line = 0; line * CONSOLE_FLOOD_LINE < directive.bytes; line++) {
+				devices.console?.write(`flood ${String(line).padStart(10, '0')} ${'x'.repeat(CONSOLE_FLOOD_LINE - 18)}\n`);
 			}
 
 			break;

@@ -12,6 +12,7 @@ export type GuestDirective =
 	| {kind: 'payload'; report: PayloadReport}
 	| {kind: 'fail'; text: string}
 	| {kind: 'fail-flood'; bytes: number}
+	| {kind: 'console-flood'; bytes: number}
 	| {kind: 'sleep'; ms: number}
 	| {kind: 'ignore-sigterm'}
 	| {kind: 'ignore-stop'}
@@ -135,6 +136,10 @@ function directive(line: number, keyword: string, argument: string | undefined):
 
 		case 'fail-flood': {
 			return {kind: 'fail-flood', bytes: count(line, keyword, argument ?? '', MAX_FLOOD_BYTES)};
+		}
+
+		case 'console-flood': {
+			return {kind: 'console-flood', bytes: count(line, keyword, argument ?? '', MAX_FLOOD_BYTES)};
 		}
 
 		case 'sleep':

@@ -1,5 +1,6 @@
 import {closeSync, readSync} from 'node:fs';
 import type {SimBuild} from './build.js';
+import type {BalloonStatsResponse} from './control-protocol.js';
 import {startControlServer, type ControlServer} from './control-server.js';
 import {openFileOrInherited, osErrorText} from './descriptors.js';
 import {ConfigurationError} from './failures.js';
@@ -8,6 +9,12 @@ import {GuestScriptError, parseGuestScript, type FinalAction, type GuestScript} 
 import {log} from './log.js';
 import type {RunConfig} from './run-config.js';
 import {openSerialOutput, type SerialOutput} from './serial-devices.js';
+
+/** crosvm's guest memory without `--mem` (256 MiB, src/crosvm/sys/linux.rs at f1e797a68). */
+const DEFAULT_MEMORY_MIB = 256;
+
+/** What the simulated guest's kernel and script use, for its balloon statistics. */
+const GUEST_USED_BYTES = 32 * 1024 * 1024;
 
 /** A guest script is small; a bigger file is a real kernel image, which the simulator cannot boot. */
 const MAX_SCRIPT_BYTES = 1 << 20;
@@ -80,6 +87,8 @@ class SimulatedVm implements GuestHost {
 	#suspended: Promise<void> | undefined;
 	#resume: (() => void) | undefined;
 	#stopIgnored = false;
+	/** The balloon's target, which the simulated guest's driver reaches at once. */
+	balloonBytes = 0;
 	readonly #failure: SerialOutput | undefined;
 
 	constructor(failure: SerialOutput | undefined) {
@@ -107,6 +116,32 @@ class SimulatedVm implements GuestHost {
 		this.#resume?.();
 		this.#suspended = undefined;
 		this.#resume = undefined;
+	}
+
+	/** What the guest's balloon driver reports: its memory, less the balloon; what it does not track is null. */
+	async balloonStats(memoryMib: number): Promise<BalloonStatsResponse> {
+		await this.whenRunning();
+		const total = memoryMib * 1024 * 1024;
+		const free = Math.max(0, total - this.balloonBytes - GUEST_USED_BYTES);
+		return {
+			BalloonStats: {
+				stats: {
+					swap_in: 0,
+					swap_out: 0,
+					major_faults: 0,
+					minor_faults: 0,
+					free_memory: free,
+					total_memory: total,
+					available_memory: free,
+					disk_caches: 0,
+					hugetlb_allocations: null,
+					hugetlb_failures: null,
+					shared_memory: null,
+					unevictable_memory: null,
+				},
+				balloon_actual: this.balloonBytes,
+			},
+		};
 	}
 
 	answerStop(): boolean {
@@ -229,6 +264,10 @@ export async function runVm(config: RunConfig, build: SimBuild, extendedStatus: 
 			resume: () => {
 				vm.resume();
 			},
+			adjustBalloon: numBytes => {
+				vm.balloonBytes = numBytes;
+			},
+			balloonStats: async () => vm.balloonStats(config.memoryMib ?? DEFAULT_MEMORY_MIB),
 		});
 	}
 

@@ -24,7 +24,11 @@ const CONFIG_FIELDS: ReadonlySet<string> = new Set<keyof VmConfig>([
 	'indirectFiles',
 	'platformVersion',
 	'detectHangup',
+	'balloon',
+	'capture',
 ]);
+
+const CAPTURE_FIELDS: ReadonlySet<string> = new Set(['console', 'log']);
 
 // The reference keeps memory and CPU counts in a NonZeroU32.
 const MAX_COUNT = 0xFF_FF_FF_FF;
@@ -209,6 +213,20 @@ function checkPlatformVersion(range: unknown): void {
 	}
 }
 
+function checkCapture(capture: unknown): void {
+	if (capture === undefined) {
+		return;
+	}
+
+	if (!isRecord(capture)) {
+		throw new InvalidConfigError('capture', 'must be an object: {console?: boolean, log?: boolean}');
+	}
+
+	checkPlainRecord('capture', capture, CAPTURE_FIELDS, 'capture');
+	checkBoolean('capture.console', capture['console']);
+	checkBoolean('capture.log', capture['log']);
+}
+
 /**
  * Everything `validateConfig` checks that needs no I/O: types, the reference's rules, value
  * grammars. `crosvmCommand` runs it, so it never builds a command line for a config the reference
@@ -242,6 +260,8 @@ export function checkConfigShape(config: VmConfig): void {
 	}
 
 	checkBoolean('detectHangup', fields.detectHangup);
+	checkBoolean('balloon', fields.balloon);
+	checkCapture(fields.capture);
 
 	// The reference's validate_config, in its order and with its messages.
 	if (config.bootloader === undefined && config.kernel === undefined) {

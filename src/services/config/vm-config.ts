@@ -47,6 +47,23 @@ export interface VmConfig {
 	platformVersion?: string;
 	/** Kill the VM when the payload has not started within the boot hang-up timeout. */
 	detectHangup?: boolean;
+	/**
+	 * Give the guest a memory balloon. QEMU gets a `virtio-balloon-pci` device only when true; crosvm
+	 * always has one (vmwarden never passes `--no-balloon`). See docs/operations.md.
+	 */
+	balloon?: boolean;
+	/**
+	 * Have vmwarden read the guest's console and/or log on their way to `consoleOutput`/`logOutput`
+	 * (`vm.console$`, `vm.log$`, `death.consoleTail`). Each costs the host one descriptor and a
+	 * bounded buffer while the VM runs: docs/operations.md. Default: neither.
+	 */
+	capture?: CaptureConfig;
+}
+
+/** Which of a VM's outputs vmwarden reads as they are written. */
+export interface CaptureConfig {
+	console?: boolean;
+	log?: boolean;
 }
 
 /** The crosvm platform version vmwarden implements (the reference's `CROSVM_PLATFORM_VERSION`). */

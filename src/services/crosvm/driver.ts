@@ -1,6 +1,6 @@
 import {join} from 'node:path';
-import {execa, ExecaError} from 'execa';
 import {StopRequestError} from '../../errors.js';
+import {crosvmControl, runCrosvmControl} from './control.js';
 import {crosvmCommand, type CrosvmDialect, type CrosvmTarget} from './command.js';
 import {DeathReason} from '../death/reason.js';
 import type {VmmDriver, VmmExit, VmmStopContext} from '../vmm/driver.js';
@@ -15,6 +15,8 @@ export interface CrosvmDriverOptions {
 	 * wedged VM never answers. Default 10 s.
 	 */
 	stopRequestTimeoutMs?: number;
+	/** How long `crosvm suspend|resume|balloon|balloon_stats` may take. Default 10 s. */
+	controlTimeoutMs?: number;
 }
 
 /** crosvm's `--extended-status` exit codes (docs/command-line.md, "Exit status"). */
@@ -41,27 +43,19 @@ async function requestStop(context: VmmStopContext, timeoutMs: number): Promise<
 		throw new StopRequestError(`cannot stop crosvm (pid ${context.pid}) gracefully: it has no control socket`, {});
 	}
 
-	try {
-		await execa(context.vmmPath, ['stop', context.controlSocket], {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false});
-	} catch (error) {
-		if (error instanceof ExecaError) {
-			const stderr = String(error.stderr ?? '').trim();
-			const how = error.timedOut ? `timed out after ${timeoutMs} ms` : error.exitCode === undefined ? error.shortMessage : `exited with ${error.exitCode}`;
-			throw new StopRequestError(`${context.vmmPath} stop ${context.controlSocket} ${how}${stderr ? `: ${stderr}` : ''}`, {exitCode: error.exitCode, stderr}, {cause: error});
-		}
-
-		throw error;
-	}
+	await runCrosvmControl(context.vmmPath, ['stop', context.controlSocket], timeoutMs, ({message, exitCode, stderr, cause}) => new StopRequestError(message, {exitCode, stderr}, {cause}));
 }
 
 /**
  * The crosvm driver: `crosvm run` with the command line of `crosvmCommand` plus a control socket
- * in the VM's temporary directory, graceful stop through `crosvm stop`, and death reasons from
- * crosvm's `--extended-status` exit codes.
+ * in the VM's temporary directory, graceful stop through `crosvm stop`, suspend, resume and the
+ * balloon through the same socket (`crosvm suspend|resume|balloon|balloon_stats`), and death
+ * reasons from crosvm's `--extended-status` exit codes.
  */
 export function createCrosvmDriver(options: CrosvmDriverOptions = {}): VmmDriver {
-	const {dialect, target, stopRequestTimeoutMs = 10_000} = options;
+	const {dialect, target, stopRequestTimeoutMs = 10_000, controlTimeoutMs = 10_000} = options;
 	return {
+		...crosvmControl(controlTimeoutMs),
 		name: 'crosvm',
 		defaultPath: 'crosvm',
 		command(config, commandOptions) {

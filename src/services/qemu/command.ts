@@ -289,6 +289,12 @@ export function qemuCommand(config: VmConfig, options: QemuCommandOptions): VmmC
 		args.push('-device', `vhost-vsock-pci,guest-cid=${options.cid}`);
 	}
 
+	// The memory balloon (QMP `balloon`, `query-balloon`), only when asked for: crosvm has one by
+	// default, QEMU none.
+	if (config.balloon === true) {
+		args.push('-device', 'virtio-balloon-pci,id=vmw-balloon');
+	}
+
 	// How the guest leaves: a reset or a panic ends QEMU instead of rebooting or pausing it, and the
 	// shutdown request (with its cause) is traced to eventLog.
 	args.push('-device', 'pvpanic', '-action', 'reboot=shutdown,panic=shutdown');

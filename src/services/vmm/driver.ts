@@ -1,5 +1,6 @@
 import type {DeathReason} from '../death/reason.js';
 import type {FileSource, VmConfig} from '../config/vm-config.js';
+import type {BalloonStats} from '../control/balloon.js';
 
 /** What a child descriptor is for. */
 export type DescriptorRole = 'indirect' | 'console' | 'log' | 'failure' | 'payload' | 'bootloader' | 'initrd' | 'disk' | 'kernel';
@@ -54,6 +55,9 @@ export interface VmmStopContext {
 	controlSocket: string | undefined;
 }
 
+/** What a control request (suspend, resume, balloon) needs: the same as a stop request. */
+export type VmmControlContext = VmmStopContext;
+
 /**
  * What differs between virtual machine monitors. The VM machine is VMM-agnostic: it asks its driver
  * for a command line, a way to stop, and the meaning of an exit.
@@ -72,4 +76,15 @@ export interface VmmDriver {
 	 * `tempDir` still exists here: a driver may read what the VMM left there.
 	 */
 	exitReason(exit: VmmExit, context: VmmExitContext): DeathReason | Promise<DeathReason>;
+	/**
+	 * Pauses the guest's vCPUs; resolves once the VMM acknowledged it. Optional: without it,
+	 * `vm.suspend()` rejects with `VmControlUnsupportedError`. Rejects with `VmControlError`.
+	 */
+	suspend?(context: VmmControlContext): Promise<void>;
+	/** Lets a suspended guest run again; resolves once the VMM acknowledged it. */
+	resume?(context: VmmControlContext): Promise<void>;
+	/** Sets the memory balloon's target size in bytes. */
+	setBalloon?(context: VmmControlContext, bytes: number): Promise<void>;
+	/** The balloon's size and the guest's memory statistics. */
+	balloonStats?(context: VmmControlContext): Promise<BalloonStats>;
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type winston from 'winston';
 import type {FilePolicy} from '../config/file-policy.js';
 import type {VmConfig} from '../config/vm-config.js';
+import {VmOutputs} from '../console/outputs.js';
 import type {VmmDriver} from './driver.js';
 
 /**
@@ -9,6 +10,9 @@ import type {VmmDriver} from './driver.js';
  * driver and logger are objects with functions and streams): kept behind a summary.
  */
 export class VmEnvironment {
+	/** The VM's captured console and log lines (docs/operations.md). */
+	readonly outputs = new VmOutputs();
+
 	constructor(
 		readonly config: VmConfig,
 		readonly driver: VmmDriver,

@@ -1,5 +1,6 @@
 import {InvalidConfigError, VmSpawnError, VmwardenError} from '../../errors.js';
 import {validateConfig} from '../config/validate.js';
+import {openCaptures, type VmCaptures} from '../console/captures.js';
 import {openDescriptors} from './descriptors.js';
 import type {VmEnvironment} from './environment.js';
 import {spawnVmm} from './process.js';
@@ -19,6 +20,8 @@ export interface LaunchInput {
 export interface Launched {
 	tempDir: string;
 	vmm: RunningVmm;
+	/** The outputs vmwarden reads, when the config captures any. */
+	captures?: VmCaptures;
 }
 
 /** A failure of something vmwarden called, as a typed error (anything untyped is a spawn failure). */
@@ -44,7 +47,12 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 		}
 
 		undo.push(() => removeTempDir(tempDir, env.logger));
-		const command = env.driver.command(env.config, {cid, tempDir, controlSocket: env.controlSocket(tempDir), payloadChannel});
+		const captures = await openCaptures({config: env.config, tempDir, filePolicy: env.filePolicy, requester, outputs: env.outputs, logger: env.logger});
+		undo.push(() => {
+			captures.dispose();
+			void captures.closeWriteEnds();
+		});
+		const command = env.driver.command(captures.commandConfig, {cid, tempDir, controlSocket: env.controlSocket(tempDir), payloadChannel});
 		const opened = openDescriptors(command.fds, env.filePolicy, requester);
 		undo.push(() => {
 			opened.close();
@@ -57,7 +65,9 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 			failureFd: channelFd('failure'),
 			payloadFd: channelFd('payload'),
 			logger: env.logger,
-			onDispose: opened.close,
+			onDispose: () => {
+				opened.close();
+			},
 		});
 		if (signal.aborted) {
 			// The VM actor was stopped while spawning: take the VMM down with it.
@@ -67,12 +77,18 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 			throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, 'the VM was stopped while starting');
 		}
 
+		// The VMM holds the write ends now: the captures end when it does.
+		await captures.closeWriteEnds();
 		env.logger.info(`Spawned ${env.driver.name}(${vmm.pid})`);
-		return {tempDir, vmm};
+		return {tempDir, vmm, captures};
 	} catch (error) {
 		for (const step of undo.reverse()) {
 			step();
 		}
+
+		// No capture will ever run: `console$` and `log$` subscribers learn it now.
+		env.outputs.complete('console');
+		env.outputs.complete('log');
 
 		throw asVmwardenError(error, env.vmmPath);
 	}

@@ -1,6 +1,7 @@
 import {FAILURE_CHANNEL_GRACE_MS} from '../death/failure-channel.js';
 import {DeathReason} from '../death/reason.js';
 import type {VmmExit} from './driver.js';
+import type {VmCaptures} from '../console/captures.js';
 import type {VmEnvironment} from './environment.js';
 import {logText} from './log-text.js';
 import type {VmmProcess} from './process.js';
@@ -18,6 +19,8 @@ export interface VmmDone {
 	failureTruncated: boolean;
 	exitReason: DeathReason;
 	stderrTail: string;
+	/** The console's last lines, when it was captured. */
+	consoleTail: string[] | undefined;
 }
 
 /** What the watcher tells the VM: the exit as soon as it is known, then everything needed to decide. */
@@ -32,6 +35,8 @@ export interface WatchInput {
 	vmm: RunningVmm;
 	env: VmEnvironment;
 	tempDir: string;
+	/** The captured outputs: owned here with the VMM, read to their end (bounded) before the death. */
+	captures: VmCaptures | undefined;
 }
 
 export interface WatchArgs {
@@ -49,12 +54,13 @@ export interface WatchArgs {
  * releases once it is gone.
  */
 export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
-	const {vmm, env, tempDir} = input;
+	const {vmm, env, tempDir, captures} = input;
 	const {logger, driver} = env;
 	let active = true;
 	// Set once VMM.DONE is sent: the VM is Dead, and stopping this actor only releases.
 	let delivered = false;
 	const release = () => {
+		captures?.dispose();
 		vmm.dispose();
 		removeTempDir(tempDir, logger);
 	};
@@ -84,7 +90,7 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 		}
 
 		sendBack({type: 'VMM.EXIT', exit});
-		const failure = await vmm.settled(FAILURE_CHANNEL_GRACE_MS);
+		const [failure] = await Promise.all([vmm.settled(FAILURE_CHANNEL_GRACE_MS), captures?.settled(vmm.terminated, FAILURE_CHANNEL_GRACE_MS)]);
 		let exitReason: DeathReason;
 		try {
 			exitReason = await driver.exitReason(exit, {tempDir, stderrTail: vmm.stderrTail});
@@ -93,12 +99,12 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 			exitReason = DeathReason.UNKNOWN;
 		}
 
-		deliver({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail});
+		deliver({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail, consoleTail: captures?.consoleTail()});
 	};
 
 	watch().catch((error: unknown) => {
 		// Never expected; still the VM must die with a reason rather than hang in Running.
-		deliver({type: 'VMM.DONE', exit: {exitCode: undefined, signal: undefined}, waitError: String(error), failureText: '', failureTruncated: false, exitReason: DeathReason.UNKNOWN, stderrTail: vmm.stderrTail});
+		deliver({type: 'VMM.DONE', exit: {exitCode: undefined, signal: undefined}, waitError: String(error), failureText: '', failureTruncated: false, exitReason: DeathReason.UNKNOWN, stderrTail: vmm.stderrTail, consoleTail: captures?.consoleTail()});
 	});
 	return () => {
 		active = false;
@@ -111,6 +117,6 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 			logger.warn(`VM actor stopped while ${driver.name}(${vmm.pid}) runs: killed it`);
 		}
 
-		void vmm.settled(FAILURE_CHANNEL_GRACE_MS).then(release);
+		void Promise.all([vmm.settled(FAILURE_CHANNEL_GRACE_MS), captures?.settled(vmm.terminated, FAILURE_CHANNEL_GRACE_MS)]).then(release);
 	};
 }

@@ -1,0 +1,34 @@
+import {constants, openSync, closeSync} from 'node:fs';
+import {open, type FileHandle} from 'node:fs/promises';
+import {Socket} from 'node:net';
+import path from 'node:path';
+import {execa} from 'execa';
+
+/** A named pipe in the VM's private directory: vmwarden reads one end, the VMM inherits the other. */
+export interface CapturePipe {
+	/** The read end, non-blocking, read by the event loop (never a thread-pool read). */
+	reader: Socket;
+	/** The write end, blocking as a file would be for the VMM: handed to it, then closed here. */
+	writer: FileHandle;
+}
+
+/**
+ * Makes a FIFO `name` in `tempDir` (0700, the VM's own) and opens both ends. Node has no `pipe(2)`
+ * or `mkfifo(3)`: `mkfifo` (coreutils) makes it, once per captured output of a VM. The read end is
+ * opened first and non-blocking, so opening the write end does not wait for a reader; the write end
+ * stays blocking, as crosvm's and QEMU's writes to a file are.
+ */
+export async function openCapturePipe(tempDir: string, name: string): Promise<CapturePipe> {
+	const fifo = path.join(tempDir, name);
+	await execa('mkfifo', ['-m', '0600', '--', fifo], {stdin: 'ignore', cleanup: false});
+	const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+	let writer: FileHandle;
+	try {
+		writer = await open(fifo, constants.O_WRONLY | constants.O_NOFOLLOW);
+	} catch (error) {
+		closeSync(readFd);
+		throw error;
+	}
+
+	return {reader: new Socket({fd: readFd, readable: true, writable: false}), writer};
+}

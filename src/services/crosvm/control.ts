@@ -1,0 +1,99 @@
+import {stat} from 'node:fs/promises';
+import {setTimeout as delay} from 'node:timers/promises';
+import {execa, ExecaError} from 'execa';
+import {VmControlError, type VmControlOperation} from '../../errors.js';
+import {MAX_BALLOON_STATS_BYTES, parseCrosvmBalloonStats, type BalloonStats} from '../control/balloon.js';
+import type {VmmControlContext} from '../vmm/driver.js';
+
+/** How a crosvm control command failed, for the caller's own error type. */
+export interface ControlFailure {
+	message: string;
+	exitCode: number | undefined;
+	stderr: string;
+	cause: unknown;
+}
+
+/** The most stderr a failure keeps. */
+const MAX_STDERR_CHARS = 1024;
+
+/**
+ * Runs `crosvm SUBCOMMAND ... SOCKET` (argv, no shell) and resolves with its stdout, at most
+ * `maxBuffer` bytes. A command that fails, is killed after `timeoutMs` (a wedged VMM never answers)
+ * or prints more is handed to `fail`, whose error is thrown.
+ */
+export async function runCrosvmControl(vmmPath: string, args: string[], timeoutMs: number, fail: (failure: ControlFailure) => Error, maxBuffer = 64 * 1024): Promise<string> {
+	try {
+		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false});
+		return stdout;
+	} catch (error) {
+		if (error instanceof ExecaError) {
+			const stderr = String(error.stderr ?? '').trim().slice(-MAX_STDERR_CHARS);
+			const how = error.timedOut ? `timed out after ${timeoutMs} ms` : error.isMaxBuffer ? `printed more than ${maxBuffer} bytes` : error.exitCode === undefined ? error.shortMessage : `exited with ${error.exitCode}`;
+			throw fail({message: `${vmmPath} ${args.join(' ')} ${how}${stderr ? `: ${stderr}` : ''}`, exitCode: error.exitCode, stderr, cause: error});
+		}
+
+		throw error;
+	}
+}
+
+function socketOf(context: VmmControlContext, operation: VmControlOperation): string {
+	if (context.controlSocket === undefined) {
+		throw new VmControlError(operation, `cannot ${operation} crosvm (pid ${context.pid}): it has no control socket`);
+	}
+
+	return context.controlSocket;
+}
+
+/** How often a control socket that is not there yet is looked for. */
+const SOCKET_POLL_MS = 20;
+
+/**
+ * Waits until crosvm created its control socket: a request right after `start()` would otherwise
+ * fail with ENOENT, as crosvm binds the socket while it sets the VM up. Gives up after `timeoutMs`.
+ */
+async function socketReady(socket: string, operation: VmControlOperation, timeoutMs: number): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	for (;;) {
+		const isSocket = await stat(socket).then(stats => stats.isSocket(), () => false);
+		if (isSocket) {
+			return;
+		}
+
+		if (Date.now() + SOCKET_POLL_MS > deadline) {
+			throw new VmControlError(operation, `crosvm's control socket ${socket} did not appear within ${timeoutMs} ms`);
+		}
+
+		await delay(SOCKET_POLL_MS);
+	}
+}
+
+function controlError(operation: VmControlOperation) {
+	return ({message, exitCode, stderr, cause}: ControlFailure) => new VmControlError(operation, message, {exitCode, stderr}, {cause});
+}
+
+/**
+ * crosvm's control subcommands (src/crosvm/cmdline.rs at f1e797a68): `suspend` and `resume` pause
+ * and resume the vCPUs (`VmRequest::SuspendVcpus`/`ResumeVcpus`), `balloon SIZE` adjusts the
+ * balloon (without `--wait`, which the 2022 build lacks), `balloon_stats` prints the statistics.
+ */
+export function crosvmControl(timeoutMs: number) {
+	const run = async (context: VmmControlContext, operation: VmControlOperation, args: string[], maxBuffer?: number) => {
+		const socket = socketOf(context, operation);
+		await socketReady(socket, operation, timeoutMs);
+		return runCrosvmControl(context.vmmPath, [...args, socket], timeoutMs, controlError(operation), maxBuffer);
+	};
+	return {
+		async suspend(context: VmmControlContext): Promise<void> {
+			await run(context, 'suspend', ['suspend']);
+		},
+		async resume(context: VmmControlContext): Promise<void> {
+			await run(context, 'resume', ['resume']);
+		},
+		async setBalloon(context: VmmControlContext, bytes: number): Promise<void> {
+			await run(context, 'setBalloon', ['balloon', String(bytes)]);
+		},
+		async balloonStats(context: VmmControlContext): Promise<BalloonStats> {
+			return parseCrosvmBalloonStats(await run(context, 'balloonStats', ['balloon_stats'], MAX_BALLOON_STATS_BYTES));
+		},
+	};
+}
