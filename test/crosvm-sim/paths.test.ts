@@ -2,6 +2,7 @@ import {existsSync, readdirSync} from 'node:fs';
 import {basename, isAbsolute} from 'node:path';
 import {crosvmSimPath, EXAMPLE_GUESTS, exampleGuestPath, type ExampleGuest} from '../../src/crosvm-sim.js';
 import {VmSpawnError} from '../../src/errors.js';
+import {createVm} from '../../src/vm.js';
 
 describe('vmwarden/crosvm-sim', () => {
 	test('crosvmSimPath is the built simulator', () => {
@@ -28,5 +29,13 @@ describe('vmwarden/crosvm-sim', () => {
 		expect(new VmSpawnError('VMM_NOT_FOUND', '/opt/bin/crosvm', 'VMM /opt/bin/crosvm does not exist').message).toMatch(/bundled simulator\)$/);
 		expect(new VmSpawnError('VMM_NOT_FOUND', 'qemu-system-x86_64', 'VMM qemu-system-x86_64 not found on PATH').message).toBe('VMM qemu-system-x86_64 not found on PATH');
 		expect(new VmSpawnError('VMM_NOT_EXECUTABLE', 'crosvm', 'VMM crosvm is not executable').message).toBe('VMM crosvm is not executable');
+	});
+
+	test('a VM whose crosvm is missing fails to start with the hint, and runs on the simulator', async () => {
+		const missing = createVm({kernel: exampleGuestPath('poweroff')}, {cid: 2048, crosvmPath: '/nonexistent/crosvm'});
+		await expect(missing.start()).rejects.toMatchObject({code: 'VMM_NOT_FOUND', message: expect.stringContaining('crosvmSimPath from \'vmwarden/crosvm-sim\'') as unknown});
+		const simulated = createVm({kernel: exampleGuestPath('poweroff')}, {cid: 2049, crosvmPath: crosvmSimPath});
+		await simulated.start();
+		expect((await simulated.died).reason).toBe('SHUTDOWN');
 	});
 });
