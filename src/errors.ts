@@ -72,7 +72,7 @@ function configSubjectOf(field: string): ConfigSubject {
 export type VmSpawnErrorCode = 'VMM_NOT_FOUND' | 'VMM_NOT_EXECUTABLE' | 'VMM_SPAWN_FAILED';
 
 /** Said when crosvm itself is missing: most first runs are on machines without it. */
-const CROSVM_SIM_HINT = '; to try vmwarden without crosvm, pass crosvmPath: crosvmSimPath from \'vmwarden/crosvm-sim\' (the bundled simulator)';
+export const CROSVM_SIM_HINT = '; to try vmwarden without crosvm, pass crosvmPath: crosvmSimPath from \'vmwarden/crosvm-sim\' (the bundled simulator)';
 
 /** The VMM binary is missing, not executable, or the operating system refused to start it. */
 export class VmSpawnError extends VmwardenError {
