@@ -88,4 +88,9 @@ test('an unbuilt copy packs, installs into a fresh project, and the README examp
 	const {stdout, stderr} = await run(process.execPath, ['out/index.js'], {cwd: consumer, timeout: STEP_MS});
 	expect(stdout).toMatch(/^VM \d+ ended: SHUTDOWN\n$/);
 	expect(stderr).toBe('');
+
+	// A guest script is checked before a VM runs it, as docs/crosvm-sim.md shows.
+	const check = 'import {parseGuestScript} from \'vmwarden/crosvm-sim/guest-script\'; try { parseGuestScript(\'#!crosvm-sim-guest\\npowerof\\n\'); } catch (error) { console.log(error.message); }';
+	const checked = await run(process.execPath, ['--input-type=module', '--eval', check], {cwd: consumer, timeout: STEP_MS});
+	expect(checked.stdout).toBe('line 2: unknown directive "powerof"\n');
 }, 5 * STEP_MS);
