@@ -42,15 +42,37 @@ export class InvalidConfigError extends VmwardenError {
 	/** Why the field was refused, without the field name. */
 	readonly reason: string;
 
-	constructor(field: string, reason: string, options?: ErrorOptions) {
-		super('INVALID_CONFIG', `Invalid VM config: ${field}: ${reason}`, options);
+	/** What was refused, which the message names first: the VM config, an option, or an argument. */
+	readonly subject: ConfigSubject;
+
+	constructor(field: string, reason: string, options?: ErrorOptions & {subject?: ConfigSubject}) {
+		const subject = options?.subject ?? configSubjectOf(field);
+		super('INVALID_CONFIG', `Invalid ${subject}: ${field}: ${reason}`, options);
 		this.field = field;
 		this.reason = reason;
+		this.subject = subject;
 	}
+}
+
+/** What an `InvalidConfigError` is about. The code stays `INVALID_CONFIG` for all three. */
+export type ConfigSubject = 'VM config' | 'option' | 'argument';
+
+/** The fields of `createSupervisor`, `createVm` and `supervisor.createVm` options that are not `VmConfig` fields. */
+const OPTION_FIELDS: ReadonlySet<string> = new Set([
+	'stateDir', 'tempRoot', 'cid', 'cidRange', 'crosvmPath', 'dialect', 'driver', 'logger', 'logLevel', 'inspect',
+	'bootHangupTimeoutMs', 'stopTimeoutMs', 'payloadChannel', 'requester', 'filePolicy', 'restartPolicy',
+	'restartEnvironment', 'groupPolicy', 'createVm options', 'shutdown options',
+]);
+
+function configSubjectOf(field: string): ConfigSubject {
+	return OPTION_FIELDS.has(/^[^.[]*/.exec(field)?.[0] ?? field) ? 'option' : 'VM config';
 }
 
 /** Why the VMM could not be spawned: `VMM_NOT_FOUND`, `VMM_NOT_EXECUTABLE` or `VMM_SPAWN_FAILED`. */
 export type VmSpawnErrorCode = 'VMM_NOT_FOUND' | 'VMM_NOT_EXECUTABLE' | 'VMM_SPAWN_FAILED';
+
+/** Said when crosvm itself is missing: most first runs are on machines without it. */
+export const CROSVM_SIM_HINT = '; to try vmwarden without crosvm, pass crosvmPath: crosvmSimPath from \'vmwarden/crosvm-sim\' (the bundled simulator)';
 
 /** The VMM binary is missing, not executable, or the operating system refused to start it. */
 export class VmSpawnError extends VmwardenError {
@@ -58,7 +80,7 @@ export class VmSpawnError extends VmwardenError {
 	readonly vmmPath: string;
 
 	constructor(code: VmSpawnErrorCode, vmmPath: string, message: string, options?: ErrorOptions) {
-		super(code, message, options);
+		super(code, code === 'VMM_NOT_FOUND' && /(^|\/)crosvm$/.test(vmmPath) ? `${message}${CROSVM_SIM_HINT}` : message, options);
 		this.vmmPath = vmmPath;
 	}
 }

@@ -48,6 +48,7 @@ export {logText} from './services/vmm/log-text.js';
 export {loadConfigFile, parseConfigFile, configFromRequest, detectFormat, CONFIG_FORMATS, type ConfigFormat, type LoadConfigOptions, type LoadedConfig} from './services/cli-config/load.js';
 export {readJsonFile, MAX_CONFIG_FILE_BYTES} from './services/cli-config/read.js';
 export {vmConfigSchema, androidConfigSchema, publishedSchemas} from './services/cli-config/schema.js';
+export {LOG_LEVELS, DEFAULT_LOG_LEVEL, type Logger, type LogLevel} from './services/logging/logger.js';
 export {VmControlError, VmControlUnsupportedError, type VmControlOperation} from './errors.js';
 export type {CaptureConfig} from './services/config/vm-config.js';
 export {vmOperations, type VmOperations, type VmExecution} from './vm.js';

@@ -10,12 +10,15 @@ import {resolveGroupPolicy, resolveRestartPolicy, type GroupPolicy, type GroupPo
 import {validateCidRange} from './services/cids/allocator.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
 import {checkTimeoutMs} from './services/config/timeouts.js';
+import {describeDefaultBootHangupTimeout} from './services/config/boot-timeout.js';
 import {openStateDir, type OpenedStateDir} from './services/state-dir/open.js';
 import type {FilePolicy} from './services/config/file-policy.js';
 import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import {createEventChannel} from './services/events/event-channel.js';
 import type {VmmDriver} from './services/vmm/driver.js';
+import {hostLogger} from './services/logging/host-logger.js';
+import type {Logger, LogLevel} from './services/logging/logger.js';
 import {createVmHandle, vmMachineInput, vmOperations, type Vm, type VmOperations} from './vm.js';
 import {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 import {defaultRequester, type Requester, type VmDeath, type VmEvent} from './types.js';
@@ -40,7 +43,16 @@ export interface SupervisorOptions {
 	stateDir?: string;
 	/** Where each VM's temporary directory is created. Default `os.tmpdir()`. */
 	tempRoot?: string;
-	logger?: winston.Logger;
+	/**
+	 * Where vmwarden logs: a winston logger (used as it is), or anything with `error`, `warn`, `info` and
+	 * `debug` (`console`, pino). Default: warnings and errors to stderr, nothing to stdout.
+	 */
+	logger?: Logger;
+	/**
+	 * What vmwarden logs: `silent`, `error`, `warn`, `info` or `debug`. Default `warn` without a logger,
+	 * `info` with a minimal one; a winston logger keeps its own level.
+	 */
+	logLevel?: LogLevel;
 	/** An XState inspector: it sees the supervisor and every VM actor (one actor system). */
 	inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 	/** Default 10 s, 100 s under nested virtualization. */
@@ -180,7 +192,7 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		dialect: options.dialect,
 		driver: options.driver,
 		tempRoot: options.tempRoot,
-		logger: options.logger,
+		logger: hostLogger(options.logger, options.logLevel),
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs,
 		stopTimeoutMs: options.stopTimeoutMs,
 		filePolicy: options.filePolicy,
@@ -193,6 +205,11 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 	// Throws InvalidConfigError naming stateDir, holding nothing; once it returns, the lock is ours.
 	const stateDir = options.stateDir === undefined ? undefined : openStateDir(options.stateDir);
 	try {
+		if (options.bootHangupTimeoutMs === undefined) {
+			// Ten times longer under nested virtualization, which is easy to be on without knowing.
+			vmDefaults.logger.debug(describeDefaultBootHangupTimeout());
+		}
+
 		if (stateDir?.lastCidProblem !== undefined) {
 			vmDefaults.logger.warn(`State directory: ${stateDir.lastCidProblem}; allocating from the bottom of the CID range`);
 		}

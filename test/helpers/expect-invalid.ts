@@ -1,7 +1,7 @@
-import {InvalidConfigError} from '../../src/errors.js';
+import {InvalidConfigError, type ConfigSubject} from '../../src/errors.js';
 
-/** Asserts that `run` throws an `InvalidConfigError` for `field` with exactly `reason`. */
-export function expectInvalid(run: () => unknown, field: string, reason: string): void {
+/** Asserts that `run` throws an `InvalidConfigError` for `field` with exactly `reason`, about `subject`. */
+export function expectInvalid(run: () => unknown, field: string, reason: string, subject: ConfigSubject = 'VM config'): void {
 	let thrown: unknown;
 	try {
 		run();
@@ -10,5 +10,5 @@ export function expectInvalid(run: () => unknown, field: string, reason: string)
 	}
 
 	expect(thrown).toBeInstanceOf(InvalidConfigError);
-	expect(thrown).toMatchObject({code: 'INVALID_CONFIG', field, reason, message: `Invalid VM config: ${field}: ${reason}`});
+	expect(thrown).toMatchObject({code: 'INVALID_CONFIG', field, reason, subject, message: `Invalid ${subject}: ${field}: ${reason}`});
 }

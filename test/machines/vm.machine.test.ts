@@ -1,6 +1,6 @@
 import {afterEach, describe, expect, test} from '@jest/globals';
 import {config as rxjsConfig, filter, firstValueFrom} from 'rxjs';
-import {InvalidConfigError, VmSpawnError, VmStateError} from '../../src/errors.js';
+import {CROSVM_SIM_HINT, InvalidConfigError, VmSpawnError, VmStateError} from '../../src/errors.js';
 import {PAYLOAD_REFUSAL_WINDOW_MS, PAYLOAD_REFUSALS_PER_WINDOW, STOP_RETRY_INTERVAL_MS} from '../../src/machines/vm.machine.js';
 import {DeathReason} from '../../src/services/death/reason.js';
 import {MAX_TIMEOUT_MS} from '../../src/services/config/timeouts.js';
@@ -269,7 +269,7 @@ describe('start', () => {
 		expect(vm.actor.getSnapshot().context.startError).toBe(error);
 		expect(vm.emitted).toEqual([{type: 'failed', cid: 3000, initiator: 'supervisor', error}]);
 		expect(outputs).toEqual([{cid: 3000, death: undefined, error}]);
-		expect(vm.logger.lines.filter(line => line.level === 'error').map(line => line.message)).toEqual(['Failed to start the VM: VMM /fake/crosvm does not exist\\nforged line']);
+		expect(vm.logger.lines.filter(line => line.level === 'error').map(line => line.message)).toEqual([`Failed to start the VM: VMM /fake/crosvm does not exist\\nforged line${CROSVM_SIM_HINT}`]);
 	});
 
 	test('a death gives the output {cid, death, error: undefined}', async () => {

@@ -5,6 +5,7 @@ import {execa, type ResultPromise} from 'execa';
 import {jest} from '@jest/globals';
 import {config as rxjsConfig, map} from 'rxjs';
 import winston from 'winston';
+import {defaultBootHangupTimeoutMs, NESTED_BOOT_HANGUP_TIMEOUT_MS} from '../../src/services/config/boot-timeout.js';
 import {InvalidConfigError, NoAvailableCidError, SupervisorShutDownError} from '../../src/errors.js';
 import {isProcessRunning, processIdentity} from '../../src/services/state-dir/process-identity.js';
 import {writeVmRecord} from '../../src/services/state-dir/records.js';
@@ -53,6 +54,18 @@ afterAll(() => {
 });
 
 describe('createSupervisor', () => {
+	test('a console-like logger gets vmwarden\'s lines at logLevel, among them which boot hang-up default applies', async () => {
+		const lines: string[] = [];
+		const collect = (level: string) => (message: string) => lines.push(`${level} ${message}`);
+		const supervisor = createSupervisor({logger: {error: collect('error'), warn: collect('warn'), info: collect('info'), debug: collect('debug')}, logLevel: 'debug'});
+		await supervisor.shutdown();
+		const nested = defaultBootHangupTimeoutMs() === NESTED_BOOT_HANGUP_TIMEOUT_MS;
+		expect(lines).toContain(`debug Boot hang-up timeout ${defaultBootHangupTimeoutMs()} ms: the default ${nested ? 'under nested virtualization (this host is a VM)' : 'on bare metal'}; set bootHangupTimeoutMs to change it`);
+		const quiet: string[] = [];
+		await createSupervisor({logger: {error: collect('error'), warn: collect('warn'), info: collect('info'), debug: message => quiet.push(message)}}).shutdown();
+		expect(quiet).toEqual([]);
+	});
+
 	test('refuses a bad cidRange, naming it', () => {
 		expect(() => createSupervisor({logger, cidRange: {first: 100, last: 50}})).toThrow(InvalidConfigError);
 		expect(() => createSupervisor({logger, cidRange: {first: 100, last: 50}})).toThrow(/cidRange/);
@@ -109,7 +122,7 @@ describe('createSupervisor', () => {
 	});
 
 	test('restart and group policies are checked field by field, and a refused one holds nothing', async () => {
-		expectInvalid(() => createSupervisor({logger, restartPolicy: {restart: 'sometimes' as never}}), 'restartPolicy.restart', 'must be one of never, on-failure, always, not "sometimes"');
+		expectInvalid(() => createSupervisor({logger, restartPolicy: {restart: 'sometimes' as never}}), 'restartPolicy.restart', 'must be one of never, on-failure, always, not "sometimes"', 'option');
 		const {supervisor} = supervise({cidRange: {first: 10, last: 10}});
 		await expect(supervisor.createVm(kernelConfig, {restartPolicy: {backoff: {jitter: 5}}})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'restartPolicy.backoff.jitter'});
 		await expect(supervisor.createGroup({strategy: 'all' as never})).rejects.toMatchObject({code: 'INVALID_CONFIG', field: 'groupPolicy.strategy'});
@@ -217,7 +230,7 @@ describe('hostile input', () => {
 		['bootHangupTimeoutMs', {bootHangupTimeoutMs: 2 ** 40}],
 	] as const)('createSupervisor refuses a bad %s, naming it', (field, options) => {
 		expect(() => createSupervisor({logger, ...options})).toThrow(InvalidConfigError);
-		expect(() => createSupervisor({logger, ...options})).toThrow(`Invalid VM config: ${field}: `);
+		expect(() => createSupervisor({logger, ...options})).toThrow(`Invalid option: ${field}: `);
 	});
 
 	test.each([

@@ -32,3 +32,9 @@ export function defaultBootHangupTimeoutMs(): number {
 	cachedDefault ??= isNestedVirtualization() ? NESTED_BOOT_HANGUP_TIMEOUT_MS : BOOT_HANGUP_TIMEOUT_MS;
 	return cachedDefault;
 }
+
+/** Which default boot hang-up timeout applies on this host, as a log line says it. */
+export function describeDefaultBootHangupTimeout(): string {
+	const timeoutMs = defaultBootHangupTimeoutMs();
+	return `Boot hang-up timeout ${timeoutMs} ms: the default ${timeoutMs === NESTED_BOOT_HANGUP_TIMEOUT_MS ? 'under nested virtualization (this host is a VM)' : 'on bare metal'}; set bootHangupTimeoutMs to change it`;
+}

@@ -58,7 +58,9 @@ export function claimStateDir(stateDir: string): () => void {
 		}
 
 		if (isProcessRunning(holder)) {
-			throw new InvalidConfigError('stateDir', `${stateDir} is in use by the supervisor of process ${holder.pid}`);
+			throw new InvalidConfigError('stateDir', holder.pid === process.pid
+				? `${stateDir} is in use by another supervisor of this process (${holder.pid}): shut it down first, or give each supervisor its own stateDir`
+				: `${stateDir} is in use by the supervisor of process ${holder.pid}`);
 		}
 
 		removeStale(path, holder, self, 0);

@@ -235,8 +235,8 @@ describe('allowed directories', () => {
 	});
 
 	test('a policy naming a directory that does not exist is the host\'s error, named as such', () => {
-		expectInvalid(() => validateConfig({kernel}, {allowedDirectories: [join(dir, 'none')]}), 'filePolicy.allowedDirectories[0]', `${q(join(dir, 'none'))} cannot be resolved: ENOENT`);
-		expectInvalid(() => validateConfig({kernel}, {allowedDirectories: ['relative']}), 'filePolicy.allowedDirectories[0]', 'must be an absolute path without NUL bytes');
+		expectInvalid(() => validateConfig({kernel}, {allowedDirectories: [join(dir, 'none')]}), 'filePolicy.allowedDirectories[0]', `${q(join(dir, 'none'))} cannot be resolved: ENOENT`, 'option');
+		expectInvalid(() => validateConfig({kernel}, {allowedDirectories: ['relative']}), 'filePolicy.allowedDirectories[0]', 'must be an absolute path without NUL bytes', 'option');
 	});
 });
 

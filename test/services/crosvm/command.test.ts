@@ -353,6 +353,7 @@ describe('what the target or the options refuse', () => {
 			() => crosvmCommand({kernel: '/k'}, {cid, target: LINUX_X86}),
 			'cid',
 			'must be an integer from 3 to 4294967294: 0, 1 and 2 are the hypervisor, loopback and host, 4294967295 is VMADDR_CID_ANY',
+			'option',
 		);
 	});
 
@@ -362,7 +363,7 @@ describe('what the target or the options refuse', () => {
 	});
 
 	test('an unknown dialect or target', () => {
-		expectInvalid(() => crosvmCommand({kernel: '/k'}, {cid: 10, dialect: 'qemu' as 'current'}), 'dialect', 'must be \'current\' or \'aosp-2022\'');
+		expectInvalid(() => crosvmCommand({kernel: '/k'}, {cid: 10, dialect: 'qemu' as 'current'}), 'dialect', 'must be \'current\' or \'aosp-2022\'', 'option');
 		expectInvalid(
 			() => crosvmCommand({kernel: '/k'}, {cid: 10, target: {os: 'windows', arch: 'x86_64'} as unknown as typeof LINUX_X86}),
 			'target',

@@ -29,6 +29,7 @@ test('errors keep their name, message, code and own fields; causes are followed'
 		code: 'INVALID_CONFIG',
 		field: 'memoryMib',
 		reason: 'must be positive',
+		subject: 'VM config',
 		cause: {$error: 'RangeError', message: 'too small'},
 	});
 });

@@ -35,7 +35,7 @@ describe('resolveRestartPolicy', () => {
 		[{intensity: {windowMs: 1e12}}, 'restartPolicy.intensity.windowMs', 'must be a whole number of milliseconds from 0 to 2147483647, not 1000000000000'],
 		[{historySize: 0}, 'restartPolicy.historySize', 'must be an integer from 1 to 1000, not 0'],
 	])('refuses %j, naming %s', (options, field, reason) => {
-		expectInvalid(() => resolveRestartPolicy(options), field, reason);
+		expectInvalid(() => resolveRestartPolicy(options), field, reason, 'option');
 	});
 });
 

@@ -17,7 +17,7 @@ describe('the state directory lock', () => {
 		const stateDir = makeFolder();
 		const release = claimStateDir(stateDir);
 		expect(() => claimStateDir(stateDir)).toThrow(inUse);
-		expect(() => claimStateDir(stateDir)).toThrow(/in use by the supervisor of process/);
+		expect(() => claimStateDir(stateDir)).toThrow(`${stateDir} is in use by another supervisor of this process (${process.pid}): shut it down first, or give each supervisor its own stateDir`);
 		release();
 		release();
 		expect(existsSync(join(stateDir, LOCK_FILE))).toBe(false);
