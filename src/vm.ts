@@ -1,7 +1,6 @@
 import os from 'node:os';
 import {EMPTY, Subject, type Observable} from 'rxjs';
 import {createActor, type ActorRefFrom, type InspectionEvent, type Observer as InspectionObserver, type SnapshotFrom} from 'xstate';
-import type winston from 'winston';
 import {InvalidConfigError, InvalidPayloadTransitionError, VmStateError, type VmwardenError} from './errors.js';
 import type {BalloonStats} from './services/control/balloon.js';
 import {readVmmBalloonStats, setVmmBalloon} from './services/control/operation.js';
@@ -13,7 +12,8 @@ import {vmMachine, type VmMachineInput} from './machines/vm.machine.js';
 import {defaultBootHangupTimeoutMs} from './services/config/boot-timeout.js';
 import {createCrosvmDriver, crosvmDriver} from './services/crosvm/driver.js';
 import type {CrosvmDialect} from './services/crosvm/command.js';
-import {getDefaultLogger} from './services/logging/logger.js';
+import {hostLogger} from './services/logging/host-logger.js';
+import type {Logger, LogLevel} from './services/logging/logger.js';
 import {isForwardMove, isPayloadState, type PayloadState} from './services/payload/state.js';
 import type {FilePolicy} from './services/config/file-policy.js';
 import type {VmConfig} from './services/config/vm-config.js';
@@ -40,8 +40,13 @@ export interface CreateVmOptions {
 	driver?: VmmDriver;
 	/** Where the VM's temporary directory is created. Default `os.tmpdir()`. */
 	tempRoot?: string;
-	/** Default: vmwarden's console logger. A child logger labelled with the CID is derived from it. */
-	logger?: winston.Logger;
+	/**
+	 * Where vmwarden logs: a winston logger (used as it is) or anything with `error`, `warn`, `info` and
+	 * `debug` (`console`, pino). Default: warnings and errors to stderr, nothing to stdout.
+	 */
+	logger?: Logger;
+	/** What vmwarden logs: `silent`, `error`, `warn`, `info` or `debug` (see docs/vm.md, "Logging"). */
+	logLevel?: LogLevel;
 	/** Default 10 s, 100 s under nested virtualization (see docs/vm.md). Whole milliseconds, 0 to 2^31 - 1. */
 	bootHangupTimeoutMs?: number;
 	/** Default 5 s. Whole milliseconds, 0 to 2^31 - 1. */
@@ -395,8 +400,11 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 		events$: isolatedObservable<VmEvent>(logCallbackError('An events$ subscriber'), subscriber => events.subscribe(subscriber)),
 		actor,
 		async start() {
-			if (!snapshot().matches({NotStarted: 'idle'}) || snapshot().status !== 'active') {
-				throw new VmStateError('VM already started or failed');
+			const current = snapshot();
+			if (!current.matches({NotStarted: 'idle'}) || current.status !== 'active') {
+				throw new VmStateError(current.matches('NotStarted') && current.status === 'active'
+					? 'VM is already starting: start() was called before'
+					: `VM is ${stateOf(current)}: start() works once, on a VM not yet started`);
 			}
 
 			actor.send({type: 'START', initiator});
@@ -467,7 +475,7 @@ export function vmMachineInput(config: VmConfig, options: CreateVmOptions): VmMa
 		driver,
 		vmmPath: options.crosvmPath ?? driver.defaultPath,
 		tempRoot: options.tempRoot ?? os.tmpdir(),
-		logger: options.logger ?? getDefaultLogger(),
+		logger: hostLogger(options.logger, options.logLevel),
 		bootHangupTimeoutMs: checkTimeoutMs('bootHangupTimeoutMs', options.bootHangupTimeoutMs ?? defaultBootHangupTimeoutMs()),
 		stopTimeoutMs: checkTimeoutMs('stopTimeoutMs', options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS),
 		requester: options.requester ?? defaultRequester(),

@@ -242,7 +242,8 @@ export const vmMachine = setup({
 		emitStarted: emit(({context}, {vmm, tempDir}: Launched) => ({type: 'started' as const, cid: context.cid, initiator: context.starter, pid: vmm.pid, tempDir})),
 		recordStartError: assign((_, error: VmwardenError) => ({startError: error})),
 		logFailure({context}, error: VmwardenError) {
-			context.env.logger.error(`Failed to start the VM: ${logText(error.message)}`);
+			// Debug only: start() rejects with the error and `failed` carries it, so the host has it already.
+			context.env.logger.debug(`Failed to start the VM: ${logText(error.message)}`);
 		},
 		reportFailure: emit(({context}, error: VmwardenError) => ({type: 'failed' as const, cid: context.cid, initiator: context.starter, error})),
 		emitPayloadMove: emit(({context, event}) => {

@@ -26,14 +26,24 @@ describe('VM lifecycle', () => {
 		await machine.died;
 	});
 
-	test('a second start() rejects, and the VM keeps running', async () => {
+	test('a second start() rejects, saying whether the first is still launching, and the VM keeps running', async () => {
 		const machine = vm({kernel: guest('hang')});
-		await machine.start();
-		await expect(machine.start()).rejects.toThrow(new VmStateError('VM already started or failed'));
+		const first = machine.start();
+		await expect(machine.start()).rejects.toThrow(new VmStateError('VM is already starting: start() was called before'));
+		await first;
+		await expect(machine.start()).rejects.toThrow(new VmStateError('VM is Running: start() works once, on a VM not yet started'));
 		expect(machine.state).toBe('Running');
 		machine.kill();
 		await machine.died;
-		await expect(machine.start()).rejects.toThrow('VM already started or failed');
+		await expect(machine.start()).rejects.toThrow('VM is Dead: start() works once, on a VM not yet started');
+	});
+
+	test('stop() before start() resolves undefined and the VM can still be started', async () => {
+		const machine = vm({kernel: guest()});
+		await expect(machine.stop()).resolves.toBeUndefined();
+		expect(machine.state).toBe('NotStarted');
+		await machine.start();
+		await expect(machine.died).resolves.toMatchObject({reason: DeathReason.SHUTDOWN});
 	});
 
 	test('kill() twice kills once; kill() before start and after death does nothing and never throws', async () => {
@@ -62,7 +72,7 @@ describe('VM lifecycle', () => {
 		await expect(onPath.start()).rejects.toBeInstanceOf(VmSpawnError);
 		expect(missing.state).toBe('Failed');
 		expect(onPath.state).toBe('Failed');
-		await expect(missing.start()).rejects.toThrow('VM already started or failed');
+		await expect(missing.start()).rejects.toThrow('VM is Failed: start() works once, on a VM not yet started');
 	});
 
 	test('a non-executable VMM ends Failed with a typed error', async () => {
