@@ -1,16 +1,18 @@
-import {accessSync, closeSync, constants, existsSync, mkdtempSync, rmSync, statSync} from 'node:fs';
+import {accessSync, constants, existsSync, statSync} from 'node:fs';
+import {mkdtemp, rm} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import type winston from 'winston';
 import type {VmmExit} from './driver.js';
 import {MAX_FAILURE_TEXT_BYTES, type FailureChannelOptions, type FailureText} from '../death/failure-channel.js';
-import {streamSettled} from './stream-settled.js';
+import {settledWithin} from './stream-settled.js';
 import {VmSpawnError} from '../../errors.js';
-import {createOutputFile, readOutputFile} from './spawn/output-files.js';
+import {readOutputFile} from './spawn/output-files.js';
 import {SpawnFailure, spawner, type SpawnedChild} from './spawn/spawner.js';
-import type {StdioEntry} from './spawn/protocol.js';
+import type {OutputFile, StdioEntry} from './spawn/protocol.js';
 import {killOnHostExit} from './spawn/exit-cleanup.js';
+import {spawnTurn} from './spawn/pace.js';
 
 /** util-linux's `setpriv`, which sets the parent-death signal and then execs the VMM. */
 export const SETPRIV_PATH = '/usr/bin/setpriv';
@@ -151,13 +153,17 @@ export class VmmProcess {
 	}
 
 	/**
-	 * Resolves with the failure text once the VMM exited and its payload channel ended, or `graceMs`
-	 * after the exit when some other process keeps that channel open (a report written just before
+	 * Resolves with the failure text once the VMM exited and its payload channel was closed, or
+	 * `graceMs` after the exit when some other process keeps that channel open (a report written just before
 	 * the exit still counts). The failure text and the stderr tail are read from their files then,
 	 * bounded: whatever the VMM wrote is already there.
 	 */
 	async settled(graceMs: number): Promise<FailureText> {
-		await Promise.all([this.terminated, streamSettled(this.payloadStream, this.terminated, graceMs)]);
+		// The pipes' end, not the reader's: everything before it has been pushed to the reader already.
+		await Promise.all([this.terminated, settledWithin(this.terminated, graceMs, finish => {
+			void this.#child.pipesClosed.then(finish);
+			return () => undefined;
+		})]);
 		return this.#readOutputs();
 	}
 
@@ -201,7 +207,8 @@ export class VmmProcess {
 		}
 
 		if (this.#outputs.ownDir !== undefined) {
-			rmSync(this.#outputs.ownDir, {recursive: true, force: true});
+			// Private to this VMM and read already: nobody waits for it to go.
+			void rm(this.#outputs.ownDir, {recursive: true, force: true}).catch(() => undefined);
 		}
 	}
 
@@ -229,63 +236,46 @@ function spawnError(vmmPath: string, error: unknown): VmSpawnError {
 	}
 }
 
-function closeQuietly(fds: number[]): void {
-	for (const fd of fds.splice(0)) {
-		try {
-			closeSync(fd);
-		} catch {
-			// Already closed: nothing to release.
-		}
-	}
-}
-
 /**
  * Spawns the VMM (an argument array, no shell) behind the parent-death wrapper, from the spawner
  * thread so the host's event loop never waits for a fork and exec, and resolves once the operating
  * system started it. stderr and the failure channel go to files; only the payload channel stays a
- * pipe. The host closes its copies of every descriptor the VMM inherited as soon as it runs.
+ * pipe. The host closes its copies of every descriptor the VMM inherited as soon as it runs. Its
+ * synchronous work waits for a turn (./spawn/pace.ts), so a fleet started at once never blocks.
  * Rejects with `VmSpawnError`, having released everything it made and called `onDispose`.
  */
 export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
-	const hostFds: number[] = [];
 	let ownDir: string | undefined;
-	const release = () => {
-		closeQuietly(hostFds);
-		options.onDispose?.();
-	};
-
 	let child: SpawnedChild;
 	let outputs: OutputFiles;
 	let parentDeathSignal: boolean;
 	try {
+		await spawnTurn();
 		const file = resolveVmmPath(options.vmmPath);
 		const command = parentDeathCommand(file, options.args, options.logger, options.setprivPath);
 		parentDeathSignal = command.parentDeathSignal;
-		const directory = options.outputDir ?? (ownDir = mkdtempSync(path.join(os.tmpdir(), 'vmwarden-vmm-')));
+		const directory = options.outputDir ?? (ownDir = await mkdtemp(path.join(os.tmpdir(), 'vmwarden-vmm-')));
 		outputs = {ownDir, stderrPath: path.join(directory, 'vmm.stderr'), failurePath: options.failureFd === undefined ? undefined : path.join(directory, 'vmm.failure')};
-		const stderrFd = createOutputFile(outputs.stderrPath);
-		hostFds.push(stderrFd);
-		const stdio: StdioEntry[] = ['ignore', 'ignore', stderrFd, ...options.descriptors];
+		const stdio: StdioEntry[] = ['ignore', 'ignore', 'ignore', ...options.descriptors];
+		const files: OutputFile[] = [{fd: 2, path: outputs.stderrPath}];
 		if (outputs.failurePath !== undefined) {
-			const failureFd = createOutputFile(outputs.failurePath);
-			hostFds.push(failureFd);
-			stdio[options.failureFd!] = failureFd;
+			files.push({fd: options.failureFd!, path: outputs.failurePath});
 		}
 
-		const relay = stdio.flatMap((entry, fd) => (entry === 'pipe' ? [fd] : []));
+		const relay = stdio.flatMap((entry, fd) => (entry === 'pipe' && !files.some(output => output.fd === fd) ? [fd] : []));
 		options.logger.debug(`Running ${[command.file, ...command.args].join(' ')}`);
-		child = await spawner.spawn(command.file, command.args, stdio, relay);
+		child = await spawner.spawn(command.file, command.args, stdio, relay, files);
 	} catch (error) {
-		release();
+		options.onDispose?.();
 		if (ownDir !== undefined) {
-			rmSync(ownDir, {recursive: true, force: true});
+			await rm(ownDir, {recursive: true, force: true});
 		}
 
 		throw error instanceof VmSpawnError ? error : spawnError(options.vmmPath, error);
 	}
 
-	// The VMM holds its own copies now.
-	release();
+	// The VMM holds its own copies now: the host keeps none of them.
+	options.onDispose?.();
 	if (!parentDeathSignal) {
 		killOnHostExit(child);
 	}

@@ -1,16 +1,10 @@
 import {closeSync, constants, fstatSync, openSync, readSync} from 'node:fs';
 
-/** Write-only, appending, created fresh (never an existing file or a planted symlink), mode 0600. */
-const CREATE_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-
-/**
- * Creates a file the VMM writes into (its stderr, the failure UART). The host closes its copy once
- * the VMM has inherited it, and reads the file back after the exit: one descriptor less per VM for
- * as long as it runs, compared with a pipe the host must keep open and drain.
+/*
+ * The VMM's stderr and failure UART go to files the spawner thread creates (./worker-source.ts) and
+ * the host reads back after the exit: one descriptor less per VM for as long as it runs, compared
+ * with a pipe the host must keep open and drain.
  */
-export function createOutputFile(path: string): number {
-	return openSync(path, CREATE_FLAGS, 0o600);
-}
 
 export interface OutputText {
 	text: string;

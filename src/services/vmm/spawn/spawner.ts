@@ -1,6 +1,6 @@
 import {Readable} from 'node:stream';
 import {Worker} from 'node:worker_threads';
-import type {FromSpawner, StdioEntry, ToSpawner} from './protocol.js';
+import type {FromSpawner, OutputFile, StdioEntry, ToSpawner} from './protocol.js';
 import {SPAWNER_SOURCE} from './worker-source.js';
 
 /**
@@ -28,6 +28,8 @@ export class SpawnFailure extends Error {
 export interface CommandResult extends ChildExit {
 	stderr: string;
 	timedOut: boolean;
+	/** Why it could not be started (ENOENT, EMFILE, ...), when it was not. */
+	failed: string | undefined;
 }
 
 /** A child the spawner thread started, as the main thread sees it. */
@@ -37,13 +39,21 @@ export interface SpawnedChild {
 	readonly exited: Promise<ChildExit>;
 	/** The relayed pipes, by child fd. */
 	readonly pipes: ReadonlyMap<number, Readable>;
+	/**
+	 * Settles once every relayed pipe was closed by every writer (whether or not its data was read
+	 * yet), or the main thread closed it.
+	 */
+	readonly pipesClosed: Promise<void>;
 	/** Asks for a signal; false once the exit is known. */
 	kill(signal: NodeJS.Signals): boolean;
 }
 
 interface LiveChild {
 	resolveExit: (exit: ChildExit) => void;
+	resolvePipesClosed: () => void;
 	pipes: Map<number, RelayedPipe>;
+	/** The child fds of the relayed pipes the spawner has not closed yet. */
+	open: Set<number>;
 	exited: boolean;
 }
 
@@ -106,14 +116,22 @@ class Spawner {
 	readonly #children = new Map<number, LiveChild>();
 	#idleTimer: NodeJS.Timeout | undefined;
 
-	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[]): Promise<SpawnedChild> {
+	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = []): Promise<SpawnedChild> {
 		const id = this.#nextId++;
 		const pipes = new Map<number, RelayedPipe>();
 		let resolveExit!: (exit: ChildExit) => void;
 		const exited = new Promise<ChildExit>(resolve => {
 			resolveExit = resolve;
 		});
-		const live: LiveChild = {resolveExit, pipes, exited: false};
+		let resolvePipesClosed!: () => void;
+		const pipesClosed = new Promise<void>(resolve => {
+			resolvePipesClosed = resolve;
+		});
+		const live: LiveChild = {resolveExit, resolvePipesClosed, pipes, open: new Set(relay), exited: false};
+		if (relay.length === 0) {
+			resolvePipesClosed();
+		}
+
 		for (const fd of relay) {
 			pipes.set(fd, new RelayedPipe(op => {
 				this.#post({op, id, fd});
@@ -122,7 +140,7 @@ class Spawner {
 
 		// Registered before the request: the exit and the pipes' data may follow 'spawned' at once.
 		this.#children.set(id, live);
-		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay}).catch((error: unknown) => {
+		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs}).catch((error: unknown) => {
 			this.#children.delete(id);
 			this.#settle();
 			throw error;
@@ -135,6 +153,7 @@ class Spawner {
 			pid: reply.pid,
 			exited,
 			pipes,
+			pipesClosed,
 			kill: signal => {
 				if (live.exited || !this.#children.has(id)) {
 					return false;
@@ -152,7 +171,7 @@ class Spawner {
 			throw new Error(`spawner answered ${reply.op} to a command`);
 		}
 
-		return {code: reply.code, signal: reply.signal, stderr: reply.stderr, timedOut: reply.timedOut};
+		return {code: reply.code, signal: reply.signal, stderr: reply.stderr, timedOut: reply.timedOut, failed: reply.failed};
 	}
 
 	async #request(message: Extract<ToSpawner, {op: 'spawn' | 'run'}>): Promise<FromSpawner> {
@@ -211,7 +230,11 @@ class Spawner {
 			case 'end': {
 				const child = this.#children.get(message.id);
 				child?.pipes.get(message.fd)?.finish();
-				child?.pipes.delete(message.fd);
+				child?.open.delete(message.fd);
+				if (child?.open.size === 0) {
+					child.resolvePipesClosed();
+				}
+
 				this.#forget(message.id);
 				break;
 			}
@@ -243,7 +266,7 @@ class Spawner {
 
 	#forget(id: number): void {
 		const child = this.#children.get(id);
-		if (child !== undefined && child.exited && child.pipes.size === 0) {
+		if (child !== undefined && child.exited && child.open.size === 0) {
 			this.#children.delete(id);
 			this.#settle();
 		}
@@ -288,6 +311,8 @@ class Spawner {
 			for (const pipe of child.pipes.values()) {
 				pipe.finish();
 			}
+
+			child.resolvePipesClosed();
 		}
 
 		this.#children.clear();

@@ -15,6 +15,7 @@ export const SPAWNER_SOURCE = String.raw`
 'use strict';
 const {parentPort} = require('node:worker_threads');
 const {spawn} = require('node:child_process');
+const {closeSync, constants, openSync} = require('node:fs');
 
 /** Live children by request id: {child, relays: Map<fd, stream>}. */
 const children = new Map();
@@ -28,13 +29,30 @@ function forget(id) {
 	}
 }
 
-function spawnChild({id, file, args, stdio, relay}) {
+/** Write-only, appending, created fresh (never an existing file or a planted symlink). */
+const OUTPUT_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+function spawnChild({id, file, args, stdio, relay, outputs}) {
 	let child;
+	// Created here, not on the host's event loop: on a busy disk creating and closing a file takes
+	// milliseconds, times a fleet.
+	const opened = [];
 	try {
+		for (const output of outputs) {
+			const fd = openSync(output.path, OUTPUT_FLAGS, 0o600);
+			opened.push(fd);
+			stdio[output.fd] = fd;
+		}
+
 		child = spawn(file, args, {stdio, env: process.env});
 	} catch (error) {
 		post({op: 'failed', id, code: error.code, message: String(error && error.message || error)});
 		return;
+	} finally {
+		// The child has its copies (or there is none): the host keeps no descriptor of these files.
+		for (const fd of opened) {
+			closeSync(fd);
+		}
 	}
 
 	if (child.pid === undefined) {
@@ -86,7 +104,7 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes}) {
 	try {
 		child = spawn(file, args, {stdio: ['ignore', 'ignore', 'pipe'], env: process.env});
 	} catch (error) {
-		post({op: 'ran', id, code: null, signal: null, stderr: String(error && error.message || error), timedOut: false});
+		post({op: 'ran', id, code: null, signal: null, stderr: '', timedOut: false, failed: String(error && error.message || error)});
 		return;
 	}
 
@@ -98,7 +116,7 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes}) {
 			done = true;
 			clearTimeout(timer);
 			clearTimeout(forceKill);
-			post({op: 'ran', id, code, signal, stderr: failure === undefined ? stderr : failure, timedOut});
+			post({op: 'ran', id, code, signal, stderr, timedOut, failed: failure});
 		}
 	};
 
