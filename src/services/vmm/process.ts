@@ -136,7 +136,10 @@ export class VmmProcess {
 		this.#outputs = outputs;
 		this.#maxFailureBytes = options.failureChannel?.maxBytes ?? MAX_FAILURE_TEXT_BYTES;
 		this.pid = child.pid;
-		this.terminated = child.exited.then(({code, signal, lost}) => {
+		this.terminated = child.exited.then(async ({code, signal, lost}) => {
+			// Exits arrive in batches when a fleet stops: what follows each one (the death decision,
+			// the cleanup) waits for its turn.
+			await spawnTurn();
 			this.#termination = {
 				exit: {exitCode: code ?? undefined, signal: signal ?? undefined},
 				waitError: lost ?? (code === null && signal === null ? 'the VMM exited without a status' : undefined),
@@ -276,6 +279,9 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 
 	// The VMM holds its own copies now: the host keeps none of them.
 	options.onDispose?.();
+	// Replies arrive in batches when a fleet starts: what follows each one (the VM entering Running)
+	// waits for its turn.
+	await spawnTurn();
 	if (!parentDeathSignal) {
 		killOnHostExit(child);
 	}

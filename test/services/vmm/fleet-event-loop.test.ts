@@ -1,0 +1,79 @@
+import {execFileSync} from 'node:child_process';
+import {mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {monitorEventLoopDelay} from 'node:perf_hooks';
+import {setImmediate as nextTurn} from 'node:timers/promises';
+import winston from 'winston';
+import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
+import {createSupervisor} from '../../../src/supervisor.js';
+import type {Vm} from '../../../src/vm.js';
+import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../../helpers/leak-checker.js';
+
+const FLEET = 200;
+/** Creating and stopping a supervised VM is the caller's work: a responsive caller does this many per turn. */
+const PER_TURN = 10;
+
+/** Builds the light stand-in (installing gcc with apt-get when it is missing) and returns its path. */
+function buildStandIn(): string {
+	const output = execFileSync('bash', [path.resolve('bench/stand-in/build.sh')], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit']});
+	return output.trim().split('\n').at(-1)!;
+}
+
+describe('a fleet on the light stand-in', () => {
+	let standIn: string;
+	let work: string;
+	let baseline: ResourceSnapshot;
+
+	beforeAll(() => {
+		standIn = buildStandIn();
+		work = mkdtempSync(path.join(os.tmpdir(), 'vmw-fleet-'));
+		writeFileSync(path.join(work, 'kernel'), 'not booted by the stand-in\n');
+		baseline = takeSnapshot();
+	});
+
+	afterAll(() => {
+		rmSync(work, {recursive: true, force: true});
+	});
+
+	test(`${FLEET} VMs start and stop without blocking the event loop, hold under 2 descriptors each, and leave nothing`, async () => {
+		const tempRoot = mkdtempSync(path.join(work, 'root-'));
+		const supervisor = createSupervisor({crosvmPath: standIn, tempRoot, logger: winston.createLogger({silent: true}), stopTimeoutMs: 60_000});
+		const delay = monitorEventLoopDelay({resolution: 5});
+		delay.enable();
+		const vms: Vm[] = [];
+		for (let index = 0; index < FLEET; index++) {
+			vms.push(supervisor.createVm({kernel: path.join(work, 'kernel')}));
+			if (index % PER_TURN === PER_TURN - 1) {
+				await nextTurn();
+			}
+		}
+
+		// Every start in one tick: vmwarden spreads the spawn work, never the caller.
+		await Promise.all(vms.map(async vm => vm.start()));
+		expect(vms.every(vm => vm.state === 'Running')).toBe(true);
+		const held = readdirSync('/proc/self/fd').length - baseline.descriptors.size;
+		// A stop's own transition in the VM machine is the caller's work too (about a millisecond).
+		const stopping: Array<Promise<unknown>> = [];
+		for (const [index, vm] of vms.entries()) {
+			stopping.push(vm.stop());
+			if (index % PER_TURN === PER_TURN - 1) {
+				await nextTurn();
+			}
+		}
+
+		await Promise.all(stopping);
+		const deaths = await Promise.all(vms.map(async vm => vm.died));
+		await supervisor.shutdown();
+		delay.disable();
+
+		expect(vms.map(vm => vm.state)).toEqual(vms.map(() => 'Dead'));
+		expect(deaths.map(death => death.reason)).toEqual(vms.map(() => 'SHUTDOWN'));
+		// Generous: the point is that no spawn, stop or death ever waits on a fork in the event loop.
+		expect(delay.max / 1e6).toBeLessThan(500);
+		expect(held).toBeLessThan(2 * FLEET);
+		expect(readdirSync(tempRoot)).toEqual([]);
+		// The spawner thread ends once idle, and with it its descriptors.
+		expect(await settleLeaks(baseline, [], 5000)).toEqual([]);
+	}, 120_000);
+});
