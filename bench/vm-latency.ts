@@ -50,7 +50,13 @@ async function bareSpawn(index: number): Promise<Sample> {
 		});
 	});
 	await waitForSocket(socket);
-	await execa(vmm, ['stop', socket]);
+	// Bound is not yet listening: ask again, as the VM machine does.
+	while ((await execa(vmm, ['stop', socket], {reject: false})).exitCode !== 0) {
+		await new Promise(resolve => {
+			setTimeout(resolve, 1);
+		});
+	}
+
 	const result = await subprocess;
 	return {start: spawnedAt - startedAt, exitToResult: sinceExit(String(result.stderr))};
 }
