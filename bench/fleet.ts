@@ -30,6 +30,16 @@ interface Fleet {
 	stop(): Promise<void>;
 }
 
+interface LoopDelay {
+	meanMs: number;
+	p99Ms: number;
+	maxMs: number;
+}
+
+function delayOf(histogram: ReturnType<typeof monitorEventLoopDelay>): LoopDelay {
+	return {meanMs: histogram.mean / 1e6, p99Ms: histogram.percentile(99) / 1e6, maxMs: histogram.max / 1e6};
+}
+
 interface Phases {
 	startMs: number;
 	stopMs: number;
@@ -37,7 +47,10 @@ interface Phases {
 	rssPerVmKib: number;
 	heapPerVmKib: number;
 	descriptorsPerVm: number;
-	loopDelay: {meanMs: number; p99Ms: number; maxMs: number};
+	loopDelay: LoopDelay;
+	/** The same, while starting only and while stopping only. */
+	startDelay: LoopDelay;
+	stopDelay: LoopDelay;
 	/** Processes and temporary entries still there after the stop. */
 	leftBehind: number;
 }
@@ -76,21 +89,27 @@ async function measure(makeFleet: () => Fleet, tempRoot: string): Promise<Phases
 	const childrenBefore = childCount();
 	const entriesBefore = readdirSync(tempRoot).length;
 	const histogram = monitorEventLoopDelay({resolution: 1});
+	const phase = monitorEventLoopDelay({resolution: 1});
 	histogram.enable();
+	phase.enable();
 	// The histogram's first timer tick only sets its baseline: a block before it would go unseen.
 	await sleep(50);
 	const fleet = makeFleet();
 	let time = performance.now();
 	await fleet.start();
 	const startMs = performance.now() - time;
+	const startDelay = delayOf(phase);
 	await sleep(HOLD_MS);
 	gc();
 	const held = process.memoryUsage();
 	const descriptorsHeld = openDescriptorCount();
+	phase.reset();
 	time = performance.now();
 	await fleet.stop();
 	const stopMs = performance.now() - time;
+	const stopDelay = delayOf(phase);
 	histogram.disable();
+	phase.disable();
 	// What is left is what a moment later is still there (a reaped child may lag by a tick).
 	await sleep(500);
 	return {
@@ -99,7 +118,9 @@ async function measure(makeFleet: () => Fleet, tempRoot: string): Promise<Phases
 		rssPerVmKib: (held.rss - before.rss) / 1024 / COUNT,
 		heapPerVmKib: (held.heapUsed - before.heapUsed) / 1024 / COUNT,
 		descriptorsPerVm: (descriptorsHeld - descriptorsBefore) / COUNT,
-		loopDelay: {meanMs: histogram.mean / 1e6, p99Ms: histogram.percentile(99) / 1e6, maxMs: histogram.max / 1e6},
+		loopDelay: delayOf(histogram),
+		startDelay,
+		stopDelay,
 		leftBehind: Math.max(0, childCount() - childrenBefore) + Math.max(0, readdirSync(tempRoot).length - entriesBefore),
 	};
 }
@@ -172,6 +193,10 @@ async function main(): Promise<void> {
 		row('event-loop delay mean', bare.loopDelay.meanMs, supervised.loopDelay.meanMs, 'ms', 2);
 		row('event-loop delay p99', bare.loopDelay.p99Ms, supervised.loopDelay.p99Ms, 'ms', 2);
 		row('event-loop delay max', bare.loopDelay.maxMs, supervised.loopDelay.maxMs, 'ms', 2);
+		row('  while starting: p99', bare.startDelay.p99Ms, supervised.startDelay.p99Ms, 'ms', 2);
+		row('  while starting: max', bare.startDelay.maxMs, supervised.startDelay.maxMs, 'ms', 2);
+		row('  while stopping: p99', bare.stopDelay.p99Ms, supervised.stopDelay.p99Ms, 'ms', 2);
+		row('  while stopping: max', bare.stopDelay.maxMs, supervised.stopDelay.maxMs, 'ms', 2);
 		row('left behind', bare.leftBehind, supervised.leftBehind, '', 0);
 		console.log(`\nbare: execa spawns of the stand-in with a control socket (running once spawned), then \`stop SOCKET\` for each. supervised: createVm for each (ten per turn), start() for all in one tick (running once spawned), then shutdown(), which stops each VM through its control socket and waits for its death and cleanup. Memory and descriptors: growth of this process while holding the fleet (GC noise can make a small figure negative).`);
 	} finally {

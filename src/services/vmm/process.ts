@@ -53,6 +53,11 @@ export interface SpawnVmmOptions {
 	 * removes it on dispose.
 	 */
 	outputDir?: string;
+	/**
+	 * The caller took a spawn turn (./spawn/pace.ts) for its own synchronous work right before, in
+	 * this event-loop turn: spawnVmm goes on in it rather than queueing for another.
+	 */
+	turnTaken?: boolean;
 	/** Test seam: where setpriv is looked for. */
 	setprivPath?: string;
 }
@@ -253,7 +258,10 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 	let outputs: OutputFiles;
 	let parentDeathSignal: boolean;
 	try {
-		await spawnTurn();
+		if (options.turnTaken !== true) {
+			await spawnTurn();
+		}
+
 		const file = resolveVmmPath(options.vmmPath);
 		const command = parentDeathCommand(file, options.args, options.logger, options.setprivPath);
 		parentDeathSignal = command.parentDeathSignal;
