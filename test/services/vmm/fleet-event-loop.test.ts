@@ -1,4 +1,5 @@
 import {execFileSync} from 'node:child_process';
+import {pathToFileURL} from 'node:url';
 import {mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,4 +77,26 @@ describe('a fleet on the light stand-in', () => {
 		// The spawner thread ends once idle, and with it its descriptors.
 		expect(await settleLeaks(baseline, [], 5000)).toEqual([]);
 	}, 120_000);
+
+	test('with only 48 descriptors, 40 starts at once never crash the host: each runs or fails with a typed error', () => {
+		const tempRoot = mkdtempSync(path.join(work, 'root-'));
+		// Outside the package: every import is by URL, and .mts makes it a module.
+		const host = path.join(work, 'emfile-host.mts');
+		writeFileSync(host, `
+import winston from ${JSON.stringify(pathToFileURL(path.resolve('node_modules/winston/lib/winston.js')).href)};
+import {createSupervisor} from ${JSON.stringify(pathToFileURL(path.resolve('src/supervisor.ts')).href)};
+const [vmm, tempRoot, kernel] = process.argv.slice(2);
+const supervisor = createSupervisor({crosvmPath: vmm, tempRoot, logger: winston.createLogger({silent: true})});
+const vms = Array.from({length: 40}, () => supervisor.createVm({kernel}));
+const results = await Promise.allSettled(vms.map(async vm => vm.start()));
+await supervisor.shutdown();
+console.log(JSON.stringify(results.map(result => result.status === 'fulfilled' ? 'running' : result.reason.name)));
+`);
+		const output = execFileSync('prlimit', ['--nofile=48:48', process.execPath, '--import', 'tsx', host, standIn, tempRoot, path.join(work, 'kernel')], {encoding: 'utf8'});
+		const outcomes = JSON.parse(output) as string[];
+		expect(outcomes).toHaveLength(40);
+		expect(outcomes.filter(outcome => !['running', 'VmSpawnError', 'InvalidConfigError'].includes(outcome))).toEqual([]);
+		expect(outcomes).toContain('VmSpawnError');
+		expect(readdirSync(tempRoot)).toEqual([]);
+	}, 60_000);
 });
