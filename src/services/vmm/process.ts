@@ -94,8 +94,8 @@ let warnedNoSetpriv = false;
 /**
  * The command that runs the VMM so it receives SIGKILL when this process dies, even by SIGKILL:
  * `setpriv --pdeathsig KILL -- VMM ARGS`. setpriv execs, so the pid is the VMM's. Without setpriv the
- * VMM is spawned directly and only execa's exit cleanup (which cannot run on SIGKILL) protects it;
- * this is logged once per process.
+ * VMM is spawned directly and only an exit hook (./spawn/exit-cleanup.ts, which cannot run on
+ * SIGKILL) protects it; this is logged once per process.
  */
 export function parentDeathCommand(file: string, args: string[], logger: winston.Logger, setprivPath = SETPRIV_PATH): {file: string; args: string[]; parentDeathSignal: boolean} {
 	if (existsSync(setprivPath)) {
@@ -162,12 +162,13 @@ export class VmmProcess {
 
 	/**
 	 * Resolves with the failure text once the VMM exited and its payload channel was closed, or
-	 * `graceMs` after the exit when some other process keeps that channel open (a report written just before
-	 * the exit still counts). The failure text and the stderr tail are read from their files then,
-	 * bounded: whatever the VMM wrote is already there.
+	 * `graceMs` after the exit when some other process keeps that channel open (a report written
+	 * just before the exit still counts). The failure text and the stderr tail are read from their
+	 * files then, bounded: whatever the VMM wrote is already there.
 	 */
 	async settled(graceMs: number): Promise<FailureText> {
-		// The pipes' end, not the reader's: everything before it has been pushed to the reader already.
+		// The pipes' end, not the reader's: everything before it was pushed to the reader already, and
+		// a flowing reader's 'end' (nextTick) runs before this promise's continuation.
 		await Promise.all([this.terminated, settledWithin(this.terminated, graceMs, finish => {
 			void this.#child.pipesClosed.then(finish);
 			return () => undefined;
