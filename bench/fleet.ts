@@ -1,108 +1,165 @@
 /**
- * A fleet of simulated VMs (guests that `hang`) started, held and shut down by a supervisor, against
- * the same number of bare spawns of the same binary, measured in the same run: wall time of each
- * phase, the supervising process's memory per VM, and its event-loop delay.
+ * A fleet of VMs on the light stand-in (bench/stand-in/), started, held and shut down by a
+ * supervisor, against the same number of bare execa spawns of the same binary with the same control
+ * socket, measured in the same run: wall time and throughput of each phase, this process's memory
+ * and descriptors per VM, its event-loop delay, and what is left afterwards.
  *
- * Run: npx tsx bench/fleet.ts [COUNT]   (default 1000, lowered when the machine's memory is short)
- * Needs `npm run build` (dist/crosvm-sim/cli.js).
+ * Run: `npm run bench:fleet` (COUNT=1000 by default). Not a test: it prints a table.
  */
-import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
-import {join, resolve} from 'node:path';
+import {join} from 'node:path';
 import {monitorEventLoopDelay, performance} from 'node:perf_hooks';
+import {setImmediate as nextTurn} from 'node:timers/promises';
 import {setFlagsFromString} from 'node:v8';
 import {runInNewContext} from 'node:vm';
 import {execa, type ResultPromise} from 'execa';
 import winston from 'winston';
 import {createSupervisor} from '../src/supervisor.js';
+import type {Vm} from '../src/vm.js';
+import {standInPath} from './stand-in.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');
-const REQUESTED = Number(process.argv[2] ?? 1000);
+const COUNT = Number(process.env['COUNT'] ?? 1000);
 const HOLD_MS = 2000;
 
-function kib(text: string, field: string): number {
-	const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-	return match === null ? 0 : Number(match[1]);
+interface Fleet {
+	start(): Promise<void>;
+	stop(): Promise<void>;
 }
 
-/** Proportional set size of a process (its share of shared pages), in KiB. */
-function pssKib(pid: number): number {
-	return kib(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
+interface LoopDelay {
+	meanMs: number;
+	p99Ms: number;
+	maxMs: number;
 }
 
-function memAvailableKib(): number {
-	return kib(readFileSync('/proc/meminfo', 'utf8'), 'MemAvailable');
+function delayOf(histogram: ReturnType<typeof monitorEventLoopDelay>): LoopDelay {
+	return {meanMs: histogram.mean / 1e6, p99Ms: histogram.percentile(99) / 1e6, maxMs: histogram.max / 1e6};
 }
 
 interface Phases {
 	startMs: number;
-	shutdownMs: number;
-	/** Growth of this process's RSS and heap while holding the fleet, per VM, in KiB. */
+	stopMs: number;
+	/** Growth of this process while holding the fleet, per VM. */
 	rssPerVmKib: number;
 	heapPerVmKib: number;
-	loopDelay: {meanMs: number; p99Ms: number; maxMs: number};
+	descriptorsPerVm: number;
+	loopDelay: LoopDelay;
+	/** The same, while starting only and while stopping only. */
+	startDelay: LoopDelay;
+	stopDelay: LoopDelay;
+	/** Processes and temporary entries still there after the stop. */
+	leftBehind: number;
 }
 
-async function measure(run: () => Promise<{start: () => Promise<void>; stop: () => Promise<void>}>, count: number): Promise<Phases> {
+const openDescriptorCount = () => readdirSync('/proc/self/fd').length;
+
+/** Live children of this process (zombies count: nobody reaped them). */
+function childCount(): number {
+	let count = 0;
+	for (const entry of readdirSync('/proc')) {
+		if (/^\d+$/.test(entry)) {
+			try {
+				const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+				if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) {
+					count++;
+				}
+			} catch {
+				// Gone meanwhile.
+			}
+		}
+	}
+
+	return count;
+}
+
+async function sleep(ms: number): Promise<void> {
+	await new Promise(resolve => {
+		setTimeout(resolve, ms);
+	});
+}
+
+async function measure(makeFleet: () => Fleet, tempRoot: string): Promise<Phases> {
 	gc();
 	const before = process.memoryUsage();
-	const histogram = monitorEventLoopDelay({resolution: 10});
+	const descriptorsBefore = openDescriptorCount();
+	const childrenBefore = childCount();
+	const entriesBefore = readdirSync(tempRoot).length;
+	const histogram = monitorEventLoopDelay({resolution: 1});
+	const phase = monitorEventLoopDelay({resolution: 1});
 	histogram.enable();
+	phase.enable();
 	// The histogram's first timer tick only sets its baseline: a block before it would go unseen.
-	await new Promise(resolvePromise => {
-		setTimeout(resolvePromise, 50);
-	});
-	const fleet = await run();
+	await sleep(50);
+	const fleet = makeFleet();
 	let time = performance.now();
 	await fleet.start();
 	const startMs = performance.now() - time;
-	await new Promise(resolvePromise => {
-		setTimeout(resolvePromise, HOLD_MS);
-	});
+	const startDelay = delayOf(phase);
+	await sleep(HOLD_MS);
 	gc();
 	const held = process.memoryUsage();
+	const descriptorsHeld = openDescriptorCount();
+	phase.reset();
 	time = performance.now();
 	await fleet.stop();
-	const shutdownMs = performance.now() - time;
+	const stopMs = performance.now() - time;
+	const stopDelay = delayOf(phase);
 	histogram.disable();
+	phase.disable();
+	// What is left is what a moment later is still there (a reaped child may lag by a tick).
+	await sleep(500);
 	return {
 		startMs,
-		shutdownMs,
-		rssPerVmKib: (held.rss - before.rss) / 1024 / count,
-		heapPerVmKib: (held.heapUsed - before.heapUsed) / 1024 / count,
-		loopDelay: {meanMs: histogram.mean / 1e6, p99Ms: histogram.percentile(99) / 1e6, maxMs: histogram.max / 1e6},
+		stopMs,
+		rssPerVmKib: (held.rss - before.rss) / 1024 / COUNT,
+		heapPerVmKib: (held.heapUsed - before.heapUsed) / 1024 / COUNT,
+		descriptorsPerVm: (descriptorsHeld - descriptorsBefore) / COUNT,
+		loopDelay: delayOf(histogram),
+		startDelay,
+		stopDelay,
+		leftBehind: Math.max(0, childCount() - childrenBefore) + Math.max(0, readdirSync(tempRoot).length - entriesBefore),
 	};
 }
 
 /** The same work without vmwarden: spawn the binary with a control socket, then `stop` each socket. */
-async function bareSpawns(kernel: string, count: number, work: string) {
+function bareFleet(vmm: string, kernel: string, work: string): Fleet {
 	const children: ResultPromise[] = [];
-	const sockets = Array.from({length: count}, (_, index) => join(work, `bare-${index}.sock`));
+	const sockets = Array.from({length: COUNT}, (_, index) => join(work, `bare-${index}.sock`));
 	return {
 		async start() {
 			for (const [index, socket] of sockets.entries()) {
-				children.push(execa(SIM_PATH, ['--extended-status', 'run', '--disable-sandbox', '--vsock', `cid=${3 + index}`, '--socket', socket, kernel], {reject: false, stdio: 'ignore'}));
+				children.push(execa(vmm, ['--extended-status', 'run', '--disable-sandbox', '--vsock', `cid=${3 + index}`, '--socket', socket, kernel], {reject: false, stdio: 'ignore'}));
 			}
 
-			await Promise.all(children.map(async child => new Promise(resolvePromise => {
-				child.once('spawn', resolvePromise);
+			await Promise.all(children.map(async child => new Promise(resolve => {
+				child.once('spawn', resolve);
 			})));
 		},
 		async stop() {
-			await Promise.all(sockets.map(async socket => execa(SIM_PATH, ['stop', socket], {reject: false, stdio: 'ignore'})));
+			await Promise.all(sockets.map(async socket => execa(vmm, ['stop', socket], {reject: false, stdio: 'ignore'})));
 			await Promise.all(children);
 		},
 	};
 }
 
-async function supervisedFleet(kernel: string, count: number, tempRoot: string) {
-	const supervisor = createSupervisor({crosvmPath: SIM_PATH, tempRoot, logger: winston.createLogger({silent: true}), stopTimeoutMs: 120_000});
+function supervisedFleet(vmm: string, kernel: string, tempRoot: string): Fleet {
+	const supervisor = createSupervisor({crosvmPath: vmm, tempRoot, logger: winston.createLogger({silent: true}), stopTimeoutMs: 120_000});
 	return {
 		async start() {
-			const vms = await Promise.all(Array.from({length: count}, async () => supervisor.createVm({kernel})));
+			// Creating a supervised VM (its actor) is the caller's work: ten per event-loop turn.
+			const vms: Vm[] = [];
+			for (let index = 0; index < COUNT; index++) {
+				vms.push(await supervisor.createVm({kernel}));
+				if (index % 10 === 9) {
+					await nextTurn();
+				}
+			}
+
+			// Every start in one tick, as the bare side spawns: vmwarden spreads the work.
 			await Promise.all(vms.map(async vm => vm.start()));
 		},
 		async stop() {
@@ -111,49 +168,37 @@ async function supervisedFleet(kernel: string, count: number, tempRoot: string) 
 	};
 }
 
+function row(name: string, bare: number, supervised: number, unit: string, digits = 1): void {
+	const ratio = bare === 0 ? '' : `ratio ${(supervised / bare).toFixed(2)}x`;
+	console.log(`${name.padEnd(26)} bare ${bare.toFixed(digits).padStart(9)} ${unit.padEnd(5)} supervised ${supervised.toFixed(digits).padStart(9)} ${unit.padEnd(5)} ${ratio}`);
+}
+
 async function main(): Promise<void> {
-	if (!existsSync(SIM_PATH)) {
-		throw new Error(`${SIM_PATH} is missing: run npm run build first`);
-	}
-
+	const vmm = standInPath();
 	const work = mkdtempSync(join(tmpdir(), 'vmwarden-bench-fleet-'));
-	const kernel = join(work, 'guest');
-	writeFileSync(kernel, '#!crosvm-sim-guest\npayload started\nhang\n');
+	const kernel = join(work, 'kernel');
+	writeFileSync(kernel, 'not booted by the stand-in\n');
 	try {
-		// One VM first, to see what each costs the machine.
-		const supervisor = createSupervisor({crosvmPath: SIM_PATH, tempRoot: work, logger: winston.createLogger({silent: true})});
-		const vm = await supervisor.createVm({kernel});
-		await vm.start();
-		await new Promise(resolvePromise => {
-			setTimeout(resolvePromise, 500);
-		});
-		const perVmKib = pssKib(vm.pid!);
-		await supervisor.shutdown();
-		const available = memAvailableKib();
-		// Two fleets never run at once; keep a third of the memory free for everything else. Each VM
-		// counts twice: at shutdown each one also runs a `crosvm-sim stop` (another Node process).
-		const fits = Math.floor((available * 2 / 3) / (2 * perVmKib));
-		const count = Math.min(REQUESTED, fits);
-		console.log(`each simulated VM: ${(perVmKib / 1024).toFixed(1)} MiB PSS; available: ${(available / 1024 / 1024).toFixed(1)} GiB -> room for ${fits}`);
-		if (count < REQUESTED) {
-			console.log(`${REQUESTED} VMs would not fit in this machine's memory: running ${count}`);
-		}
-
-		console.log(`\nfleet of ${count} VMs (guests that hang), held ${HOLD_MS} ms\n`);
-		const bare = await measure(async () => bareSpawns(kernel, count, work), count);
-		const supervised = await measure(async () => supervisedFleet(kernel, count, work), count);
-		const row = (name: string, bareValue: number, supervisedValue: number, unit: string) => {
-			console.log(`${name.padEnd(28)} bare ${bareValue.toFixed(1).padStart(9)} ${unit.padEnd(4)} supervised ${supervisedValue.toFixed(1).padStart(9)} ${unit.padEnd(4)} ratio ${(supervisedValue / bareValue).toFixed(2)}x`);
-		};
-
+		console.log(`fleet of ${COUNT} VMs on ${vmm}, held ${HOLD_MS} ms; ${readFileSync('/proc/loadavg', 'utf8').trim()} (load before)\n`);
+		const bareDir = mkdtempSync(join(work, 'bare-'));
+		const bare = await measure(() => bareFleet(vmm, kernel, bareDir), bareDir);
+		const supervisedDir = mkdtempSync(join(work, 'supervised-'));
+		const supervised = await measure(() => supervisedFleet(vmm, kernel, supervisedDir), supervisedDir);
 		row('start all (to running)', bare.startMs, supervised.startMs, 'ms');
-		row('stop all (to dead)', bare.shutdownMs, supervised.shutdownMs, 'ms');
-		row('host RSS per VM', bare.rssPerVmKib, supervised.rssPerVmKib, 'KiB');
-		row('host heap per VM', bare.heapPerVmKib, supervised.heapPerVmKib, 'KiB');
-		row('event-loop delay mean', bare.loopDelay.meanMs, supervised.loopDelay.meanMs, 'ms');
-		row('event-loop delay p99', bare.loopDelay.p99Ms, supervised.loopDelay.p99Ms, 'ms');
-		row('event-loop delay max', bare.loopDelay.maxMs, supervised.loopDelay.maxMs, 'ms');
-		console.log('\nbare: execa spawns with a control socket, then `stop SOCKET` for each. supervised: createVm + start, then shutdown(), which does the same stops and waits for each exit and cleanup. Memory: growth of this process while holding the fleet (GC noise can make a small figure negative).');
+		row('start throughput', COUNT / bare.startMs * 1000, COUNT / supervised.startMs * 1000, 'VM/s');
+		row('stop all (to dead)', bare.stopMs, supervised.stopMs, 'ms');
+		row('host RSS growth per VM', bare.rssPerVmKib, supervised.rssPerVmKib, 'KiB');
+		row('host heap growth per VM', bare.heapPerVmKib, supervised.heapPerVmKib, 'KiB');
+		row('host descriptors per VM', bare.descriptorsPerVm, supervised.descriptorsPerVm, '', 2);
+		row('event-loop delay mean', bare.loopDelay.meanMs, supervised.loopDelay.meanMs, 'ms', 2);
+		row('event-loop delay p99', bare.loopDelay.p99Ms, supervised.loopDelay.p99Ms, 'ms', 2);
+		row('event-loop delay max', bare.loopDelay.maxMs, supervised.loopDelay.maxMs, 'ms', 2);
+		row('  while starting: p99', bare.startDelay.p99Ms, supervised.startDelay.p99Ms, 'ms', 2);
+		row('  while starting: max', bare.startDelay.maxMs, supervised.startDelay.maxMs, 'ms', 2);
+		row('  while stopping: p99', bare.stopDelay.p99Ms, supervised.stopDelay.p99Ms, 'ms', 2);
+		row('  while stopping: max', bare.stopDelay.maxMs, supervised.stopDelay.maxMs, 'ms', 2);
+		row('left behind', bare.leftBehind, supervised.leftBehind, '', 0);
+		console.log(`\nbare: execa spawns of the stand-in with a control socket (running once spawned), then \`stop SOCKET\` for each. supervised: createVm for each (ten per turn), start() for all in one tick (running once spawned), then shutdown(), which stops each VM through its control socket and waits for its death and cleanup. Memory and descriptors: growth of this process while holding the fleet (GC noise can make a small figure negative).`);
 	} finally {
 		rmSync(work, {recursive: true, force: true});
 	}

@@ -1,11 +1,12 @@
 /**
- * VM actor latency against a bare execa spawn of the same binary, measured in the same run.
- * Run: `npm run build && npx tsx bench/vm-latency.ts [iterations]`. Not a test: it prints a table.
+ * VM actor latency against a bare execa spawn of the same binary (the light stand-in, or
+ * VMWARDEN_BENCH_VMM), measured in the same run, interleaved so both see the same load.
+ * Run: `npm run bench:vm` (ITERATIONS=40 by default). Not a test: it prints a table.
  *
- * - start -> running: `vm.start()` until it resolves, against `execa()` until the 'spawn' event.
- * - exit -> death callback: the VMM's exit as the host sees it (the child's 'exit' event, observed
- *   through the inspector as the machine's VMM.EXIT) until `onDied` runs, against the child's 'exit'
- *   event until the execa promise resolves.
+ * - start -> running: `vm.start()` until it resolves, against `execa()` until its 'spawn' event.
+ * - exit -> death callback: from the VMM's last instant (the stand-in prints CLOCK_MONOTONIC to
+ *   stderr just before it exits, the clock `process.hrtime` reads) until `onDied` runs, against the
+ *   same instant until the execa promise resolves. Both are stopped through their control socket.
  */
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
@@ -14,13 +15,14 @@ import {performance} from 'node:perf_hooks';
 import {execa} from 'execa';
 import winston from 'winston';
 import {createVm} from '../src/vm.js';
+import {standInPath} from './stand-in.js';
 
-const iterations = Number(process.argv[2] ?? 30);
-// VMWARDEN_TEST_VMM points it at another VMM, as in the tests.
-const simPath = process.env['VMWARDEN_TEST_VMM'] ?? path.resolve('dist/crosvm-sim/cli.js');
+const iterations = Number(process.env['ITERATIONS'] ?? 40);
+const vmm = standInPath();
+process.env['STAND_IN_EXIT_STAMP'] = '1';
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'vmw-bench-'));
-const kernel = path.join(scratch, 'guest');
-writeFileSync(kernel, '#!crosvm-sim-guest\npayload started\npoweroff\n');
+const kernel = path.join(scratch, 'kernel');
+writeFileSync(kernel, 'not booted by the stand-in\n');
 const logger = winston.createLogger({silent: true});
 
 interface Sample {
@@ -28,44 +30,59 @@ interface Sample {
 	exitToResult: number;
 }
 
-async function bareSpawn(): Promise<Sample> {
+/** Milliseconds since the stand-in stamped its exit. */
+function sinceExit(stderr: string): number {
+	const match = /exit-ns (\d+)/.exec(stderr);
+	if (match === null) {
+		throw new Error(`the VMM printed no exit stamp: ${stderr}`);
+	}
+
+	return Number(process.hrtime.bigint() - BigInt(match[1]!)) / 1e6;
+}
+
+async function bareSpawn(index: number): Promise<Sample> {
+	const socket = path.join(scratch, `bare-${index}.sock`);
 	const startedAt = performance.now();
-	const subprocess = execa(simPath, ['--extended-status', 'run', '--disable-sandbox', kernel], {reject: false});
-	let spawnedAt = 0;
-	let exitedAt = 0;
-	subprocess.once('spawn', () => {
-		spawnedAt = performance.now();
+	const subprocess = execa(vmm, ['--extended-status', 'run', '--disable-sandbox', '--vsock', `cid=${3 + index}`, '--socket', socket, kernel], {reject: false, stdin: 'ignore', stdout: 'ignore'});
+	const spawnedAt = await new Promise<number>(resolve => {
+		subprocess.once('spawn', () => {
+			resolve(performance.now());
+		});
 	});
-	subprocess.once('exit', () => {
-		exitedAt = performance.now();
-	});
-	await subprocess;
-	return {start: spawnedAt - startedAt, exitToResult: performance.now() - exitedAt};
+	await waitForSocket(socket);
+	// Bound is not yet listening: ask again, as the VM machine does.
+	while ((await execa(vmm, ['stop', socket], {reject: false})).exitCode !== 0) {
+		await new Promise(resolve => {
+			setTimeout(resolve, 1);
+		});
+	}
+
+	const result = await subprocess;
+	return {start: spawnedAt - startedAt, exitToResult: sinceExit(String(result.stderr))};
+}
+
+async function waitForSocket(socket: string): Promise<void> {
+	const {existsSync} = await import('node:fs');
+	while (!existsSync(socket)) {
+		await new Promise(resolve => {
+			setTimeout(resolve, 1);
+		});
+	}
 }
 
 async function vmLifecycle(cid: number): Promise<Sample> {
-	let exitedAt = 0;
-	const vm = createVm({kernel}, {
-		cid,
-		crosvmPath: simPath,
-		tempRoot: scratch,
-		logger,
-		inspect(event) {
-			if (event.type === '@xstate.event' && event.event.type === 'VMM.EXIT') {
-				exitedAt = performance.now();
-			}
-		},
-	});
+	const vm = createVm({kernel}, {cid, crosvmPath: vmm, tempRoot: scratch, logger});
 	const died = new Promise<number>(resolve => {
-		vm.onDied(() => {
-			resolve(performance.now());
+		vm.onDied(death => {
+			resolve(sinceExit(death.stderrTail));
 		});
 	});
 	const startedAt = performance.now();
 	await vm.start();
-	const runningAt = performance.now();
-	const diedAt = await died;
-	return {start: runningAt - startedAt, exitToResult: diedAt - exitedAt};
+	const start = performance.now() - startedAt;
+	await waitForSocket(path.join(vm.tempDir!, 'crosvm.sock'));
+	await vm.stop();
+	return {start, exitToResult: await died};
 }
 
 function median(values: number[]): number {
@@ -80,12 +97,11 @@ function p90(values: number[]): number {
 
 const bare: Sample[] = [];
 const vms: Sample[] = [];
-// Warm up both paths (module loading, the first spawn's one-time setup), then interleave them so
-// both see the same machine load.
-await bareSpawn();
+// Warm up both paths (module loading, the spawner thread, the first spawn's one-time setup).
+await bareSpawn(0);
 await vmLifecycle(3);
 for (let index = 0; index < iterations; index++) {
-	bare.push(await bareSpawn());
+	bare.push(await bareSpawn(index + 1));
 	vms.push(await vmLifecycle(4 + index));
 }
 
@@ -96,7 +112,7 @@ const rows = [
 	['exit -> death callback', vms.map(sample => sample.exitToResult), bare.map(sample => sample.exitToResult)],
 ] as const;
 
-console.log(`VM actor vs bare execa spawn of ${path.relative(process.cwd(), simPath)}, ${iterations} runs each (ms)`);
+console.log(`VM actor vs bare execa spawn of ${vmm}, ${iterations} runs each (ms); load ${os.loadavg().map(load => load.toFixed(2)).join(' ')}`);
 console.table(Object.fromEntries(rows.map(([name, vm, baseline]) => [name, {
 	'vm median': Number(median(vm).toFixed(2)),
 	'vm p90': Number(p90(vm).toFixed(2)),

@@ -1,12 +1,18 @@
 import {accessSync, constants, existsSync, statSync} from 'node:fs';
+import {mkdtemp, rm} from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
-import {execa, type ResultPromise} from 'execa';
 import type winston from 'winston';
 import type {VmmExit} from './driver.js';
-import {readFailureChannel, type FailureChannelOptions, type FailureText} from '../death/failure-channel.js';
-import {streamSettled} from './stream-settled.js';
+import {MAX_FAILURE_TEXT_BYTES, type FailureChannelOptions, type FailureText} from '../death/failure-channel.js';
+import {settledWithin} from './stream-settled.js';
 import {VmSpawnError} from '../../errors.js';
+import {readOutputFile} from './spawn/output-files.js';
+import {SpawnFailure, spawner, type SpawnedChild} from './spawn/spawner.js';
+import type {OutputFile, StdioEntry} from './spawn/protocol.js';
+import {killOnHostExit} from './spawn/exit-cleanup.js';
+import {spawnTurn} from './spawn/pace.js';
 
 /** util-linux's `setpriv`, which sets the parent-death signal and then execs the VMM. */
 export const SETPRIV_PATH = '/usr/bin/setpriv';
@@ -35,9 +41,23 @@ export interface SpawnVmmOptions {
 	/** The child fd of the payload channel, if any. */
 	payloadFd: number | undefined;
 	logger: winston.Logger;
-	/** Called once everything the spawn holds must be closed (the descriptors vmwarden opened). */
+	/**
+	 * Closes the descriptors vmwarden opened for the VMM. Called as soon as the VMM holds its own
+	 * copies (or the spawn failed): the host keeps no kernel, disk or serial file open for a VM.
+	 */
 	onDispose?: () => void;
 	failureChannel?: FailureChannelOptions;
+	/**
+	 * Where the VMM's stderr and failure text go, as files read (bounded) after the exit: the VM's
+	 * private temporary directory. Without it spawnVmm makes a private directory of its own and
+	 * removes it on dispose.
+	 */
+	outputDir?: string;
+	/**
+	 * The caller took a spawn turn (./spawn/pace.ts) for its own synchronous work right before, in
+	 * this event-loop turn: spawnVmm goes on in it rather than queueing for another.
+	 */
+	turnTaken?: boolean;
 	/** Test seam: where setpriv is looked for. */
 	setprivPath?: string;
 }
@@ -74,8 +94,8 @@ let warnedNoSetpriv = false;
 /**
  * The command that runs the VMM so it receives SIGKILL when this process dies, even by SIGKILL:
  * `setpriv --pdeathsig KILL -- VMM ARGS`. setpriv execs, so the pid is the VMM's. Without setpriv the
- * VMM is spawned directly and only execa's exit cleanup (which cannot run on SIGKILL) protects it;
- * this is logged once per process.
+ * VMM is spawned directly and only an exit hook (./spawn/exit-cleanup.ts, which cannot run on
+ * SIGKILL) protects it; this is logged once per process.
  */
 export function parentDeathCommand(file: string, args: string[], logger: winston.Logger, setprivPath = SETPRIV_PATH): {file: string; args: string[]; parentDeathSignal: boolean} {
 	if (existsSync(setprivPath)) {
@@ -90,6 +110,14 @@ export function parentDeathCommand(file: string, args: string[], logger: winston
 	return {file, args, parentDeathSignal: false};
 }
 
+/** What the host kept of the VMM's output files. */
+interface OutputFiles {
+	/** The directory spawnVmm made itself (removed on dispose), when the caller gave none. */
+	ownDir: string | undefined;
+	stderrPath: string;
+	failurePath: string | undefined;
+}
+
 /**
  * A running VMM. Lives in the VM machine's context, so it serializes to a summary (`toJSON`) and
  * never drags the subprocess into a snapshot.
@@ -98,58 +126,73 @@ export class VmmProcess {
 	readonly pid: number;
 	/** Settles once the VMM exited (never rejects). */
 	readonly terminated: Promise<VmmTermination>;
-	/** The failure text, finished a bounded time after the exit. */
-	readonly failure: Promise<FailureText>;
 	/** The payload channel, when the VM has one. */
 	readonly payloadStream: Readable | undefined;
-	readonly #subprocess: ResultPromise;
-	readonly #onDispose: (() => void) | undefined;
-	#stderrTail: Buffer = Buffer.alloc(0);
+	readonly #child: SpawnedChild;
+	readonly #outputs: OutputFiles;
+	readonly #maxFailureBytes: number;
+	#stderrTail = '';
+	#failure: FailureText | undefined;
 	#termination: VmmTermination | undefined;
 	#disposed = false;
 
-	constructor(subprocess: ResultPromise, options: SpawnVmmOptions) {
-		this.#subprocess = subprocess;
-		this.#onDispose = options.onDispose;
-		this.pid = subprocess.pid!;
-		this.terminated = new Promise(resolve => {
-			subprocess.once('exit', (code, signal) => {
-				this.#termination = {
-					exit: {exitCode: code ?? undefined, signal: signal ?? undefined},
-					waitError: code === null && signal === null ? 'the VMM exited without a status' : undefined,
-				};
-				resolve(this.#termination);
-			});
+	constructor(child: SpawnedChild, outputs: OutputFiles, options: SpawnVmmOptions) {
+		this.#child = child;
+		this.#outputs = outputs;
+		this.#maxFailureBytes = options.failureChannel?.maxBytes ?? MAX_FAILURE_TEXT_BYTES;
+		this.pid = child.pid;
+		this.terminated = child.exited.then(async ({code, signal, lost}) => {
+			// Exits arrive in batches when a fleet stops: what follows each one (the death decision,
+			// the cleanup) waits for its turn.
+			await spawnTurn();
+			this.#termination = {
+				exit: {exitCode: code ?? undefined, signal: signal ?? undefined},
+				waitError: lost ?? (code === null && signal === null ? 'the VMM exited without a status' : undefined),
+			};
+			return this.#termination;
 		});
-		subprocess.stderr?.on('data', (chunk: Buffer) => {
-			this.#stderrTail = Buffer.concat([this.#stderrTail, chunk]).subarray(-STDERR_TAIL_BYTES);
-		});
-		const failureStream = options.failureFd === undefined ? undefined : (subprocess.stdio[options.failureFd] as Readable | undefined);
-		this.failure = failureStream === undefined ? Promise.resolve({text: '', truncated: false}) : readFailureChannel(failureStream, this.terminated, options.failureChannel);
-		this.payloadStream = options.payloadFd === undefined ? undefined : (subprocess.stdio[options.payloadFd] as Readable | undefined);
+		this.payloadStream = options.payloadFd === undefined ? undefined : child.pipes.get(options.payloadFd);
+		// Whatever else was a pipe is drained, never read: a VMM must not block on it.
+		for (const [fd, pipe] of child.pipes) {
+			if (fd !== options.payloadFd) {
+				pipe.resume();
+			}
+		}
 	}
 
 	/**
-	 * Resolves with the failure text once every channel from the VMM has ended, or `graceMs` after
-	 * its exit for one that some other process keeps open: the payload channel (a report written
-	 * just before exit still counts) and stderr (for the tail) get the failure channel's bound.
+	 * Resolves with the failure text once the VMM exited and its payload channel was closed, or
+	 * `graceMs` after the exit when some other process keeps that channel open (a report written
+	 * just before the exit still counts). The failure text and the stderr tail are read from their
+	 * files then, bounded: whatever the VMM wrote is already there.
 	 */
 	async settled(graceMs: number): Promise<FailureText> {
-		const [failure] = await Promise.all([
-			this.failure,
-			streamSettled(this.payloadStream, this.terminated, graceMs),
-			streamSettled(this.#subprocess.stderr ?? undefined, this.terminated, graceMs),
-		]);
-		return failure;
+		// The pipes' end, not the reader's: everything before it was pushed to the reader already, and
+		// a flowing reader's 'end' (nextTick) runs before this promise's continuation.
+		await Promise.all([this.terminated, settledWithin(this.terminated, graceMs, finish => {
+			void this.#child.pipesClosed.then(finish);
+			return () => undefined;
+		})]);
+		return this.#readOutputs();
+	}
+
+	#readOutputs(): FailureText {
+		if (this.#failure === undefined) {
+			const {failurePath, stderrPath} = this.#outputs;
+			this.#failure = failurePath === undefined ? {text: '', truncated: false} : readOutputFile(failurePath, this.#maxFailureBytes);
+			this.#stderrTail = readOutputFile(stderrPath, STDERR_TAIL_BYTES, true).text;
+		}
+
+		return this.#failure;
 	}
 
 	get hasExited(): boolean {
 		return this.#termination !== undefined;
 	}
 
-	/** The last bytes the VMM wrote to stderr. */
+	/** The last bytes the VMM wrote to stderr (read once it has settled). */
 	get stderrTail(): string {
-		return this.#stderrTail.toString('utf8');
+		return this.#stderrTail;
 	}
 
 	/** Sends a signal if the VMM still runs; never throws. Returns whether a signal was sent. */
@@ -158,25 +201,24 @@ export class VmmProcess {
 			return false;
 		}
 
-		try {
-			return this.#subprocess.kill(signal);
-		} catch {
-			return false;
-		}
+		return this.#child.kill(signal);
 	}
 
-	/** Closes every stream to the VMM and what vmwarden opened for it. Idempotent. */
+	/** Closes every stream to the VMM and what vmwarden made for it. Idempotent. */
 	dispose(): void {
 		if (this.#disposed) {
 			return;
 		}
 
 		this.#disposed = true;
-		for (const stream of this.#subprocess.stdio) {
-			stream?.destroy();
+		for (const pipe of this.#child.pipes.values()) {
+			pipe.destroy();
 		}
 
-		this.#onDispose?.();
+		if (this.#outputs.ownDir !== undefined) {
+			// Private to this VMM and read already: nobody waits for it to go.
+			void rm(this.#outputs.ownDir, {recursive: true, force: true}).catch(() => undefined);
+		}
 	}
 
 	toJSON(): {pid: number; exited: boolean} {
@@ -184,49 +226,76 @@ export class VmmProcess {
 	}
 }
 
-/**
- * Spawns the VMM with execa (an argument array, no shell), behind the parent-death wrapper, and
- * resolves once the operating system started it. Rejects with `VmSpawnError`.
- */
-export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
-	const file = resolveVmmPath(options.vmmPath);
-	const command = parentDeathCommand(file, options.args, options.logger, options.setprivPath);
-	options.logger.debug(`Running ${[command.file, ...command.args].join(' ')}`);
-	const subprocess = execa(command.file, command.args, {
-		// execa's types only list fds 3-9 as numbers in a stdio array; any inherited fd works.
-		stdio: ['ignore', 'ignore', 'pipe', ...options.descriptors] as unknown as ['ignore', 'ignore', 'pipe'],
-		buffer: false,
-		reject: false,
-		// execa's exit hook is only the fallback: the parent-death signal also covers SIGKILL.
-		cleanup: !command.parentDeathSignal,
-		stripFinalNewline: false,
-	});
-	// The result (and any error execa reports once streams are destroyed) is not used: exit, streams
-	// and errors are all watched directly.
-	subprocess.then(() => undefined, () => undefined);
-	try {
-		await new Promise<void>((resolve, reject) => {
-			subprocess.once('spawn', resolve);
-			subprocess.once('error', reject);
-		});
-	} catch (error) {
-		for (const stream of subprocess.stdio) {
-			stream?.destroy();
+/** The typed error for a spawn the operating system refused. */
+function spawnError(vmmPath: string, error: unknown): VmSpawnError {
+	const code = error instanceof SpawnFailure ? error.code : (error as NodeJS.ErrnoException).code;
+	const reason = error instanceof Error ? error.message : String(error);
+	switch (code) {
+		case 'ENOENT': {
+			return new VmSpawnError('VMM_NOT_FOUND', vmmPath, `VMM ${vmmPath} does not exist`, {cause: error});
 		}
 
-		const code = (error as NodeJS.ErrnoException).code;
-		throw code === 'ENOENT'
-			? new VmSpawnError('VMM_NOT_FOUND', options.vmmPath, `VMM ${options.vmmPath} does not exist`, {cause: error})
-			: code === 'EACCES'
-				? new VmSpawnError('VMM_NOT_EXECUTABLE', options.vmmPath, `VMM ${options.vmmPath} is not executable`, {cause: error})
-				: new VmSpawnError('VMM_SPAWN_FAILED', options.vmmPath, `Could not spawn VMM ${options.vmmPath}: ${String(error)}`, {cause: error});
+		case 'EACCES': {
+			return new VmSpawnError('VMM_NOT_EXECUTABLE', vmmPath, `VMM ${vmmPath} is not executable`, {cause: error});
+		}
+
+		default: {
+			return new VmSpawnError('VMM_SPAWN_FAILED', vmmPath, `Could not spawn VMM ${vmmPath}: ${reason}`, {cause: error});
+		}
+	}
+}
+
+/**
+ * Spawns the VMM (an argument array, no shell) behind the parent-death wrapper, from the spawner
+ * thread so the host's event loop never waits for a fork and exec, and resolves once the operating
+ * system started it. stderr and the failure channel go to files; only the payload channel stays a
+ * pipe. The host closes its copies of every descriptor the VMM inherited as soon as it runs. Its
+ * synchronous work waits for a turn (./spawn/pace.ts), so a fleet started at once never blocks.
+ * Rejects with `VmSpawnError`, having released everything it made and called `onDispose`.
+ */
+export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
+	let ownDir: string | undefined;
+	let child: SpawnedChild;
+	let outputs: OutputFiles;
+	let parentDeathSignal: boolean;
+	try {
+		if (options.turnTaken !== true) {
+			await spawnTurn();
+		}
+
+		const file = resolveVmmPath(options.vmmPath);
+		const command = parentDeathCommand(file, options.args, options.logger, options.setprivPath);
+		parentDeathSignal = command.parentDeathSignal;
+		const directory = options.outputDir ?? (ownDir = await mkdtemp(path.join(os.tmpdir(), 'vmwarden-vmm-')));
+		outputs = {ownDir, stderrPath: path.join(directory, 'vmm.stderr'), failurePath: options.failureFd === undefined ? undefined : path.join(directory, 'vmm.failure')};
+		const stdio: StdioEntry[] = ['ignore', 'ignore', 'ignore', ...options.descriptors];
+		const files: OutputFile[] = [{fd: 2, path: outputs.stderrPath}];
+		if (outputs.failurePath !== undefined) {
+			files.push({fd: options.failureFd!, path: outputs.failurePath});
+		}
+
+		const relay = stdio.flatMap((entry, fd) => (entry === 'pipe' && !files.some(output => output.fd === fd) ? [fd] : []));
+		options.logger.debug(`Running ${[command.file, ...command.args].join(' ')}`);
+		child = await spawner.spawn(command.file, command.args, stdio, relay, files);
+	} catch (error) {
+		options.onDispose?.();
+		if (ownDir !== undefined) {
+			await rm(ownDir, {recursive: true, force: true});
+		}
+
+		throw error instanceof VmSpawnError ? error : spawnError(options.vmmPath, error);
 	}
 
-	// Later errors (a failed kill) are not fatal: the exit is still reported by 'exit'.
-	subprocess.on('error', error => {
-		options.logger.error(`VMM(${subprocess.pid}) error: ${String(error)}`);
-	});
-	const vmm = new VmmProcess(subprocess, options);
+	// The VMM holds its own copies now: the host keeps none of them.
+	options.onDispose?.();
+	// Replies arrive in batches when a fleet starts: what follows each one (the VM entering Running)
+	// waits for its turn.
+	await spawnTurn();
+	if (!parentDeathSignal) {
+		killOnHostExit(child);
+	}
+
+	const vmm = new VmmProcess(child, outputs, options);
 	options.logger.debug(`Spawned VMM(${vmm.pid})`);
 	return vmm;
 }

@@ -9,21 +9,47 @@ export async function streamSettled(stream: Readable | undefined, after: Promise
 		return;
 	}
 
-	await new Promise<void>(resolve => {
-		let timer: NodeJS.Timeout | undefined;
-		const finish = () => {
-			clearTimeout(timer);
-			stream.off('end', finish);
-			stream.off('close', finish);
-			stream.off('error', finish);
-			resolve();
-		};
-
+	await settledWithin(after, graceMs, finish => {
 		stream.once('end', finish);
 		stream.once('close', finish);
 		stream.once('error', finish);
+		return () => {
+			stream.off('end', finish);
+			stream.off('close', finish);
+			stream.off('error', finish);
+		};
+	});
+}
+
+/**
+ * Resolves when `watch` calls its `finish`, or `graceMs` after `after` settled, whichever comes
+ * first; `watch` returns how to stop watching.
+ */
+export async function settledWithin(after: Promise<unknown>, graceMs: number, watch: (finish: () => void) => () => void): Promise<void> {
+	await new Promise<void>(resolve => {
+		let timer: NodeJS.Timeout | undefined;
+		// Assigned once, after `finish`, which `watch` may call before it returns (hence `done`).
+		// eslint-disable-next-line prefer-const
+		let unwatch: (() => void) | undefined;
+		let done = false;
+		const finish = () => {
+			if (!done) {
+				done = true;
+				clearTimeout(timer);
+				unwatch?.();
+				resolve();
+			}
+		};
+
+		unwatch = watch(finish);
+		if (done) {
+			unwatch();
+		}
+
 		void after.finally(() => {
-			timer = setTimeout(finish, graceMs);
+			if (!done) {
+				timer = setTimeout(finish, graceMs);
+			}
 		});
 	});
 }

@@ -1,0 +1,20 @@
+import {spawner, SpawnFailure, type CommandResult} from './spawner.js';
+
+export interface RunCommandOptions {
+	/** SIGTERM after this long, SIGKILL a second later; the result then has `timedOut`. */
+	timeoutMs: number;
+	/** How much of its stderr is kept. Default 4096 bytes. */
+	maxOutputBytes?: number;
+}
+
+/**
+ * Runs a short command (`crosvm stop SOCKET`) from the spawner thread: no shell, stdin and stdout
+ * closed, the start of stderr kept. The host's event loop never waits for its fork and exec, and a
+ * thousand stops at once cost the host a message each. Resolves with how it ended; rejects with
+ * `SpawnFailure` only when the spawner thread itself is lost.
+ */
+export async function runCommand(file: string, args: string[], options: RunCommandOptions): Promise<CommandResult> {
+	return spawner.run(file, args, options.timeoutMs, options.maxOutputBytes ?? 4096);
+}
+
+export {SpawnFailure, type CommandResult};

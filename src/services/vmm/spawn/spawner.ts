@@ -1,0 +1,323 @@
+import {Readable} from 'node:stream';
+import {Worker} from 'node:worker_threads';
+import type {FromSpawner, OutputFile, StdioEntry, ToSpawner} from './protocol.js';
+import {SPAWNER_SOURCE} from './worker-source.js';
+
+/**
+ * How long the spawner thread outlives its last child or command. Long enough that a fleet started
+ * in waves reuses it, short enough that an idle host holds none of its descriptors for long.
+ */
+export const SPAWNER_IDLE_MS = 250;
+
+/** How a child ended. `lost` is set when the spawner thread itself died and the exit is unknown. */
+export interface ChildExit {
+	code: number | null;
+	signal: NodeJS.Signals | null;
+	lost?: string;
+}
+
+/** A spawn the operating system refused; `code` is the errno name (ENOENT, EMFILE, E2BIG, ...). */
+export class SpawnFailure extends Error {
+	constructor(readonly code: string | undefined, message: string) {
+		super(message);
+		this.name = 'SpawnFailure';
+	}
+}
+
+/** What a short command left: its exit and the start of its stderr. */
+export interface CommandResult extends ChildExit {
+	stderr: string;
+	timedOut: boolean;
+	/** Why it could not be started (ENOENT, EMFILE, ...), when it was not. */
+	failed: string | undefined;
+}
+
+/** A child the spawner thread started, as the main thread sees it. */
+export interface SpawnedChild {
+	readonly pid: number;
+	/** Settles once the child exited (never rejects). */
+	readonly exited: Promise<ChildExit>;
+	/** The relayed pipes, by child fd. */
+	readonly pipes: ReadonlyMap<number, Readable>;
+	/**
+	 * Settles once every relayed pipe was closed by every writer (whether or not its data was read
+	 * yet), or the main thread closed it.
+	 */
+	readonly pipesClosed: Promise<void>;
+	/** Asks for a signal; false once the exit is known. */
+	kill(signal: NodeJS.Signals): boolean;
+}
+
+interface LiveChild {
+	resolveExit: (exit: ChildExit) => void;
+	resolvePipesClosed: () => void;
+	pipes: Map<number, RelayedPipe>;
+	/** The child fds of the relayed pipes the spawner has not closed yet. */
+	open: Set<number>;
+	exited: boolean;
+}
+
+interface PendingRequest {
+	resolve: (message: FromSpawner) => void;
+	reject: (error: Error) => void;
+}
+
+/**
+ * A pipe the spawner thread reads: one chunk in flight, the next asked for once this side has taken
+ * the last one, so the spawner never buffers more than a chunk for a reader that is slow or gone.
+ */
+class RelayedPipe extends Readable {
+	#owed = false;
+	#ended = false;
+
+	constructor(private readonly ask: (op: 'more' | 'close') => void) {
+		super();
+	}
+
+	deliver(chunk: Uint8Array): void {
+		if (this.push(chunk)) {
+			this.ask('more');
+		} else {
+			this.#owed = true;
+		}
+	}
+
+	finish(): void {
+		this.#ended = true;
+		this.push(null);
+	}
+
+	override _read(): void {
+		if (this.#owed) {
+			this.#owed = false;
+			this.ask('more');
+		}
+	}
+
+	override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+		if (!this.#ended) {
+			this.#ended = true;
+			this.ask('close');
+		}
+
+		callback(error);
+	}
+}
+
+/**
+ * The main thread's side of the spawner thread: starts it on the first request, keeps the host
+ * alive (ref) while any child runs, and ends it once idle for `SPAWNER_IDLE_MS` (never while a
+ * child runs: their parent-death signal follows this thread).
+ */
+class Spawner {
+	#worker: Worker | undefined;
+	#nextId = 1;
+	readonly #requests = new Map<number, PendingRequest>();
+	readonly #children = new Map<number, LiveChild>();
+	#idleTimer: NodeJS.Timeout | undefined;
+
+	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = []): Promise<SpawnedChild> {
+		const id = this.#nextId++;
+		const pipes = new Map<number, RelayedPipe>();
+		let resolveExit!: (exit: ChildExit) => void;
+		const exited = new Promise<ChildExit>(resolve => {
+			resolveExit = resolve;
+		});
+		let resolvePipesClosed!: () => void;
+		const pipesClosed = new Promise<void>(resolve => {
+			resolvePipesClosed = resolve;
+		});
+		const live: LiveChild = {resolveExit, resolvePipesClosed, pipes, open: new Set(relay), exited: false};
+		if (relay.length === 0) {
+			resolvePipesClosed();
+		}
+
+		for (const fd of relay) {
+			pipes.set(fd, new RelayedPipe(op => {
+				this.#post({op, id, fd});
+			}));
+		}
+
+		// Registered before the request: the exit and the pipes' data may follow 'spawned' at once.
+		this.#children.set(id, live);
+		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs}).catch((error: unknown) => {
+			this.#children.delete(id);
+			this.#settle();
+			throw error;
+		});
+		if (reply.op !== 'spawned') {
+			throw new Error(`spawner answered ${reply.op} to a spawn`);
+		}
+
+		return {
+			pid: reply.pid,
+			exited,
+			pipes,
+			pipesClosed,
+			kill: signal => {
+				if (live.exited || !this.#children.has(id)) {
+					return false;
+				}
+
+				this.#post({op: 'kill', id, signal});
+				return true;
+			},
+		};
+	}
+
+	async run(file: string, args: string[], timeoutMs: number, maxOutputBytes: number): Promise<CommandResult> {
+		const reply = await this.#request({op: 'run', id: this.#nextId++, file, args, timeoutMs, maxOutputBytes});
+		if (reply.op !== 'ran') {
+			throw new Error(`spawner answered ${reply.op} to a command`);
+		}
+
+		return {code: reply.code, signal: reply.signal, stderr: reply.stderr, timedOut: reply.timedOut, failed: reply.failed};
+	}
+
+	async #request(message: Extract<ToSpawner, {op: 'spawn' | 'run'}>): Promise<FromSpawner> {
+		return new Promise((resolve, reject) => {
+			this.#requests.set(message.id, {resolve, reject});
+			this.#post(message);
+		});
+	}
+
+	#post(message: ToSpawner): void {
+		this.#busy().postMessage(message);
+	}
+
+	#busy(): Worker {
+		clearTimeout(this.#idleTimer);
+		this.#idleTimer = undefined;
+		if (this.#worker === undefined) {
+			const worker = new Worker(SPAWNER_SOURCE, {eval: true, name: 'vmwarden-spawner', stdout: false, stderr: false});
+			worker.on('message', (message: FromSpawner) => {
+				this.#receive(message);
+			});
+			worker.on('error', error => {
+				this.#lost(worker, `the spawner thread failed: ${error.message}`);
+			});
+			worker.on('exit', code => {
+				this.#lost(worker, `the spawner thread exited with ${code}`);
+			});
+			this.#worker = worker;
+		}
+
+		this.#worker.ref();
+		return this.#worker;
+	}
+
+	#receive(message: FromSpawner): void {
+		switch (message.op) {
+			case 'spawned':
+			case 'ran': {
+				this.#answer(message);
+				break;
+			}
+
+			case 'failed': {
+				const request = this.#requests.get(message.id);
+				this.#requests.delete(message.id);
+				this.#children.delete(message.id);
+				request?.reject(new SpawnFailure(message.code, message.message));
+				break;
+			}
+
+			case 'data': {
+				this.#children.get(message.id)?.pipes.get(message.fd)?.deliver(message.chunk);
+				break;
+			}
+
+			case 'end': {
+				const child = this.#children.get(message.id);
+				child?.pipes.get(message.fd)?.finish();
+				child?.open.delete(message.fd);
+				if (child?.open.size === 0) {
+					child.resolvePipesClosed();
+				}
+
+				this.#forget(message.id);
+				break;
+			}
+
+			case 'exit': {
+				const child = this.#children.get(message.id);
+				if (child !== undefined) {
+					child.exited = true;
+					child.resolveExit({code: message.code, signal: message.signal});
+					this.#forget(message.id);
+				}
+
+				break;
+			}
+
+			case 'error': {
+				// A failed kill: the exit still comes and decides.
+				break;
+			}
+		}
+	}
+
+	#answer(message: FromSpawner & {id: number}): void {
+		const request = this.#requests.get(message.id);
+		this.#requests.delete(message.id);
+		request?.resolve(message);
+		this.#settle();
+	}
+
+	#forget(id: number): void {
+		const child = this.#children.get(id);
+		if (child !== undefined && child.exited && child.open.size === 0) {
+			this.#children.delete(id);
+			this.#settle();
+		}
+	}
+
+	/** Once nothing is in flight: stop holding the host open, and end the thread after a while. */
+	#settle(): void {
+		if (this.#requests.size > 0 || this.#children.size > 0 || this.#worker === undefined || this.#idleTimer !== undefined) {
+			return;
+		}
+
+		const worker = this.#worker;
+		worker.unref();
+		this.#idleTimer = setTimeout(() => {
+			this.#idleTimer = undefined;
+			if (this.#worker === worker) {
+				this.#worker = undefined;
+				void worker.terminate();
+			}
+		}, SPAWNER_IDLE_MS);
+		this.#idleTimer.unref();
+	}
+
+	/** The thread died under its children: they are gone (parent-death signal) or unknowable now. */
+	#lost(worker: Worker, reason: string): void {
+		if (this.#worker !== worker) {
+			return;
+		}
+
+		this.#worker = undefined;
+		clearTimeout(this.#idleTimer);
+		this.#idleTimer = undefined;
+		for (const [id, request] of this.#requests) {
+			this.#children.delete(id);
+			request.reject(new SpawnFailure(undefined, reason));
+		}
+
+		this.#requests.clear();
+		for (const child of this.#children.values()) {
+			child.exited = true;
+			child.resolveExit({code: null, signal: null, lost: reason});
+			for (const pipe of child.pipes.values()) {
+				pipe.finish();
+			}
+
+			child.resolvePipesClosed();
+		}
+
+		this.#children.clear();
+	}
+}
+
+/** The one spawner of this process (a thread per process is enough: spawns are short). */
+export const spawner = new Spawner();

@@ -1,0 +1,113 @@
+import {execFileSync} from 'node:child_process';
+import {pathToFileURL} from 'node:url';
+import {mkdtempSync, readdirSync, rmSync, writeFileSync} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {monitorEventLoopDelay} from 'node:perf_hooks';
+import {setImmediate as nextTurn} from 'node:timers/promises';
+import winston from 'winston';
+import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
+import {createSupervisor} from '../../../src/supervisor.js';
+import type {Vm} from '../../../src/vm.js';
+import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../../helpers/leak-checker.js';
+
+const FLEET = 200;
+/** Creating and stopping a supervised VM is the caller's work: a responsive caller does this many per turn. */
+const PER_TURN = 10;
+
+/** Builds the light stand-in (installing gcc with apt-get when it is missing) and returns its path. */
+function buildStandIn(): string {
+	const output = execFileSync('bash', [path.resolve('bench/stand-in/build.sh')], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit']});
+	return output.trim().split('\n').at(-1)!;
+}
+
+describe('a fleet on the light stand-in', () => {
+	let standIn: string;
+	let work: string;
+	let baseline: ResourceSnapshot;
+
+	beforeAll(() => {
+		standIn = buildStandIn();
+		work = mkdtempSync(path.join(os.tmpdir(), 'vmw-fleet-'));
+		writeFileSync(path.join(work, 'kernel'), 'not booted by the stand-in\n');
+		baseline = takeSnapshot();
+	});
+
+	afterAll(() => {
+		rmSync(work, {recursive: true, force: true});
+	});
+
+	test(`${FLEET} VMs start and stop without blocking the event loop, hold under 2 descriptors each, and leave nothing`, async () => {
+		const tempRoot = mkdtempSync(path.join(work, 'root-'));
+		const supervisor = createSupervisor({crosvmPath: standIn, tempRoot, logger: winston.createLogger({silent: true}), stopTimeoutMs: 60_000});
+		const delay = monitorEventLoopDelay({resolution: 5});
+		delay.enable();
+		const vms: Vm[] = [];
+		for (let index = 0; index < FLEET; index++) {
+			vms.push(await supervisor.createVm({kernel: path.join(work, 'kernel')}));
+			if (index % PER_TURN === PER_TURN - 1) {
+				await nextTurn();
+			}
+		}
+
+		// Every start in one tick: vmwarden spreads the spawn work, never the caller.
+		await Promise.all(vms.map(async vm => vm.start()));
+		expect(vms.every(vm => vm.state === 'Running')).toBe(true);
+		const held = readdirSync('/proc/self/fd').length - baseline.descriptors.size;
+		// A stop's own transition in the VM machine is the caller's work too (about a millisecond).
+		const stopping: Array<Promise<unknown>> = [];
+		for (const [index, vm] of vms.entries()) {
+			stopping.push(vm.stop());
+			if (index % PER_TURN === PER_TURN - 1) {
+				await nextTurn();
+			}
+		}
+
+		await Promise.all(stopping);
+		const deaths = await Promise.all(vms.map(async vm => vm.died));
+		await supervisor.shutdown();
+		delay.disable();
+
+		expect(vms.map(vm => vm.state)).toEqual(vms.map(() => 'Dead'));
+		expect(deaths.map(death => death.reason)).toEqual(vms.map(() => 'SHUTDOWN'));
+		// Generous: the point is that no spawn, stop or death ever waits on a fork in the event loop.
+		expect(delay.max / 1e6).toBeLessThan(500);
+		expect(held).toBeLessThan(2 * FLEET);
+		expect(readdirSync(tempRoot)).toEqual([]);
+		// The spawner thread ends once idle, and with it its descriptors.
+		expect(await settleLeaks(baseline, [], 5000)).toEqual([]);
+	}, 120_000);
+
+	test('with only 64 descriptors, 40 starts at once never crash the host: each runs or fails with a typed error', () => {
+		const tempRoot = mkdtempSync(path.join(work, 'root-'));
+		// Outside the package: every import is by URL, and .mts makes it a module.
+		const host = path.join(work, 'emfile-host.mts');
+		writeFileSync(host, `
+import winston from ${JSON.stringify(pathToFileURL(path.resolve('node_modules/winston/lib/winston.js')).href)};
+import {createSupervisor} from ${JSON.stringify(pathToFileURL(path.resolve('src/supervisor.ts')).href)};
+const [vmm, tempRoot, kernel] = process.argv.slice(2);
+const supervisor = createSupervisor({crosvmPath: vmm, tempRoot, logger: winston.createLogger({silent: true})});
+// One VM first, so that every module (loaded lazily) is in before the descriptors run out.
+const first = supervisor.createVm({kernel});
+await first.start();
+first.kill();
+await first.died;
+const vms = Array.from({length: 40}, () => supervisor.createVm({kernel}));
+const results = await Promise.allSettled(vms.map(async vm => vm.start()));
+// Killed and dead before shutdown(), which would stop them: the point here is the starts.
+const running = vms.filter((vm, index) => results[index].status === 'fulfilled');
+for (const vm of running) {
+	vm.kill();
+}
+await Promise.all(running.map(async vm => vm.died));
+await supervisor.shutdown();
+console.log(JSON.stringify(results.map(result => result.status === 'fulfilled' ? 'running' : result.reason.name)));
+`);
+		const output = execFileSync('prlimit', ['--nofile=64:64', process.execPath, '--import', 'tsx', host, standIn, tempRoot, path.join(work, 'kernel')], {encoding: 'utf8'});
+		const outcomes = JSON.parse(output) as string[];
+		expect(outcomes).toHaveLength(40);
+		expect(outcomes.filter(outcome => !['running', 'VmSpawnError', 'InvalidConfigError'].includes(outcome))).toEqual([]);
+		expect(outcomes).toContain('VmSpawnError');
+		expect(readdirSync(tempRoot)).toEqual([]);
+	}, 60_000);
+});

@@ -1,0 +1,135 @@
+import {closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import winston from 'winston';
+import {afterEach, beforeAll, beforeEach, describe, expect, test} from '@jest/globals';
+import {VmSpawnError} from '../../../src/errors.js';
+import {spawnVmm, type SpawnVmmOptions} from '../../../src/services/vmm/process.js';
+import {runCommand} from '../../../src/services/vmm/spawn/command.js';
+import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../../helpers/leak-checker.js';
+import {SIM_PATH} from '../../helpers/vm-fixture.js';
+
+const logger = winston.createLogger({silent: true});
+
+/** Where each of a process's descriptors points, from /proc. */
+function descriptorsOf(pid: number): Map<number, string> {
+	return new Map(readdirSync(`/proc/${pid}/fd`).map(fd => [Number(fd), readlinkSync(`/proc/${pid}/fd/${fd}`)]));
+}
+
+describe('spawnVmm', () => {
+	let work: string;
+	let baseline: ResourceSnapshot;
+
+	beforeAll(() => {
+		if (!existsSync(SIM_PATH)) {
+			throw new Error(`${SIM_PATH} is missing: run npm run build first`);
+		}
+	});
+
+	beforeEach(() => {
+		work = mkdtempSync(path.join(os.tmpdir(), 'vmw-process-'));
+		baseline = takeSnapshot();
+	});
+
+	afterEach(async () => {
+		const leaks = await settleLeaks(baseline, [], 5000);
+		rmSync(work, {recursive: true, force: true});
+		expect(leaks).toEqual([]);
+	});
+
+	/** A simulated VM: guest script `lines`, the failure channel at fd 3, the kernel at 4, the payload channel at 5. */
+	function options(lines: string[], overrides: Partial<SpawnVmmOptions> = {}): SpawnVmmOptions & {disposals: () => number} {
+		const kernel = path.join(work, 'guest');
+		writeFileSync(kernel, ['#!crosvm-sim-guest', ...lines, ''].join('\n'));
+		const kernelFd = openSync(kernel, 'r');
+		let disposals = 0;
+		return {
+			vmmPath: SIM_PATH,
+			args: ['--extended-status', 'run', '--disable-sandbox', '--serial', 'type=file,path=/proc/self/fd/3,hardware=serial,num=2', '--serial', 'type=file,path=/proc/self/fd/5,hardware=serial,num=3', '/proc/self/fd/4'],
+			descriptors: ['pipe', kernelFd, 'pipe'],
+			failureFd: 3,
+			payloadFd: 5,
+			logger,
+			outputDir: work,
+			disposals: () => disposals,
+			onDispose() {
+				if (disposals++ === 0) {
+					closeSync(kernelFd);
+				}
+			},
+			...overrides,
+		};
+	}
+
+	test('the VMM gets stdio and its planned descriptors; the host keeps only the payload channel', async () => {
+		// sleep as the VMM: it opens nothing of its own, so every descriptor it has was inherited.
+		const spawnOptions = options([], {vmmPath: 'sleep', args: ['30']});
+		const vmm = await spawnVmm(spawnOptions);
+		// Past setpriv: the pid runs sleep once its cmdline says so.
+		while (!readFileSync(`/proc/${vmm.pid}/cmdline`, 'utf8').split('\0')[0]!.endsWith('sleep')) {
+			await new Promise(resolve => {
+				setTimeout(resolve, 5);
+			});
+		}
+
+		const child = descriptorsOf(vmm.pid);
+		// Beyond 5 only what this host itself inherited without close-on-exec may follow (Node cannot
+		// mark it): nothing vmwarden made.
+		const host = takeSnapshot().descriptors;
+		expect([...child.keys()].filter(fd => fd > 5 && host.get(fd) !== child.get(fd))).toEqual([]);
+		expect(child.get(0)).toBe('/dev/null');
+		expect(child.get(1)).toBe('/dev/null');
+		expect(child.get(2)).toBe(path.join(work, 'vmm.stderr'));
+		expect(child.get(3)).toBe(path.join(work, 'vmm.failure'));
+		expect(child.get(4)).toBe(path.join(work, 'guest'));
+		expect(child.get(5)).toMatch(/^socket:/);
+		// The descriptors vmwarden opened are released as soon as the VMM holds its copies.
+		expect(spawnOptions.disposals()).toBe(1);
+		expect([...host.values()].filter(target => target.startsWith(work))).toEqual([]);
+		vmm.kill();
+		await vmm.settled(200);
+		vmm.dispose();
+	});
+
+	test('the failure text and the stderr tail are read back from their files, bounded', async () => {
+		const vmm = await spawnVmm({...options(['fail-flood 200000', 'poweroff']), failureChannel: {maxBytes: 1000}});
+		const failure = await vmm.settled(200);
+		expect(failure).toEqual({text: 'x'.repeat(1000), truncated: true});
+		expect(vmm.stderrTail).toMatch(/exiting with success/);
+		vmm.dispose();
+	});
+
+	test('an argv the kernel refuses (E2BIG) rejects with VmSpawnError and releases everything', async () => {
+		const spawnOptions = options(['hang']);
+		const huge = Array.from({length: 64}, () => 'x'.repeat(128 * 1024));
+		const spawning = spawnVmm({...spawnOptions, args: huge});
+		const error = await spawning.catch((caught: unknown) => caught);
+		expect(error).toBeInstanceOf(VmSpawnError);
+		expect(error).toMatchObject({code: 'VMM_SPAWN_FAILED'});
+		expect((error as VmSpawnError).message).toMatch(/E2BIG/);
+		expect(spawnOptions.disposals()).toBe(1);
+	});
+
+	test('a VMM that is not there rejects with VMM_NOT_FOUND before anything is spawned', async () => {
+		const spawnOptions = options(['hang']);
+		await expect(spawnVmm({...spawnOptions, vmmPath: path.join(work, 'no-vmm')})).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
+		expect(spawnOptions.disposals()).toBe(1);
+	});
+});
+
+describe('runCommand', () => {
+	test('runs a short command from the spawner thread and keeps the start of its stderr', async () => {
+		const result = await runCommand(process.execPath, ['-e', 'process.stderr.write("y".repeat(10000)); process.exit(3)'], {timeoutMs: 10_000, maxOutputBytes: 100});
+		expect(result).toMatchObject({code: 3, signal: null, stderr: 'y'.repeat(100), timedOut: false, failed: undefined});
+	});
+
+	test('ends a command that outlives its timeout', async () => {
+		const result = await runCommand(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], {timeoutMs: 100});
+		expect(result).toMatchObject({code: null, signal: 'SIGTERM', timedOut: true});
+	});
+
+	test('says why a command could not start', async () => {
+		const result = await runCommand('/nonexistent/stop-client', ['stop'], {timeoutMs: 1000});
+		expect(result.failed).toMatch(/ENOENT/);
+	});
+});
