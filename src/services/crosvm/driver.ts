@@ -1,9 +1,10 @@
 import {join} from 'node:path';
 import {StopRequestError} from '../../errors.js';
-import {crosvmControl, runCrosvmControl} from './control.js';
+import {crosvmControl} from './control.js';
 import {crosvmCommand, type CrosvmDialect, type CrosvmTarget} from './command.js';
 import {DeathReason} from '../death/reason.js';
 import type {VmmDriver, VmmExit, VmmStopContext} from '../vmm/driver.js';
+import {runCommand} from '../vmm/spawn/command.js';
 
 export interface CrosvmDriverOptions {
 	/** Default `current`. */
@@ -43,7 +44,16 @@ async function requestStop(context: VmmStopContext, timeoutMs: number): Promise<
 		throw new StopRequestError(`cannot stop crosvm (pid ${context.pid}) gracefully: it has no control socket`, {});
 	}
 
-	await runCrosvmControl(context.vmmPath, ['stop', context.controlSocket], timeoutMs, ({message, exitCode, stderr, cause}) => new StopRequestError(message, {exitCode, stderr}, {cause}));
+	// From the spawner thread: a thousand stops at once never wait on a fork in the host's event
+	// loop, and a stop that cannot be spawned (EMFILE) is a failed request, retried until the timeout.
+	const result = await runCommand(context.vmmPath, ['stop', context.controlSocket], {timeoutMs});
+	if (result.code === 0) {
+		return;
+	}
+
+	const stderr = result.stderr.trim();
+	const how = result.failed ?? (result.timedOut ? `timed out after ${timeoutMs} ms` : result.code === null ? `was killed by ${result.signal ?? 'a signal'}` : `exited with ${result.code}`);
+	throw new StopRequestError(`${context.vmmPath} stop ${context.controlSocket} ${how}${stderr ? `: ${stderr}` : ''}`, {exitCode: result.code ?? undefined, stderr});
 }
 
 /**

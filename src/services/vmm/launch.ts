@@ -4,6 +4,7 @@ import {openCaptures, type VmCaptures} from '../console/captures.js';
 import {openDescriptors} from './descriptors.js';
 import type {VmEnvironment} from './environment.js';
 import {spawnVmm} from './process.js';
+import {spawnTurn} from './spawn/pace.js';
 import {createTempDir, removeTempDir} from './temp-dir.js';
 import type {RunningVmm} from './watch.js';
 import type {Requester} from '../../types.js';
@@ -38,6 +39,8 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 	const {env, cid, payloadChannel, requester} = input;
 	const undo: Array<() => void> = [];
 	try {
+		// A fleet started in one tick: each launch's synchronous work waits for its turn.
+		await spawnTurn();
 		validateConfig(env.config, env.filePolicy, requester);
 		let tempDir: string;
 		try {
@@ -68,6 +71,8 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 			onDispose: () => {
 				opened.close();
 			},
+			outputDir: tempDir,
+			turnTaken: true,
 		});
 		if (signal.aborted) {
 			// The VM actor was stopped while spawning: take the VMM down with it.

@@ -78,7 +78,7 @@ describe('a fleet on the light stand-in', () => {
 		expect(await settleLeaks(baseline, [], 5000)).toEqual([]);
 	}, 120_000);
 
-	test('with only 64 descriptors, 40 starts at once never crash the host: each runs or fails with a typed error', () => {
+	test('with only 64 descriptors, 40 starts at once never crash the host: each runs or fails with a typed error, and shutdown stops the ones that run', () => {
 		const tempRoot = mkdtempSync(path.join(work, 'root-'));
 		// Outside the package: every import is by URL, and .mts makes it a module.
 		const host = path.join(work, 'emfile-host.mts');
@@ -88,24 +88,24 @@ import {createSupervisor} from ${JSON.stringify(pathToFileURL(path.resolve('src/
 const [vmm, tempRoot, kernel] = process.argv.slice(2);
 const supervisor = createSupervisor({crosvmPath: vmm, tempRoot, logger: winston.createLogger({silent: true})});
 // One VM first, so that every module (loaded lazily) is in before the descriptors run out.
-const first = supervisor.createVm({kernel});
+const first = await supervisor.createVm({kernel});
 await first.start();
 first.kill();
 await first.died;
-const vms = Array.from({length: 40}, () => supervisor.createVm({kernel}));
+const vms = await Promise.all(Array.from({length: 40}, async () => supervisor.createVm({kernel})));
 const results = await Promise.allSettled(vms.map(async vm => vm.start()));
-// Killed and dead before shutdown(), which would stop them: the point here is the starts.
+// The VMs that run are still supervised: shutdown() stops them (its stop commands spawn too).
 const running = vms.filter((vm, index) => results[index].status === 'fulfilled');
-for (const vm of running) {
-	vm.kill();
-}
-await Promise.all(running.map(async vm => vm.died));
 await supervisor.shutdown();
-console.log(JSON.stringify(results.map(result => result.status === 'fulfilled' ? 'running' : result.reason.name)));
+const deaths = await Promise.all(running.map(async vm => vm.died));
+console.log(JSON.stringify({outcomes: results.map(result => result.status === 'fulfilled' ? 'running' : result.reason.name), deaths: deaths.map(death => death.reason)}));
 `);
 		const output = execFileSync('prlimit', ['--nofile=64:64', process.execPath, '--import', 'tsx', host, standIn, tempRoot, path.join(work, 'kernel')], {encoding: 'utf8'});
-		const outcomes = JSON.parse(output) as string[];
+		const {outcomes, deaths} = JSON.parse(output) as {outcomes: string[]; deaths: string[]};
 		expect(outcomes).toHaveLength(40);
+		expect(deaths).toHaveLength(outcomes.filter(outcome => outcome === 'running').length);
+		expect(deaths.length).toBeGreaterThan(0);
+		expect(deaths.filter(reason => !['SHUTDOWN', 'KILLED'].includes(reason))).toEqual([]);
 		expect(outcomes.filter(outcome => !['running', 'VmSpawnError', 'InvalidConfigError'].includes(outcome))).toEqual([]);
 		expect(outcomes).toContain('VmSpawnError');
 		expect(readdirSync(tempRoot)).toEqual([]);
