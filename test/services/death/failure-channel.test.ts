@@ -28,6 +28,13 @@ describe('readFailureChannel', () => {
 		expect(stream.readableLength).toBe(0);
 	});
 
+	test('a cap that falls inside a character keeps the characters before it, not half of it', async () => {
+		const stream = new PassThrough();
+		const reading = readFailureChannel(stream, never, {maxBytes: 5});
+		stream.end('abcd🙂ef');
+		await expect(reading).resolves.toEqual({text: 'abcd', truncated: true});
+	});
+
 	test('finishes a bounded time after the exit although the write end stays open', async () => {
 		const stream = new PassThrough();
 		let exit!: () => void;
