@@ -51,9 +51,10 @@ export function formatPayloadReport(report: PayloadReport): string {
 /** Parses one line (without its line ending). */
 export function parsePayloadLine(line: string): PayloadLine {
 	const bad = (problem: string): PayloadLine => ({ok: false, line, problem});
-	const [version, verb, ...rest] = line.split(' ');
+	// `split` returns at least one word, so there always is a version.
+	const [version, verb, ...rest] = line.split(' ') as [string, ...string[]];
 	if (version !== PREFIX) {
-		return bad(/^VMW\d+$/.test(version ?? '') ? `unsupported protocol version ${version}` : 'not a payload report');
+		return bad(/^VMW\d+$/.test(version) ? `unsupported protocol version ${version}` : 'not a payload report');
 	}
 
 	switch (verb) {
@@ -86,6 +87,7 @@ const TOO_LONG_PREVIEW_CHARACTERS = 80;
 const TOO_LONG_PREVIEW_BYTES = TOO_LONG_PREVIEW_CHARACTERS * 4;
 
 const utf8 = new TextDecoder();
+const utf8Encoder = new TextEncoder();
 
 function tooLong(start: Uint8Array): PayloadLine {
 	const line = utf8.decode(start.subarray(0, TOO_LONG_PREVIEW_BYTES)).slice(0, TOO_LONG_PREVIEW_CHARACTERS);
@@ -108,7 +110,7 @@ export class PayloadLineDecoder {
 
 	/** Feeds a chunk (a string is taken as UTF-8); returns the complete lines it finished. */
 	push(chunk: Uint8Array | string): PayloadLine[] {
-		const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+		const bytes = typeof chunk === 'string' ? utf8Encoder.encode(chunk) : chunk;
 		const lines: PayloadLine[] = [];
 		let start = 0;
 		for (let newline = bytes.indexOf(LF); newline !== -1; newline = bytes.indexOf(LF, start)) {
@@ -121,7 +123,7 @@ export class PayloadLineDecoder {
 		}
 
 		const tail = bytes.subarray(start);
-		if (this.#discarding || tail.length === 0) {
+		if (this.#discarding) {
 			return lines;
 		}
 
@@ -158,26 +160,19 @@ export class PayloadLineDecoder {
 			return undefined;
 		}
 
-		let length = pendingLength + rest.length;
-		const last = rest.length > 0 ? rest[rest.length - 1] : this.#pending[pendingLength - 1];
-		if (length > 0 && last === CR) {
-			length--;
-		}
-
+		const total = pendingLength + rest.length;
+		const last = rest.length > 0 ? rest.at(-1) : this.#pending[pendingLength - 1];
+		const length = last === CR ? total - 1 : total;
 		const whole = this.#joined(rest, pendingLength);
 		return length > MAX_PAYLOAD_LINE_BYTES ? tooLong(whole) : parsePayloadLine(utf8.decode(whole.subarray(0, length)));
 	}
 
-	/** The pending bytes followed by the start of `rest`, no more than a preview or a line needs. */
+	/** The pending bytes followed by the start of `rest`: no more than the buffer holds. */
 	#joined(rest: Uint8Array, pendingLength: number): Uint8Array {
-		if (pendingLength === 0) {
-			return rest.subarray(0, MAX_PAYLOAD_LINE_BYTES + 1);
-		}
-
-		const room = Math.min(rest.length, this.#pending.length - pendingLength);
-		const joined = new Uint8Array(pendingLength + room);
+		const head = rest.subarray(0, this.#pending.length - pendingLength);
+		const joined = new Uint8Array(pendingLength + head.length);
 		joined.set(this.#pending.subarray(0, pendingLength));
-		joined.set(rest.subarray(0, room), pendingLength);
+		joined.set(head, pendingLength);
 		return joined;
 	}
 }
