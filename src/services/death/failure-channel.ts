@@ -28,16 +28,12 @@ export interface FailureChannelOptions {
  */
 function wholeCharacters(bytes: Uint8Array): number {
 	let start = bytes.length - 1;
-	// Back over at most three continuation bytes to the lead byte of the last character.
-	while (start > 0 && bytes.length - start < 4 && (bytes[start]! & 0xC0) === 0x80) {
+	// Back over continuation bytes to the lead byte of the last character (if there is one).
+	while (start > 0 && (bytes[start]! & 0xC0) === 0x80) {
 		start--;
 	}
 
-	const lead = bytes[start];
-	if (lead === undefined) {
-		return 0;
-	}
-
+	const lead = bytes[start] ?? 0;
 	const length = lead >= 0xF0 ? 4 : (lead >= 0xE0 ? 3 : (lead >= 0xC0 ? 2 : 1));
 	return bytes.length - start < length ? start : bytes.length;
 }
@@ -56,7 +52,7 @@ export async function readFailureChannel(stream: Readable, exited: Promise<unkno
 	let truncated = false;
 
 	stream.on('data', (chunk: Uint8Array | string) => {
-		const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+		const bytes = typeof chunk === 'string' ? new TextEncoder().encode(chunk) : chunk;
 		const room = maxBytes - kept;
 		if (bytes.length > room) {
 			truncated = true;

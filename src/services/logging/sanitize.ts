@@ -30,7 +30,7 @@ function truncationMarker(dropped: number): string {
 export function sanitizeForLog(text: string, maxLength = MAX_LOG_TEXT_LENGTH): string {
 	const bound = Math.max(maxLength, MIN_LOG_TEXT_LENGTH);
 	// No more than `bound` characters of the text can be kept: never scan the rest.
-	const head = text.length > bound ? text.slice(0, bound) : text;
+	const head = text.slice(0, bound);
 	const escaped = head.replaceAll(UNSAFE_ANYWHERE, escapeCharacter);
 	if (head.length === text.length && escaped.length <= bound) {
 		return escaped;

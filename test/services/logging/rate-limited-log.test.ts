@@ -67,3 +67,20 @@ describe('RateLimitedLog', () => {
 		expect(log.seen).toBe(1);
 	});
 });
+
+describe('RateLimitedLog summaries', () => {
+	test('nothing new since the last count: the close gives only the total', () => {
+		const {log, advance, messages} = setUp(1);
+		log.note(() => 'first');
+		log.note(() => 'second');
+		advance(10_000);
+		log.note(() => 'third');
+		log.close();
+		expect(messages()).toEqual([
+			'warn first',
+			'warn More odd things: from now on counted, not logged one by one',
+			'warn 2 more odd things in the last 10 s',
+			'warn 3 odd things in all',
+		]);
+	});
+});
