@@ -171,7 +171,7 @@ describe('payloadChannelReader', () => {
 		// The timer ran while the flood was read: other work (the VMM's exit) is not starved.
 		expect(ticks).toBeGreaterThan(0);
 		// Generous: one slice takes a few milliseconds; reading it all in one go takes seconds.
-		expect(delay.max / 1e6).toBeLessThan(500);
+		expect(delay.max / 1e6).toBeLessThan(1000);
 	});
 
 	test('stopped in the middle of a flood: nothing more is read or logged, and the stream flows again', async () => {
