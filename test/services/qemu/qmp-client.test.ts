@@ -20,7 +20,7 @@ describe('parseQmpLine', () => {
 		['{"return": null}', {kind: 'return'}],
 		['{"error": {"class": "GenericError", "desc": "nope"}}', {kind: 'error', errorClass: 'GenericError', desc: 'nope'}],
 		['{"event": "POWERDOWN", "timestamp": {"seconds": 1, "microseconds": 2}}', {kind: 'event'}],
-	])('%s is a %j', (line, message) => {
+	])('%j is a %j', (line, message) => {
 		expect(parseQmpLine(line)).toEqual(message);
 	});
 
@@ -40,7 +40,7 @@ describe('parseQmpLine', () => {
 		['{"return": {}, "error": 1}', 'QMP sent a message of no known shape: {"return": {}, "error": 1}'],
 		['{}', 'QMP sent a message of no known shape: {}'],
 		['{"x": "\\u001b[2J"}\u001B', 'QMP sent a line that is not JSON: {"x": "\\u001b[2J"}\\u001b'],
-	])('%s is refused: %s', (line, message) => {
+	])('%j is refused: %s', (line, message) => {
 		expect(() => parseQmpLine(line)).toThrow(new QmpError(message));
 	});
 });
