@@ -27,3 +27,5 @@ export {createInspectionRecorder, type InspectionRecorder, type InspectionRecord
 export {replayInspection, readInspection, type InspectionReceiver, type ReplayOptions, type ReplaySummary, type ReplayedActorRef} from './services/inspection/replay.js';
 export {INSPECTION_FORMAT, INSPECTION_FORMAT_VERSION, isInspectionEventType, type InspectionRecord, type InspectionLine, type InspectionFileHeader, type InspectionDefinitionRecord, type RecordedSnapshot, type RecordedTransition, type InspectionEventType} from './services/inspection/format.js';
 export {toJsonValue, type JsonValue, type SerializeOptions} from './services/inspection/serialize.js';
+// Text from a guest or a VMM (a payload error message, a failure reason) made safe for a caller's own log.
+export {sanitizeForLog, MAX_LOG_TEXT_LENGTH} from './services/logging/sanitize.js';
