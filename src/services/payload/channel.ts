@@ -127,29 +127,43 @@ export const payloadChannelReader = fromCallback<{type: 'NONE'}, PayloadChannelI
 		}
 	};
 
+	// Bytes decoded since the event loop last ran: small chunks yield too, once they add up.
+	let sinceYield = 0;
+	const resume = () => {
+		immediate = undefined;
+		stream.resume();
+	};
+
 	// Decodes one slice of the backlog; yields to the event loop before the next.
 	const decodeSlice = () => {
 		immediate = undefined;
 		const chunk = backlog!;
+		const slice = chunk.subarray(0, limits.sliceBytes);
 		backlog = chunk.length > limits.sliceBytes ? chunk.subarray(limits.sliceBytes) : undefined;
 		guarded(() => {
-			deliver(decoder.push(chunk.subarray(0, limits.sliceBytes)));
+			deliver(decoder.push(slice));
 		});
 		if (stopped) {
 			return;
 		}
 
+		sinceYield += slice.length;
 		if (backlog !== undefined) {
+			sinceYield = 0;
 			immediate = setImmediate(decodeSlice);
 		} else if (ended) {
 			guarded(finish);
+		} else if (sinceYield >= limits.sliceBytes) {
+			// A paused stream resumes on the next tick, before any I/O: wait for a turn of the loop.
+			sinceYield = 0;
+			immediate = setImmediate(resume);
 		} else {
 			stream.resume();
 		}
 	};
 
 	const onData = (chunk: Uint8Array | string) => {
-		// Several buffered chunks can arrive in one tick: pausing makes each wait for the next turn.
+		// Several buffered chunks can arrive in one tick: pausing makes each wait for its turn.
 		stream.pause();
 		backlog = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
 		decodeSlice();

@@ -174,6 +174,28 @@ describe('payloadChannelReader', () => {
 		expect(delay.max / 1e6).toBeLessThan(1000);
 	});
 
+	test('a flood in many small chunks yields to the event loop too', async () => {
+		const stream = new PassThrough({highWaterMark: 64 * 1024 * 1024});
+		for (let index = 0; index < 200_000; index++) {
+			stream.write(`junk ${index}\n`);
+		}
+
+		stream.end();
+		let ticks = 0;
+		const ticker = setInterval(() => {
+			ticks++;
+		}, 1);
+		const delay = monitorEventLoopDelay({resolution: 5});
+		delay.enable();
+		const reader = runReader(stream);
+		await drained(stream, reader);
+		delay.disable();
+		clearInterval(ticker);
+		expect(reader.messages().at(-1)).toBe('200000 malformed payload channel lines in all');
+		expect(ticks).toBeGreaterThan(0);
+		expect(delay.max / 1e6).toBeLessThan(1000);
+	});
+
 	test('stopped in the middle of a flood: nothing more is read or logged, and the stream flows again', async () => {
 		const stream = new PassThrough({highWaterMark: 4 * 1024 * 1024});
 		stream.write('junk\n'.repeat(500_000));
