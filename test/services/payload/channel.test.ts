@@ -72,6 +72,25 @@ describe('payloadChannelReader', () => {
 			['Finished', 'guest', {type: 'error', code: 3, message: 'out of disk'}],
 		]);
 		expect(messages()).toEqual([]);
+		expect(reader.logger.lines.at(-1)).toMatchObject({level: 'debug', message: 'Payload channel ended after 3 lines'});
+	});
+
+	test('no payload channel: nothing to read, nothing logged', () => {
+		const logger = silentLogger();
+		const parent = setup({actors: {readPayloadChannel: payloadChannelReader}}).createMachine({invoke: {src: 'readPayloadChannel', input: {stream: undefined, logger}}});
+		const actor = createActor(parent).start();
+		actor.stop();
+		expect(logger.lines).toEqual([]);
+	});
+
+	test('a stream read as text gives the same reports', async () => {
+		const stream = new PassThrough();
+		stream.setEncoding('utf8');
+		const reader = runReader(stream);
+		stream.end('VMW1 ERROR 2 é\n');
+		await drained(stream, reader);
+		expect(reader.reports.map(event => event.report)).toEqual([{type: 'error', code: 2, message: 'é'}]);
+		expect(reader.logger.lines.filter(line => line.level === 'error')).toEqual([]);
 	});
 
 	test('a last line without a newline counts at the end of the stream', async () => {
@@ -213,6 +232,13 @@ describe('payloadChannelReader', () => {
 		expect(reader.messages()).toEqual(logged);
 		expect(stream.isPaused()).toBe(false);
 		expect(stream.listenerCount('data')).toBe(0);
+		// Its end is no longer the reader's business.
+		const linesAtStop = reader.logger.lines.length;
+		stream.end('VMW1 READY\n');
+		await new Promise(resolve => stream.once('end', resolve));
+		await new Promise(resolve => setImmediate(resolve));
+		expect(reader.logger.lines).toHaveLength(linesAtStop);
+		expect(reader.reports).toEqual([]);
 	});
 
 	test('a stream that fails is logged with its message made safe', async () => {

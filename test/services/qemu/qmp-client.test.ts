@@ -1,3 +1,4 @@
+import path from 'node:path';
 import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
 import {QmpError} from '../../../src/errors.js';
 import {MAX_QMP_LINE_BYTES, parseQmpLine, qmpExecute} from '../../../src/services/qemu/qmp-client.js';
@@ -150,5 +151,33 @@ describe('qmpExecute against a fake peer', () => {
 		const started = Date.now();
 		await expect(qmpExecute(`${peer.socketPath}.missing`, 'quit', 150)).rejects.toThrow(QmpError);
 		expect(Date.now() - started).toBeLessThan(2000);
+	});
+});
+
+describe('qmpExecute while QEMU is still starting', () => {
+	test('a socket that appears late is connected to once it is there', async () => {
+		const socketPath = path.join(path.dirname(peer.socketPath), 'late.sock');
+		const executing = qmpExecute(socketPath, 'quit', 5000);
+		await new Promise(resolve => setTimeout(resolve, 120));
+		const reborn = await startQmpPeer({socketPath});
+		reborn.play(socket => {
+			socket.write(GREETING);
+			socket.on('data', () => {
+				socket.write(RETURN);
+			});
+		});
+		try {
+			await expect(executing).resolves.toBeUndefined();
+			expect(reborn.connections()).toBe(1);
+		} finally {
+			await reborn.close();
+		}
+	});
+
+	test('no socket until the deadline: the error names the last reason', async () => {
+		const socketPath = `${peer.socketPath}.missing`;
+		const error: unknown = await qmpExecute(socketPath, 'quit', 120).catch((error_: unknown) => error_);
+		expect(error).toBeInstanceOf(QmpError);
+		expect((error as QmpError).message).toBe(`cannot connect to QMP at ${socketPath}: ENOENT`);
 	});
 });

@@ -7,9 +7,9 @@ import path from 'node:path';
 export type PeerScript = (socket: net.Socket, received: () => string) => void;
 
 /** A fake QMP peer on a Unix socket whose behaviour each test sets; `close()` removes it. */
-export async function startQmpPeer(): Promise<{socketPath: string; play: (script: PeerScript) => void; close: () => Promise<void>; connections: () => number}> {
-	const dir = mkdtempSync(path.join(tmpdir(), 'vmw-qmp-'));
-	const socketPath = path.join(dir, 'qmp.sock');
+export async function startQmpPeer(options: {socketPath?: string} = {}): Promise<{socketPath: string; play: (script: PeerScript) => void; close: () => Promise<void>; connections: () => number}> {
+	const socketPath = options.socketPath ?? path.join(mkdtempSync(path.join(tmpdir(), 'vmw-qmp-')), 'qmp.sock');
+	const dir = path.dirname(socketPath);
 	let script: PeerScript = () => undefined;
 	let connections = 0;
 	const open = new Set<net.Socket>();
@@ -37,7 +37,9 @@ export async function startQmpPeer(): Promise<{socketPath: string; play: (script
 			}
 
 			await new Promise(resolve => server.close(resolve));
-			rmSync(dir, {recursive: true, force: true});
+			if (options.socketPath === undefined) {
+				rmSync(dir, {recursive: true, force: true});
+			}
 		},
 	};
 }
