@@ -44,7 +44,6 @@ export {RestartEnvironment} from './services/restart/environment.js';
 export {SupervisionGroupClosedError} from './errors.js';
 export type {SupervisorLifeSpawned, GroupActorId, RestartActorId} from './machines/supervisor.machine.js';
 export {ConfigFileError} from './errors.js';
-export {logText} from './services/vmm/log-text.js';
 export {loadConfigFile, parseConfigFile, configFromRequest, detectFormat, CONFIG_FORMATS, type ConfigFormat, type LoadConfigOptions, type LoadedConfig} from './services/cli-config/load.js';
 export {readJsonFile, MAX_CONFIG_FILE_BYTES} from './services/cli-config/read.js';
 export {vmConfigSchema, androidConfigSchema, publishedSchemas} from './services/cli-config/schema.js';
@@ -56,3 +55,5 @@ export type {VmmControlContext} from './services/vmm/driver.js';
 export {parseCrosvmBalloonStats, type BalloonStats, type BalloonGuestStats} from './services/control/balloon.js';
 export {MAX_CONSOLE_LINE_BYTES, CONSOLE_TAIL_LINES, CONSOLE_TAIL_BYTES} from './services/console/lines.js';
 export {createMetrics, DEFAULT_LATENCY_BUCKETS, type VmwardenMetrics, type CreateMetricsOptions, type MetricsVm, type MetricsSupervisor} from './services/metrics/metrics.js';
+// Text from a guest or a VMM (a payload error message, a failure reason) made safe for a caller's own log.
+export {sanitizeForLog, MAX_LOG_TEXT_LENGTH} from './services/logging/sanitize.js';

@@ -18,7 +18,6 @@ import {isForwardMove, isPayloadState, type PayloadState} from './services/paylo
 import type {FilePolicy} from './services/config/file-policy.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import type {VmmDriver} from './services/vmm/driver.js';
-import {logText} from './services/vmm/log-text.js';
 import {checkTimeoutMs} from './services/config/timeouts.js';
 import {isolatedObservable} from './services/events/isolated-observable.js';
 import {defaultRequester, type Initiator, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
@@ -219,7 +218,7 @@ export function vmOperations(vm: Pick<Vm, 'actor'>, options: VmHandleOptions = {
 	const initiator = options.initiator ?? 'caller';
 	const snapshot = () => vm.actor.getSnapshot();
 	const logCallbackError = (what: string) => (error: unknown) => {
-		snapshot().context.env.logger.error(`${what} threw: ${logText(String(error))}`);
+		snapshot().context.env.logger.error(`${what} threw: ${String(error)}`);
 	};
 
 	// Suspend or resume: joins a request under way, resolves at once when already there.
@@ -296,7 +295,7 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 	const initiator = options.initiator ?? 'caller';
 	const events = new Subject<VmEvent>();
 	const logCallbackError = (what: string) => (error: unknown) => {
-		actor.getSnapshot().context.env.logger.error(`${what} threw: ${logText(String(error))}`);
+		actor.getSnapshot().context.env.logger.error(`${what} threw: ${String(error)}`);
 	};
 
 	let resolveDied!: (death: VmDeath) => void;

@@ -1,5 +1,5 @@
 import {createInterface} from 'node:readline';
-import {logText, parseConfigFile, type ConfigFormat} from '../index.js';
+import {parseConfigFile, sanitizeForLog, type ConfigFormat} from '../index.js';
 import type {DeathJson, VmJson} from './api/serialize.js';
 import {call, DaemonError, NoDaemonError, openRequest} from './client.js';
 import {EXIT_STATUS} from './exit-status.js';
@@ -34,7 +34,7 @@ function vmDetails(vm: VmJson): string[] {
 	if (vm.death !== null) {
 		lines.push(`death    ${deathCell(vm.death)}`);
 		if (vm.death.failureReason !== null) {
-			lines.push(`failure  ${logText(vm.death.failureReason)}${vm.death.failureContext === null ? '' : ` | ${logText(vm.death.failureContext)}`}`);
+			lines.push(`failure  ${sanitizeForLog(vm.death.failureReason)}${vm.death.failureContext === null ? '' : ` | ${sanitizeForLog(vm.death.failureContext)}`}`);
 		}
 	}
 
@@ -114,7 +114,7 @@ export async function killCommand(cid: number, options: ClientOptions): Promise<
 /** One event for people: its time, CID, type and the fields that say what happened. */
 function describeEvent(event: Record<string, unknown>): string {
 	const {type, cid, initiator: _initiator, death, ...rest} = event;
-	const details = type === 'died' ? deathCell(death as DeathJson) : Object.entries(rest).map(([key, value]) => `${key}=${typeof value === 'string' ? logText(value, 200) : JSON.stringify(value)}`).join(' ');
+	const details = type === 'died' ? deathCell(death as DeathJson) : Object.entries(rest).map(([key, value]) => `${key}=${typeof value === 'string' ? sanitizeForLog(value, 200) : JSON.stringify(value)}`).join(' ');
 	return `${new Date().toISOString()}  ${typeof cid === 'number' ? String(cid) : '-'}  ${String(type)}  ${details}`;
 }
 

@@ -1,4 +1,4 @@
-import {ConfigFileError, InvalidConfigError, logText, VmSpawnError, type VmDeath} from '../index.js';
+import {ConfigFileError, InvalidConfigError, sanitizeForLog, VmSpawnError, type VmDeath} from '../index.js';
 import {errorJson} from './api/serialize.js';
 import {EXIT_STATUS, REASON_WORDS} from './exit-status.js';
 
@@ -39,12 +39,12 @@ export function describeDeath(death: VmDeath): string[] {
 	const lines = [`VM ${death.cid} died: ${death.reason} (${REASON_WORDS[death.reason]}${how}; caused by the ${death.initiator}, payload ${death.payloadState})`];
 	if (death.failureReason !== undefined) {
 		// The guest wrote it: escaped, so it cannot drive the terminal.
-		lines.push(`  failure reason: ${logText(death.failureReason)}${death.failureContext === undefined ? '' : ` | ${logText(death.failureContext)}`}`);
+		lines.push(`  failure reason: ${sanitizeForLog(death.failureReason)}${death.failureContext === undefined ? '' : ` | ${sanitizeForLog(death.failureContext)}`}`);
 	}
 
 	const tail = death.stderrTail.trim();
 	if (tail.length > 0 && death.reason !== 'SHUTDOWN' && death.initiator !== 'caller') {
-		lines.push('  VMM stderr (last lines):', ...tail.split('\n').slice(-8).map(line => `    ${logText(line)}`));
+		lines.push('  VMM stderr (last lines):', ...tail.split('\n').slice(-8).map(line => `    ${sanitizeForLog(line)}`));
 	}
 
 	return lines;

@@ -11,7 +11,7 @@ import type {VmmDriver, VmmExit} from '../services/vmm/driver.js';
 import {VmEnvironment} from '../services/vmm/environment.js';
 import {asVmwardenError, launchVmm, type LaunchInput, type Launched} from '../services/vmm/launch.js';
 import type {FilePolicy} from '../services/config/file-policy.js';
-import {logText} from '../services/vmm/log-text.js';
+import {sanitizeForLog} from '../services/logging/sanitize.js';
 import {requestStop, type StopRequestInput} from '../services/vmm/request-stop.js';
 import {checkTimeoutMs, isTimeoutMs} from '../services/config/timeouts.js';
 import {controlErrorOf} from '../services/control/errors.js';
@@ -135,6 +135,9 @@ export type LaunchDoneEvent = DoneActorEvent<Launched, 'launch'>;
 
 export type VmMachineEvent = VmCommandEvent | VmmWatchEvent | PayloadRefusedEvent | LaunchDoneEvent | ExecutionEvent;
 
+/** How much of the failure text one log line carries: the whole text is in the death record. */
+const FAILURE_TEXT_LOG_CHARS = 1000;
+
 /** How soon a failed stop request is repeated (within the stop timeout). */
 export const STOP_RETRY_INTERVAL_MS = 100;
 
@@ -236,14 +239,14 @@ export const vmMachine = setup({
 		logStart({context}) {
 			// The requester comes from the caller: escaped like any text from outside.
 			const {uid, sid, debugPid} = context.requester;
-			context.env.logger.debug(logText(`Starting for uid ${uid}, sid '${sid}', debug pid ${debugPid}`, 512));
+			context.env.logger.debug(`Starting for uid ${uid}, sid '${sid}', debug pid ${debugPid}`);
 		},
 		recordLaunch: assign((_, {vmm, tempDir}: Launched) => ({pid: vmm.pid, tempDir})),
 		emitStarted: emit(({context}, {vmm, tempDir}: Launched) => ({type: 'started' as const, cid: context.cid, initiator: context.starter, pid: vmm.pid, tempDir})),
 		recordStartError: assign((_, error: VmwardenError) => ({startError: error})),
 		logFailure({context}, error: VmwardenError) {
 			// Debug only: start() rejects with the error and `failed` carries it, so the host has it already.
-			context.env.logger.debug(`Failed to start the VM: ${logText(error.message)}`);
+			context.env.logger.debug(`Failed to start the VM: ${error.message}`);
 		},
 		reportFailure: emit(({context}, error: VmwardenError) => ({type: 'failed' as const, cid: context.cid, initiator: context.starter, error})),
 		emitPayloadMove: emit(({context, event}) => {
@@ -308,7 +311,7 @@ export const vmMachine = setup({
 			timeoutMs: context.stopRequest?.timeoutMs ?? context.stopTimeoutMs,
 		})),
 		logStopRequestFailed({context}, {error}: {error: unknown}) {
-			context.env.logger.debug(`Stop request failed, retrying until the stop timeout: ${logText(String(error))}`);
+			context.env.logger.debug(`Stop request failed, retrying until the stop timeout: ${String(error)}`);
 		},
 		logExit({context}, exit: VmmExit) {
 			const status = exit.signal === undefined ? `exit status ${exit.exitCode ?? 'unknown'}` : `signal ${exit.signal}`;
@@ -317,17 +320,17 @@ export const vmMachine = setup({
 		logDeathFacts({context}, done: VmmDone) {
 			const {logger, driver} = context.env;
 			if (done.waitError !== undefined) {
-				logger.error(`Error waiting for ${driver.name}(${context.pid}) to die: ${logText(done.waitError)}`);
+				logger.error(`Error waiting for ${driver.name}(${context.pid}) to die: ${done.waitError}`);
 			}
 
 			if (done.failureText.length > 0) {
-				logger.info(`VM returned failure reason '${logText(done.failureText)}'${done.failureTruncated ? ' (truncated)' : ''}`);
+				logger.info(`VM returned failure reason '${sanitizeForLog(done.failureText, FAILURE_TEXT_LOG_CHARS)}'${done.failureTruncated ? ' (truncated)' : ''}`);
 			}
 		},
 		countControlRequest: assign({controlRequests: ({context}) => context.controlRequests + 1}),
 		recordControlFailure: assign(({context}, {error}: {error: unknown}) => ({controlFailure: {request: context.controlRequests, error: controlErrorOf(error)}})),
 		logControlFailure({context}, {error}: {error: unknown}) {
-			context.env.logger.warn(`Control request failed: ${logText(controlErrorOf(error).message)}`);
+			context.env.logger.warn(`Control request failed: ${controlErrorOf(error).message}`);
 		},
 		raiseResumed: raise({type: 'EXECUTION.RESUMED' as const}),
 		logSuspended({context}) {

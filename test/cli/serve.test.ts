@@ -161,11 +161,23 @@ describe('vmwarden serve: the API and its clients', () => {
 		['a string for a number', {config: {kernel: '/k', memoryMib: '64'}}, 400, 'BAD_REQUEST'],
 		['no config', {}, 400, 'BAD_REQUEST'],
 		['a relative path', {config: {kernel: 'k'}}, 400, 'BAD_REQUEST'],
-		['a body over 1 MiB', {config: {kernel: '/k', params: 'x'.repeat(1100 * 1024)}}, 413, 'BAD_REQUEST'],
 	])('POST /v1/vms with %s: refused by the schema', async (_what, body, status, code) => {
 		const error = await call(socket, 'POST', '/v1/vms', body).then(() => undefined, (caught: unknown) => caught);
 		expect(error).toBeInstanceOf(DaemonError);
 		expect(error).toMatchObject({status, body: {error: {code}}});
+	});
+
+	test('POST /v1/vms with a body over 1 MiB: refused before it is read, and the daemon stays up', async () => {
+		const error = await call(socket, 'POST', '/v1/vms', {config: {kernel: '/k', params: 'x'.repeat(1100 * 1024)}}).then(() => undefined, (caught: unknown) => caught);
+		// The daemon answers 413 from the declared length; it may close the connection while the
+		// client is still writing the body, which the client then sees as a reset instead.
+		if (error instanceof DaemonError) {
+			expect(error).toMatchObject({status: 413, body: {error: {code: 'BAD_REQUEST'}}});
+		} else {
+			expect(error).toMatchObject({code: expect.stringMatching(/^(EPIPE|ECONNRESET)$/) as string});
+		}
+
+		await expect(call(socket, 'GET', '/v1/health')).resolves.toBeDefined();
 	});
 
 	test('POST /v1/vms with a file outside --allow-dir: refused by the file policy, naming the field', async () => {

@@ -1,7 +1,6 @@
 import {closeSync, createWriteStream, write, writev, type WriteStream} from 'node:fs';
 import type {Socket} from 'node:net';
 import type winston from 'winston';
-import {logText} from '../vmm/log-text.js';
 import {LineSplitter, LineTail} from './lines.js';
 import type {CapturedOutput, VmOutputs} from './outputs.js';
 
@@ -62,7 +61,7 @@ export class OutputCapture {
 		destination?.on('error', error => {
 			// The guest goes on, and so does the capture; only the destination misses the rest.
 			destinationFailed = true;
-			logger.error(`Cannot write the ${output} to its destination: ${logText(error.message)}`);
+			logger.error(`Cannot write the ${output} to its destination: ${error.message}`);
 			this.#reader.resume();
 		});
 		const written = destination === undefined ? Promise.resolve() : new Promise<void>(resolve => {
@@ -84,7 +83,7 @@ export class OutputCapture {
 			splitter.push(chunk);
 		});
 		this.#reader.on('error', error => {
-			logger.error(`Reading the ${output} failed: ${logText(error.message)}`);
+			logger.error(`Reading the ${output} failed: ${error.message}`);
 		});
 		this.finished = ended.then(async () => {
 			// Disposed first (the grace ran out): the stream is completed and the destination let go.

@@ -51,9 +51,10 @@ export function formatPayloadReport(report: PayloadReport): string {
 /** Parses one line (without its line ending). */
 export function parsePayloadLine(line: string): PayloadLine {
 	const bad = (problem: string): PayloadLine => ({ok: false, line, problem});
-	const [version, verb, ...rest] = line.split(' ');
+	// `split` returns at least one word, so there always is a version.
+	const [version, verb, ...rest] = line.split(' ') as [string, ...string[]];
 	if (version !== PREFIX) {
-		return bad(/^VMW\d+$/.test(version ?? '') ? `unsupported protocol version ${version}` : 'not a payload report');
+		return bad(/^VMW\d+$/.test(version) ? `unsupported protocol version ${version}` : 'not a payload report');
 	}
 
 	switch (verb) {
@@ -78,48 +79,62 @@ export function parsePayloadLine(line: string): PayloadLine {
 	}
 }
 
-/** Whether a line (perhaps still ending in the `\r` of a `\r\n`) holds more than the limit. */
-function isTooLong(line: string): boolean {
-	return Buffer.byteLength(line.endsWith('\r') ? line.slice(0, -1) : line) > MAX_PAYLOAD_LINE_BYTES;
-}
+const LF = 0x0A;
+const CR = 0x0D;
 
-function tooLong(line: string): PayloadLine {
-	return {ok: false, line: line.slice(0, 80), problem: `line longer than ${MAX_PAYLOAD_LINE_BYTES} bytes`};
+/** How much of an over-long line the decoder shows: enough bytes for 80 characters of any kind. */
+const TOO_LONG_PREVIEW_CHARACTERS = 80;
+const TOO_LONG_PREVIEW_BYTES = TOO_LONG_PREVIEW_CHARACTERS * 4;
+
+const utf8 = new TextDecoder();
+const utf8Encoder = new TextEncoder();
+
+function tooLong(start: Uint8Array): PayloadLine {
+	const line = utf8.decode(start.subarray(0, TOO_LONG_PREVIEW_BYTES)).slice(0, TOO_LONG_PREVIEW_CHARACTERS);
+	return {ok: false, line, problem: `line longer than ${MAX_PAYLOAD_LINE_BYTES} bytes`};
 }
 
 /**
  * Splits a byte stream into payload lines. Tolerates `\r\n` (a guest tty adds it) and drops
- * over-long lines instead of buffering without bound.
+ * over-long lines instead of buffering without bound: it never holds more than one line's limit
+ * (plus its `\r`), looks at each byte once, and its result does not depend on how the stream was
+ * cut into chunks. Each line is decoded as UTF-8 on its own (`\n` is never part of a multi-byte
+ * character), malformed bytes as U+FFFD.
  */
 export class PayloadLineDecoder {
-	#pending = '';
+	// The start of the current line: at most the limit and a `\r` that a `\n` may yet follow.
+	readonly #pending = new Uint8Array(MAX_PAYLOAD_LINE_BYTES + 1);
+	#pendingLength = 0;
+	// The current line was already reported as too long: drop the rest of it.
 	#discarding = false;
-	readonly #decoder = new TextDecoder();
 
-	/** Feeds a chunk; returns the complete lines it finished. */
+	/** Feeds a chunk (a string is taken as UTF-8); returns the complete lines it finished. */
 	push(chunk: Uint8Array | string): PayloadLine[] {
-		const text = typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, {stream: true});
-		const parts = (this.#pending + text).split('\n');
-		this.#pending = parts.pop()!;
+		const bytes = typeof chunk === 'string' ? utf8Encoder.encode(chunk) : chunk;
 		const lines: PayloadLine[] = [];
-		for (const part of parts) {
-			if (this.#discarding) {
-				this.#discarding = false;
-				continue;
+		let start = 0;
+		for (let newline = bytes.indexOf(LF); newline !== -1; newline = bytes.indexOf(LF, start)) {
+			const line = this.#finish(bytes.subarray(start, newline));
+			if (line !== undefined) {
+				lines.push(line);
 			}
 
-			// A long line that arrived whole is as malformed as one that arrived in pieces.
-			lines.push(isTooLong(part) ? tooLong(part) : this.#parse(part));
+			start = newline + 1;
 		}
 
-		if (isTooLong(this.#pending)) {
-			// One report per long line, however many chunks it spans.
-			if (!this.#discarding) {
-				lines.push(tooLong(this.#pending));
-			}
+		const tail = bytes.subarray(start);
+		if (this.#discarding) {
+			return lines;
+		}
 
-			this.#pending = '';
+		if (this.#pendingLength + tail.length > this.#pending.length) {
+			// Reported once, as soon as it is certain, however many chunks the line still spans.
+			lines.push(tooLong(this.#joined(tail, this.#pendingLength)));
+			this.#pendingLength = 0;
 			this.#discarding = true;
+		} else {
+			this.#pending.set(tail, this.#pendingLength);
+			this.#pendingLength += tail.length;
 		}
 
 		return lines;
@@ -127,12 +142,37 @@ export class PayloadLineDecoder {
 
 	/** Ends the stream: a last line without a newline still counts. */
 	end(): PayloadLine[] {
-		const last = this.#pending + this.#decoder.decode();
-		this.#pending = '';
-		return last.length === 0 || this.#discarding ? [] : [this.#parse(last)];
+		if (this.#pendingLength === 0) {
+			// Nothing, or the end of a line already reported as too long.
+			this.#discarding = false;
+			return [];
+		}
+
+		return [this.#finish(new Uint8Array(0))!];
 	}
 
-	#parse(line: string): PayloadLine {
-		return parsePayloadLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+	/** Ends the current line with its last piece (`rest`); undefined for the end of a dropped line. */
+	#finish(rest: Uint8Array): PayloadLine | undefined {
+		const pendingLength = this.#pendingLength;
+		this.#pendingLength = 0;
+		if (this.#discarding) {
+			this.#discarding = false;
+			return undefined;
+		}
+
+		const total = pendingLength + rest.length;
+		const last = rest.length > 0 ? rest.at(-1) : this.#pending[pendingLength - 1];
+		const length = last === CR ? total - 1 : total;
+		const whole = this.#joined(rest, pendingLength);
+		return length > MAX_PAYLOAD_LINE_BYTES ? tooLong(whole) : parsePayloadLine(utf8.decode(whole.subarray(0, length)));
+	}
+
+	/** The pending bytes followed by the start of `rest`: no more than the buffer holds. */
+	#joined(rest: Uint8Array, pendingLength: number): Uint8Array {
+		const head = rest.subarray(0, this.#pending.length - pendingLength);
+		const joined = new Uint8Array(pendingLength + head.length);
+		joined.set(this.#pending.subarray(0, pendingLength));
+		joined.set(head, pendingLength);
+		return joined;
 	}
 }

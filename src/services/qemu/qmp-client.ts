@@ -1,85 +1,184 @@
 import net from 'node:net';
 import {setTimeout as delay} from 'node:timers/promises';
 import {QmpError} from '../../errors.js';
+import {sanitizeForLog} from '../logging/sanitize.js';
 
-/** The QEMU error an `{"error": ...}` reply carries. */
-interface QmpReply {
-	QMP?: unknown;
-	return?: unknown;
-	error?: {class?: string; desc?: string};
-	event?: string;
+/**
+ * The longest QMP line the client buffers. QEMU's greeting and the replies to the commands sent
+ * here are a few hundred bytes; a peer that goes past this without a newline is not QEMU.
+ */
+export const MAX_QMP_LINE_BYTES = 1024 * 1024;
+
+/** The most replies a peer may send ahead of the commands that ask for them. */
+const MAX_QUEUED_REPLIES = 16;
+
+function checkLength(lineBytes: number): void {
+	if (lineBytes > MAX_QMP_LINE_BYTES) {
+		throw new QmpError(`QMP sent a line longer than ${MAX_QMP_LINE_BYTES} bytes`);
+	}
+}
+
+/** A QMP message, checked: what `exchange` can act on. */
+export type QmpMessage =
+	| {kind: 'greeting'}
+	| {kind: 'return'}
+	| {kind: 'error'; errorClass: string; desc: string}
+	| {kind: 'event'};
+
+/** Peer text inside an error message: bounded and escaped, as it may well end up in a log. */
+function quote(text: string): string {
+	return sanitizeForLog(text, 200);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+	return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Reads one line as QEMU's QMP specification (docs/interop/qmp-spec.rst) shapes its messages: a
+ * greeting `{"QMP": {...}}`, a success `{"return": ...}`, an error `{"error": {"class", "desc"}}`
+ * or an event `{"event": "NAME", ...}`. Anything else is a `QmpError`.
+ */
+export function parseQmpLine(line: string): QmpMessage {
+	let value: unknown;
+	try {
+		value = JSON.parse(line);
+	} catch {
+		throw new QmpError(`QMP sent a line that is not JSON: ${quote(line)}`);
+	}
+
+	if (!isObject(value)) {
+		throw new QmpError(`QMP sent JSON that is not an object: ${quote(line)}`);
+	}
+
+	if (isObject(value['QMP'])) {
+		return {kind: 'greeting'};
+	}
+
+	if (typeof value['event'] === 'string') {
+		return {kind: 'event'};
+	}
+
+	const {error} = value;
+	if (isObject(error) && typeof error['class'] === 'string' && typeof error['desc'] === 'string') {
+		return {kind: 'error', errorClass: error['class'], desc: error['desc']};
+	}
+
+	if ('return' in value && !('error' in value)) {
+		return {kind: 'return'};
+	}
+
+	throw new QmpError(`QMP sent a message of no known shape: ${quote(line)}`);
 }
 
 // QEMU creates its QMP socket while it starts: a connection this early is retried.
 const RETRY_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ECONNREFUSED']);
 const RETRY_INTERVAL_MS = 50;
 
-async function connect(socketPath: string, deadline: number): Promise<net.Socket> {
+async function connect(socketPath: string, deadline: number, signal: AbortSignal): Promise<net.Socket> {
 	for (;;) {
 		try {
 			return await new Promise<net.Socket>((resolve, reject) => {
 				const socket = net.connect(socketPath);
+				const abort = () => {
+					socket.destroy();
+					reject(abortReason(signal));
+				};
+
+				signal.addEventListener('abort', abort, {once: true});
 				socket.once('connect', () => {
+					signal.removeEventListener('abort', abort);
 					socket.off('error', reject);
 					resolve(socket);
 				});
-				socket.once('error', reject);
+				socket.once('error', error => {
+					signal.removeEventListener('abort', abort);
+					reject(error);
+				});
 			});
 		} catch (error) {
+			if (error instanceof QmpError) {
+				throw error;
+			}
+
 			const code = (error as NodeJS.ErrnoException).code;
 			if (code === undefined || !RETRY_CODES.has(code) || Date.now() + RETRY_INTERVAL_MS > deadline) {
 				throw new QmpError(`cannot connect to QMP at ${socketPath}: ${code ?? String(error)}`, {cause: error});
 			}
 
-			await delay(RETRY_INTERVAL_MS);
+			await delay(RETRY_INTERVAL_MS, undefined, {signal}).catch(() => {
+				throw signal.reason as QmpError;
+			});
 		}
 	}
 }
 
-/** Reads QMP replies line by line, skipping events. */
-function replies(socket: net.Socket): () => Promise<QmpReply> {
-	const queue: QmpReply[] = [];
-	const waiting: Array<{resolve: (reply: QmpReply) => void; reject: (error: Error) => void}> = [];
-	let pending = '';
+/**
+ * Reads QMP messages line by line, skipping events. Looks at each byte once and buffers at most
+ * `MAX_QMP_LINE_BYTES` of a line: a peer that sends more, sends a message of no known shape, or
+ * sends replies nobody asked for ends the session with a `QmpError` and its socket destroyed.
+ */
+function messages(socket: net.Socket): () => Promise<QmpMessage> {
+	const queue: QmpMessage[] = [];
+	const waiting: Array<{resolve: (message: QmpMessage) => void; reject: (error: Error) => void}> = [];
+	let pending: Uint8Array[] = [];
+	let pendingBytes = 0;
 	let ended: Error | undefined;
 	const fail = (error: Error) => {
-		ended ??= error;
+		if (ended === undefined) {
+			ended = error;
+			socket.destroy();
+		}
+
 		for (const waiter of waiting.splice(0)) {
 			waiter.reject(ended);
 		}
 	};
 
-	socket.setEncoding('utf8');
-	socket.on('data', (chunk: string) => {
-		const lines = (pending + chunk).split('\n');
-		pending = lines.pop()!;
-		for (const line of lines) {
-			if (line.trim() === '') {
-				continue;
+	const take = (line: string) => {
+		if (line.trim() === '') {
+			return;
+		}
+
+		const message = parseQmpLine(line);
+		if (message.kind === 'event') {
+			return;
+		}
+
+		const waiter = waiting.shift();
+		if (waiter !== undefined) {
+			waiter.resolve(message);
+		} else if (queue.push(message) > MAX_QUEUED_REPLIES) {
+			throw new QmpError(`QMP sent more than ${MAX_QUEUED_REPLIES} replies nobody asked for`);
+		}
+	};
+
+	socket.on('data', (chunk: Uint8Array) => {
+		let start = 0;
+		try {
+			for (let newline = chunk.indexOf(0x0A); newline !== -1 && ended === undefined; newline = chunk.indexOf(0x0A, start)) {
+				checkLength(pendingBytes + newline - start);
+				pending.push(chunk.subarray(start, newline));
+				const line = Buffer.concat(pending).toString('utf8');
+				pending = [];
+				pendingBytes = 0;
+				start = newline + 1;
+				take(line);
 			}
 
-			let reply: QmpReply;
-			try {
-				reply = JSON.parse(line) as QmpReply;
-			} catch {
-				fail(new QmpError(`QMP sent a line that is not JSON: ${line.slice(0, 200)}`));
-				return;
+			if (ended === undefined && start < chunk.length) {
+				pendingBytes += chunk.length - start;
+				checkLength(pendingBytes);
+				pending.push(chunk.subarray(start));
 			}
-
-			if (reply.event !== undefined) {
-				continue;
-			}
-
-			const waiter = waiting.shift();
-			if (waiter === undefined) {
-				queue.push(reply);
-			} else {
-				waiter.resolve(reply);
-			}
+		} catch (error) {
+			// A peer that broke the protocol is not believed about anything it sent before.
+			queue.length = 0;
+			fail(error instanceof QmpError ? error : new QmpError(`QMP reply could not be read: ${quote(String(error))}`, {cause: error}));
 		}
 	});
 	socket.on('error', error => {
-		fail(new QmpError(`QMP connection failed: ${error.message}`, {cause: error}));
+		fail(new QmpError(`QMP connection failed: ${quote(error.message)}`, {cause: error}));
 	});
 	socket.on('close', () => {
 		fail(new QmpError('QMP closed the connection'));
@@ -101,17 +200,21 @@ function replies(socket: net.Socket): () => Promise<QmpReply> {
 }
 
 async function exchange(socket: net.Socket, command: string): Promise<void> {
-	const next = replies(socket);
+	const next = messages(socket);
 	const greeting = await next();
-	if (greeting.QMP === undefined) {
+	if (greeting.kind !== 'greeting') {
 		throw new QmpError('QMP sent no greeting');
 	}
 
 	for (const execute of ['qmp_capabilities', command]) {
 		socket.write(`${JSON.stringify({execute})}\n`);
 		const reply = await next();
-		if (reply.error !== undefined) {
-			throw new QmpError(`QMP ${execute} failed: ${reply.error.class ?? 'Error'}: ${reply.error.desc ?? ''}`);
+		if (reply.kind === 'error') {
+			throw new QmpError(`QMP ${execute} failed: ${quote(reply.errorClass)}: ${quote(reply.desc)}`);
+		}
+
+		if (reply.kind !== 'return') {
+			throw new QmpError(`QMP answered ${execute} with a second greeting`);
 		}
 	}
 }
@@ -119,23 +222,33 @@ async function exchange(socket: net.Socket, command: string): Promise<void> {
 /**
  * Runs one QMP command without arguments (`system_powerdown`, `quit`) on QEMU's QMP socket and
  * resolves once QEMU acknowledged it. Retries the connection while QEMU is still creating the
- * socket; gives up with `QmpError` after `timeoutMs`.
+ * socket; gives up with `QmpError` after `timeoutMs`, connecting included.
  */
 export async function qmpExecute(socketPath: string, command: string, timeoutMs: number): Promise<void> {
 	const deadline = Date.now() + timeoutMs;
-	const socket = await connect(socketPath, deadline);
-	let timer: NodeJS.Timeout | undefined;
+	const timeout = new AbortController();
+	const timer = setTimeout(() => {
+		timeout.abort(new QmpError(`QMP ${command} got no answer within ${timeoutMs} ms`));
+	}, timeoutMs);
+	const timedOut = new Promise<never>((_resolve, reject) => {
+		timeout.signal.addEventListener('abort', () => {
+			reject(abortReason(timeout.signal));
+		}, {once: true});
+	});
+	// Awaited only if the connection is made in time.
+	timedOut.catch(() => undefined);
+	let socket: net.Socket | undefined;
 	try {
-		await Promise.race([
-			exchange(socket, command),
-			new Promise<never>((_resolve, reject) => {
-				timer = setTimeout(() => {
-					reject(new QmpError(`QMP ${command} got no answer within ${timeoutMs} ms`));
-				}, Math.max(0, deadline - Date.now()));
-			}),
-		]);
+		socket = await connect(socketPath, deadline, timeout.signal);
+		await Promise.race([exchange(socket, command), timedOut]);
 	} finally {
 		clearTimeout(timer);
-		socket.destroy();
+		socket?.destroy();
 	}
+}
+
+/** Why a signal aborted: always an Error (this module aborts only with `QmpError`s). */
+function abortReason(signal: AbortSignal): Error {
+	const reason: unknown = signal.reason;
+	return reason instanceof Error ? reason : new QmpError(`QMP aborted: ${String(reason)}`);
 }

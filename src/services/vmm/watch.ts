@@ -3,7 +3,6 @@ import {DeathReason} from '../death/reason.js';
 import type {VmmExit} from './driver.js';
 import type {VmCaptures} from '../console/captures.js';
 import type {VmEnvironment} from './environment.js';
-import {logText} from './log-text.js';
 import type {VmmProcess} from './process.js';
 import {removeTempDir} from './temp-dir.js';
 
@@ -95,7 +94,7 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 		try {
 			exitReason = await driver.exitReason(exit, {tempDir, stderrTail: vmm.stderrTail});
 		} catch (error) {
-			logger.error(`The ${driver.name} driver could not read the exit: ${logText(String(error))}`);
+			logger.error(`The ${driver.name} driver could not read the exit: ${String(error)}`);
 			exitReason = DeathReason.UNKNOWN;
 		}
 

@@ -37,6 +37,11 @@ describe('splitFailureText', () => {
 		expect(splitFailureText('A')).toEqual({failureReason: 'A', failureContext: undefined});
 		expect(splitFailureText('')).toEqual({failureReason: undefined, failureContext: undefined});
 	});
+
+	test('a VM death always carries both fields, set or not', () => {
+		expect(Object.keys(splitFailureText(''))).toEqual(['failureReason', 'failureContext']);
+		expect(Object.keys(splitFailureText('A'))).toEqual(['failureReason', 'failureContext']);
+	});
 });
 
 describe('deathInitiator', () => {

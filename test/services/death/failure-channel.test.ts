@@ -28,6 +28,37 @@ describe('readFailureChannel', () => {
 		expect(stream.readableLength).toBe(0);
 	});
 
+	test('a cap that falls inside a character keeps the characters before it, not half of it', async () => {
+		const stream = new PassThrough();
+		const reading = readFailureChannel(stream, never, {maxBytes: 5});
+		stream.end('abcd🙂ef');
+		await expect(reading).resolves.toEqual({text: 'abcd', truncated: true});
+	});
+
+	test.each([
+		['a two-byte character', [0x61, 0xC3, 0xA9], 2, 'a'],
+		['a two-byte lead of the lowest value', [0x61, 0xC0, 0x80], 2, 'a'],
+		['a three-byte character cut after two', [0x61, 0xE0, 0xA0, 0x80], 3, 'a'],
+		['a three-byte character cut after one', [0x61, 0xEF, 0xBF, 0xBD], 2, 'a'],
+		['a four-byte character cut after three', [0x61, 0xF0, 0x9F, 0x99, 0x82], 4, 'a'],
+		['a whole character at the cap', [0x61, 0xC3, 0xA9, 0x62], 3, 'aé'],
+		['only stray continuation bytes', [0x80, 0x80, 0x80], 2, '\uFFFD\uFFFD'],
+		['nothing kept at all', [0x61], 0, ''],
+	])('the cap inside %s', async (_name, bytes, maxBytes, text) => {
+		const stream = new PassThrough();
+		const reading = readFailureChannel(stream, never, {maxBytes});
+		stream.end(Uint8Array.from(bytes));
+		await expect(reading).resolves.toEqual({text: JSON.parse(`"${text}"`) as string, truncated: true});
+	});
+
+	test('a channel read as text keeps the same bytes', async () => {
+		const stream = new PassThrough();
+		stream.setEncoding('utf8');
+		const reading = readFailureChannel(stream, never, {maxBytes: 5});
+		stream.end('abcdé');
+		await expect(reading).resolves.toEqual({text: 'abcd', truncated: true});
+	});
+
 	test('finishes a bounded time after the exit although the write end stays open', async () => {
 		const stream = new PassThrough();
 		let exit!: () => void;
