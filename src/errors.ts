@@ -68,8 +68,8 @@ function configSubjectOf(field: string): ConfigSubject {
 	return OPTION_FIELDS.has(/^[^.[]*/.exec(field)?.[0] ?? field) ? 'option' : 'VM config';
 }
 
-/** Why the VMM could not be spawned: `VMM_NOT_FOUND`, `VMM_NOT_EXECUTABLE` or `VMM_SPAWN_FAILED`. */
-export type VmSpawnErrorCode = 'VMM_NOT_FOUND' | 'VMM_NOT_EXECUTABLE' | 'VMM_SPAWN_FAILED';
+/** Why the VMM could not be spawned: `VMM_NOT_FOUND`, `VMM_NOT_EXECUTABLE`, `VMM_PRIVILEGED` or `VMM_SPAWN_FAILED`. */
+export type VmSpawnErrorCode = 'VMM_NOT_FOUND' | 'VMM_NOT_EXECUTABLE' | 'VMM_PRIVILEGED' | 'VMM_SPAWN_FAILED';
 
 /** Said when crosvm itself is missing: most first runs are on machines without it. */
 export const CROSVM_SIM_HINT = '; to try vmwarden without crosvm, pass crosvmPath: crosvmSimPath from \'vmwarden/crosvm-sim\' (the bundled simulator)';

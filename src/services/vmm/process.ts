@@ -76,10 +76,13 @@ export function resolveVmmPath(vmmPath: string): string {
 
 		try {
 			accessSync(candidate, constants.X_OK);
-			return candidate;
 		} catch {
 			found ??= candidate;
+			continue;
 		}
+
+		checkCredentialsKept(candidate, vmmPath);
+		return candidate;
 	}
 
 	if (found !== undefined) {
@@ -87,6 +90,25 @@ export function resolveVmmPath(vmmPath: string): string {
 	}
 
 	throw new VmSpawnError('VMM_NOT_FOUND', vmmPath, vmmPath.includes('/') ? `VMM ${vmmPath} does not exist` : `VMM ${vmmPath} not found on PATH`);
+}
+
+// The set-user-ID and set-group-ID bits of a file's mode (stat(2)).
+const SET_USER_ID = 0o4000;
+const SET_GROUP_ID = 0o2000;
+
+/**
+ * Refuses a set-user-ID or set-group-ID VMM that would run with other credentials than this
+ * process: the kernel clears the parent-death signal when an exec changes the credentials
+ * (prctl(2), PR_SET_PDEATHSIG), so such a VMM would outlive a host killed by SIGKILL. A binary of
+ * this process's own user and group, or a host running as that user, keeps the signal.
+ */
+function checkCredentialsKept(file: string, vmmPath: string): void {
+	const {mode, uid, gid} = statSync(file);
+	const changesUser = (mode & SET_USER_ID) !== 0 && uid !== process.geteuid?.();
+	const changesGroup = (mode & SET_GROUP_ID) !== 0 && gid !== process.getegid?.();
+	if (changesUser || changesGroup) {
+		throw new VmSpawnError('VMM_PRIVILEGED', vmmPath, `VMM ${file} is set-${changesUser ? 'user' : 'group'}-ID: it would run with other credentials, and the kernel would drop the parent-death signal that ends it with this process; install it without the bit, or run the host as its ${changesUser ? 'owner' : 'group'}`);
+	}
 }
 
 let warnedNoSetpriv = false;
