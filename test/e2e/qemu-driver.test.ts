@@ -77,13 +77,13 @@ describe('the QEMU command line', () => {
 		expect(qemuCommand(config, options()).fds).toEqual(crosvmCommand(config, {cid: 12, payloadChannel: true, target: {os: 'linux', arch: 'x86_64'}}).fds);
 	});
 
-	test('passes files vmwarden opens through fd sets, and the channels as sockets', () => {
+	test('passes files vmwarden opens through fd sets, the failure channel too (spawnVmm makes it a file), the payload channel as a socket', () => {
 		const {args, fds} = qemuCommand(config, options());
 		const fd = (field: string) => fds.find(entry => entry.field === field)!.childFd;
-		expect(values(args, '-add-fd')).toEqual([fd('consoleOutput'), fd('logOutput'), fd('disks[0].image'), fd('disks[1].image')].map(n => `fd=${n},set=${n}`));
+		expect(values(args, '-add-fd')).toEqual([fd('consoleOutput'), fd('failure'), fd('logOutput'), fd('disks[0].image'), fd('disks[1].image')].map(n => `fd=${n},set=${n}`));
 		expect(values(args, '-chardev')).toEqual(expect.arrayContaining([
 			`file,id=vmw-console,path=/dev/fdset/${fd('consoleOutput')},append=on,mux=on`,
-			`socket,id=vmw-failure,fd=${fd('failure')}`,
+			`file,id=vmw-failure,path=/dev/fdset/${fd('failure')},append=on`,
 			`socket,id=vmw-payload,fd=${fd('payload')}`,
 			`file,id=vmw-log,path=/dev/fdset/${fd('logOutput')},append=on`,
 		]));

@@ -128,6 +128,13 @@ class CommandBuilder {
 			return;
 		}
 
+		if (entry.kind === 'channel' && entry.role === 'failure') {
+			// spawnVmm hands the failure channel over as a file it opened O_WRONLY|O_APPEND in the VM's
+			// directory (src/services/vmm/spawn/worker-source.ts), not a socket: QEMU dup()s it.
+			this.args.push('-chardev', `file,${optionList([['id', id], ['path', this.fdset(entry.childFd)], ['append', 'on'], ...muxed])}`);
+			return;
+		}
+
 		if (entry.kind === 'channel') {
 			// Node's extra stdio pipes are socket pairs: QEMU takes the connected socket as it is.
 			this.args.push('-chardev', `socket,${optionList([['id', id], ['fd', entry.childFd], ...muxed])}`);
