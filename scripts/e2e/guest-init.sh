@@ -15,8 +15,8 @@ say() {
 }
 
 # Drivers Debian builds as modules: pvpanic (guest panic reports), the ACPI power button and
-# evdev (graceful power-off), virtio (disks and the log console).
-for module in pvpanic pvpanic-mmio button evdev virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk virtio_console; do
+# evdev (graceful power-off), virtio (disks, the log console and the memory balloon).
+for module in pvpanic pvpanic-mmio button evdev virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_blk virtio_console; do
 	insmod "/lib/modules/$module.ko" 2>/dev/null || say "no module $module"
 done
 

@@ -32,6 +32,7 @@ readonly modules=(
 	drivers/virtio/virtio_pci_legacy_dev.ko
 	drivers/virtio/virtio_pci_modern_dev.ko
 	drivers/virtio/virtio_pci.ko
+	drivers/virtio/virtio_balloon.ko
 	drivers/block/virtio_blk.ko
 	drivers/char/virtio_console.ko
 )
@@ -98,7 +99,13 @@ fi
 
 [[ -n "$kernel_package" ]] || unavailable "apt-cache knows no $kernel_meta"
 kernel_dir="$cache/$kernel_package"
-if [[ ! -s "$kernel_dir/vmlinuz" || ! -f "$kernel_dir/.complete" ]]; then
+# Unpacked again when the list above gained a module the cache does not have.
+modules_present=true
+for module in "${modules[@]}"; do
+	[[ -s "$kernel_dir/modules/${module##*/}" ]] || modules_present=false
+done
+
+if [[ ! -s "$kernel_dir/vmlinuz" || ! -f "$kernel_dir/.complete" || $modules_present == false ]]; then
 	say "unpacking $kernel_package"
 	rm -rf "$kernel_dir"
 	download="$(mktemp -d)"

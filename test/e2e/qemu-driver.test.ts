@@ -77,7 +77,7 @@ describe('the QEMU command line', () => {
 		expect(qemuCommand(config, options()).fds).toEqual(crosvmCommand(config, {cid: 12, payloadChannel: true, target: {os: 'linux', arch: 'x86_64'}}).fds);
 	});
 
-	test('passes the files vmwarden opens and the failure channel (a file spawnVmm opens) through fd sets, and the payload channel as a socket', () => {
+	test('passes files vmwarden opens through fd sets, the failure channel too (spawnVmm makes it a file), the payload channel as a socket', () => {
 		const {args, fds} = qemuCommand(config, options());
 		const fd = (field: string) => fds.find(entry => entry.field === field)!.childFd;
 		expect(values(args, '-add-fd')).toEqual([fd('consoleOutput'), fd('failure'), fd('logOutput'), fd('disks[0].image'), fd('disks[1].image')].map(n => `fd=${n},set=${n}`));

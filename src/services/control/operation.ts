@@ -10,8 +10,19 @@ export interface ControlInput {
 	tempDir: string;
 }
 
+const MIB = 1024 * 1024;
+
 function contextOf({env, pid, tempDir}: ControlInput): VmmControlContext {
-	return {vmmPath: env.vmmPath, tempDir, pid, controlSocket: env.controlSocket(tempDir)};
+	const {memoryMib, balloon} = env.config;
+	return {
+		vmmPath: env.vmmPath,
+		tempDir,
+		pid,
+		controlSocket: env.controlSocket(tempDir),
+		// Validated at start; the driver checks it again, as the caller's object may have changed since.
+		memoryBytes: typeof memoryMib === 'number' ? memoryMib * MIB : undefined,
+		balloon: balloon === true,
+	};
 }
 
 function method<K extends 'suspend' | 'resume' | 'setBalloon' | 'balloonStats'>(driver: VmmDriver, operation: K & VmControlOperation): NonNullable<VmmDriver[K]> {

@@ -129,15 +129,14 @@ class CommandBuilder {
 		}
 
 		if (entry.kind === 'channel' && entry.role === 'failure') {
-			// spawnVmm hands the failure channel over as a file it opened write-only and appending
-			// (read back, bounded, after the exit): a file chardev on that descriptor's fdset.
+			// spawnVmm hands the failure channel over as a file it opened O_WRONLY|O_APPEND in the VM's
+			// directory (src/services/vmm/spawn/worker-source.ts), not a socket: QEMU dup()s it.
 			this.args.push('-chardev', `file,${optionList([['id', id], ['path', this.fdset(entry.childFd)], ['append', 'on'], ...muxed])}`);
 			return;
 		}
 
 		if (entry.kind === 'channel') {
-			// The payload channel is a pipe vmwarden reads live; Node's extra stdio pipes are socket
-			// pairs, and QEMU takes the connected socket as it is.
+			// Node's extra stdio pipes are socket pairs: QEMU takes the connected socket as it is.
 			this.args.push('-chardev', `socket,${optionList([['id', id], ['fd', entry.childFd], ...muxed])}`);
 			return;
 		}

@@ -3,8 +3,9 @@ import {join} from 'node:path';
 import {DeathReason} from '../death/reason.js';
 import {qemuCommand, SHUTDOWN_TRACE_EVENT, type QemuAccelerator} from './command.js';
 import {qmpExecute} from './qmp-client.js';
-import type {VmmDriver, VmmExit} from '../vmm/driver.js';
-import {StopRequestError, VmControlError, VmControlUnsupportedError, type VmControlOperation} from '../../errors.js';
+import type {VmmControlContext, VmmDriver, VmmExit, VmmStopContext} from '../vmm/driver.js';
+import {isByteCount, type BalloonStats} from '../control/balloon.js';
+import {InvalidConfigError, StopRequestError, VmControlError, VmControlUnsupportedError, type VmControlOperation} from '../../errors.js';
 
 export interface QemuDriverOptions {
 	/** Tried in order. Default `['kvm', 'tcg']`: KVM where it works, else software emulation. */
@@ -104,13 +105,70 @@ async function readEventLog(tempDir: string): Promise<string> {
 	}
 }
 
-/** Runs one QMP command without arguments for a control operation; `VmControlError` when it fails. */
-async function qmpControl(socket: string, operation: VmControlOperation, command: string, timeoutMs: number): Promise<void> {
+/** Where QEMU's QMP socket is: the control socket, else `qemu.sock` in the VM's temporary directory. */
+function qmpSocket(context: VmmStopContext): string {
+	return context.controlSocket ?? join(context.tempDir, 'qemu.sock');
+}
+
+/** Runs one QMP command for a control operation and returns its value; `VmControlError` when it fails. */
+async function qmpControl(socket: string, operation: VmControlOperation, command: string, timeoutMs: number, args?: Record<string, unknown>): Promise<unknown> {
 	try {
-		await qmpExecute(socket, command, timeoutMs);
+		return await qmpExecute(socket, command, timeoutMs, args);
 	} catch (error) {
 		throw new VmControlError(operation, `QMP ${command} failed: ${error instanceof Error ? error.message : String(error)}`, {}, {cause: error});
 	}
+}
+
+/** QEMU's guest memory when `-m` is not given: 128 MiB (hw/i386/pc.c, `mc->default_ram_size`). */
+export const QEMU_DEFAULT_MEMORY_BYTES = 128 * 1024 * 1024;
+
+/**
+ * The guest memory QEMU was started with, which its balloon commands count from. `VmControlUnsupportedError`
+ * when the VM has no balloon device (`balloon: true` adds one), `VmControlError` when the memory is not a
+ * whole positive number of bytes (the config was changed after it was checked).
+ */
+function balloonMemory(context: VmmControlContext, operation: VmControlOperation): number {
+	if (context.balloon !== true) {
+		throw new VmControlUnsupportedError(operation, 'qemu', 'the VM has no balloon device (set balloon: true in its config)');
+	}
+
+	const memory = context.memoryBytes ?? QEMU_DEFAULT_MEMORY_BYTES;
+	if (!isByteCount(memory) || memory === 0) {
+		throw new VmControlError(operation, `the guest memory is not a whole positive number of bytes: ${String(memory)}`);
+	}
+
+	return memory;
+}
+
+/**
+ * QMP `balloon`'s `value` is the memory the guest keeps (qapi/machine.json), vmwarden's balloon size
+ * the memory taken from it: the target is the configured memory less `bytes`. QEMU refuses a target
+ * of 0, so the balloon may take all but one byte (the guest driver works in 4 KiB pages).
+ */
+export async function setQemuBalloon(context: VmmControlContext, bytes: number, socket: string, timeoutMs: number): Promise<void> {
+	const memory = balloonMemory(context, 'setBalloon');
+	if (bytes >= memory) {
+		throw new InvalidConfigError('bytes', `must be less than the guest memory (${memory} bytes)`);
+	}
+
+	await qmpControl(socket, 'setBalloon', 'balloon', timeoutMs, {value: memory - bytes});
+}
+
+/**
+ * QMP `query-balloon` answers `{"actual": BYTES}`, the memory the guest has now (qapi/machine.json):
+ * the balloon's size is the configured memory less that. QEMU reports the guest's statistics only
+ * through a polling interval on the device's `guest-stats` property, which vmwarden does not set:
+ * `stats` is empty. The answer comes from another process: its shape and number are checked.
+ */
+export async function qemuBalloonStats(context: VmmControlContext, socket: string, timeoutMs: number): Promise<BalloonStats> {
+	const memory = balloonMemory(context, 'balloonStats');
+	const info = await qmpControl(socket, 'balloonStats', 'query-balloon', timeoutMs);
+	const actual = typeof info === 'object' && info !== null && 'actual' in info ? info.actual : undefined;
+	if (!isByteCount(actual) || actual > memory) {
+		throw new VmControlError('balloonStats', `QMP query-balloon answered an actual that is not a byte count up to ${memory}: ${JSON.stringify(actual) ?? 'none'}`);
+	}
+
+	return {actualBytes: memory - actual, stats: {}};
 }
 
 /**
@@ -135,7 +193,7 @@ export function createQemuDriver(options: QemuDriverOptions = {}): VmmDriver {
 			});
 		},
 		async requestStop(context) {
-			const socket = context.controlSocket ?? join(context.tempDir, 'qemu.sock');
+			const socket = qmpSocket(context);
 			try {
 				await qmpExecute(socket, 'system_powerdown', stopRequestTimeoutMs);
 			} catch (error) {
@@ -147,15 +205,17 @@ export function createQemuDriver(options: QemuDriverOptions = {}): VmmDriver {
 		},
 		// QMP `stop` and `cont` pause and resume the vCPUs, as `crosvm suspend|resume` do.
 		async suspend(context) {
-			await qmpControl(context.controlSocket ?? join(context.tempDir, 'qemu.sock'), 'suspend', 'stop', controlTimeoutMs);
+			await qmpControl(qmpSocket(context), 'suspend', 'stop', controlTimeoutMs);
 		},
 		async resume(context) {
-			await qmpControl(context.controlSocket ?? join(context.tempDir, 'qemu.sock'), 'resume', 'cont', controlTimeoutMs);
+			await qmpControl(qmpSocket(context), 'resume', 'cont', controlTimeoutMs);
 		},
-		// QMP `balloon` and `query-balloon` take and return arguments, which `qmpExecute` does not
-		// carry yet: refused with a typed error until it does (docs/operations.md).
-		setBalloon: async () => Promise.reject(new VmControlUnsupportedError('setBalloon', 'qemu', 'QMP balloon needs arguments, which this QMP client does not send yet')),
-		balloonStats: async () => Promise.reject(new VmControlUnsupportedError('balloonStats', 'qemu', 'QMP query-balloon returns data, which this QMP client does not read yet')),
+		async setBalloon(context, bytes) {
+			await setQemuBalloon(context, bytes, qmpSocket(context), controlTimeoutMs);
+		},
+		async balloonStats(context) {
+			return qemuBalloonStats(context, qmpSocket(context), controlTimeoutMs);
+		},
 	};
 }
 

@@ -21,7 +21,8 @@ function checkLength(lineBytes: number): void {
 /** A QMP message, checked: what `exchange` can act on. */
 export type QmpMessage =
 	| {kind: 'greeting'}
-	| {kind: 'return'}
+	/** `value` is the command's `return` member as sent: unchecked, its reader checks its shape. */
+	| {kind: 'return'; value: unknown}
 	| {kind: 'error'; errorClass: string; desc: string}
 	| {kind: 'event'};
 
@@ -65,7 +66,7 @@ export function parseQmpLine(line: string): QmpMessage {
 	}
 
 	if ('return' in value && !('error' in value)) {
-		return {kind: 'return'};
+		return {kind: 'return', value: value['return']};
 	}
 
 	throw new QmpError(`QMP sent a message of no known shape: ${quote(line)}`);
@@ -199,32 +200,42 @@ function messages(socket: net.Socket): () => Promise<QmpMessage> {
 	};
 }
 
-async function exchange(socket: net.Socket, command: string): Promise<void> {
+/** A command as QMP reads it: `arguments` only when there are some. */
+type QmpCommand = {execute: string; arguments?: Record<string, unknown>};
+
+async function exchange(socket: net.Socket, command: QmpCommand): Promise<unknown> {
 	const next = messages(socket);
 	const greeting = await next();
 	if (greeting.kind !== 'greeting') {
 		throw new QmpError('QMP sent no greeting');
 	}
 
-	for (const execute of ['qmp_capabilities', command]) {
-		socket.write(`${JSON.stringify({execute})}\n`);
+	let value: unknown;
+	for (const sent of [{execute: 'qmp_capabilities'}, command]) {
+		socket.write(`${JSON.stringify(sent)}\n`);
 		const reply = await next();
 		if (reply.kind === 'error') {
-			throw new QmpError(`QMP ${execute} failed: ${quote(reply.errorClass)}: ${quote(reply.desc)}`);
+			throw new QmpError(`QMP ${sent.execute} failed: ${quote(reply.errorClass)}: ${quote(reply.desc)}`);
 		}
 
 		if (reply.kind !== 'return') {
-			throw new QmpError(`QMP answered ${execute} with a second greeting`);
+			throw new QmpError(`QMP answered ${sent.execute} with a second greeting`);
 		}
+
+		value = reply.value;
 	}
+
+	return value;
 }
 
 /**
- * Runs one QMP command without arguments (`system_powerdown`, `quit`) on QEMU's QMP socket and
- * resolves once QEMU acknowledged it. Retries the connection while QEMU is still creating the
- * socket; gives up with `QmpError` after `timeoutMs`, connecting included.
+ * Runs one QMP command on QEMU's QMP socket, with `args` as its `arguments` when given (`balloon`
+ * takes `{value}`), and resolves with its `return` value once QEMU answered (`{}` for commands that
+ * return nothing). That value comes from another process: unchecked here, the caller checks its
+ * shape. Retries the connection while QEMU is still creating the socket; gives up with `QmpError`
+ * after `timeoutMs`, connecting included.
  */
-export async function qmpExecute(socketPath: string, command: string, timeoutMs: number): Promise<void> {
+export async function qmpExecute(socketPath: string, command: string, timeoutMs: number, args?: Record<string, unknown>): Promise<unknown> {
 	const deadline = Date.now() + timeoutMs;
 	const timeout = new AbortController();
 	const timer = setTimeout(() => {
@@ -240,7 +251,7 @@ export async function qmpExecute(socketPath: string, command: string, timeoutMs:
 	let socket: net.Socket | undefined;
 	try {
 		socket = await connect(socketPath, deadline, timeout.signal);
-		await Promise.race([exchange(socket, command), timedOut]);
+		return await Promise.race([exchange(socket, args === undefined ? {execute: command} : {execute: command, arguments: args}), timedOut]);
 	} finally {
 		clearTimeout(timer);
 		socket?.destroy();

@@ -55,8 +55,13 @@ export interface VmmStopContext {
 	controlSocket: string | undefined;
 }
 
-/** What a control request (suspend, resume, balloon) needs: the same as a stop request. */
-export type VmmControlContext = VmmStopContext;
+/** What a control request (suspend, resume, balloon) needs: a stop request's context and the VM's memory. */
+export interface VmmControlContext extends VmmStopContext {
+	/** The guest memory the config asks for (`memoryMib`), in bytes; absent when it leaves the VMM's default. */
+	memoryBytes?: number;
+	/** Whether the config asks for a balloon device (`balloon: true`). */
+	balloon?: boolean;
+}
 
 /**
  * What differs between virtual machine monitors. The VM machine is VMM-agnostic: it asks its driver

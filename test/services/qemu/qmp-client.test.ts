@@ -17,8 +17,10 @@ afterAll(async () => {
 describe('parseQmpLine', () => {
 	test.each([
 		[GREETING, {kind: 'greeting'}],
-		['{"return": {}}', {kind: 'return'}],
-		['{"return": null}', {kind: 'return'}],
+		['{"return": {}}', {kind: 'return', value: {}}],
+		['{"return": null}', {kind: 'return', value: null}],
+		['{"return": {"actual": 134217728}}', {kind: 'return', value: {actual: 134_217_728}}],
+		['{"return": [1, "a"]}', {kind: 'return', value: [1, 'a']}],
 		['{"error": {"class": "GenericError", "desc": "nope"}}', {kind: 'error', errorClass: 'GenericError', desc: 'nope'}],
 		['{"event": "POWERDOWN", "timestamp": {"seconds": 1, "microseconds": 2}}', {kind: 'event'}],
 	])('%j is a %j', (line, message) => {
@@ -57,8 +59,31 @@ describe('qmpExecute against a fake peer', () => {
 				socket.write(`{"event": "X", "data": {}}\n\n${RETURN}`);
 			});
 		});
-		await expect(qmpExecute(peer.socketPath, 'system_powerdown', 2000)).resolves.toBeUndefined();
+		await expect(qmpExecute(peer.socketPath, 'system_powerdown', 2000)).resolves.toEqual({});
 		expect(received()).toBe('{"execute":"qmp_capabilities"}\n{"execute":"system_powerdown"}\n');
+	});
+
+	test('arguments are sent as the command\'s arguments, and its return value is what resolves', async () => {
+		let received = () => '';
+		peer.play((socket, read) => {
+			received = read;
+			socket.write(GREETING);
+			socket.on('data', chunk => {
+				socket.write(chunk.toString().includes('qmp_capabilities') ? RETURN : '{"event": "BALLOON_CHANGE", "data": {"actual": 1}}\n{"return": {"actual": 67108864}}\n');
+			});
+		});
+		await expect(qmpExecute(peer.socketPath, 'balloon', 2000, {value: 67_108_864})).resolves.toEqual({actual: 67_108_864});
+		expect(received()).toBe('{"execute":"qmp_capabilities"}\n{"execute":"balloon","arguments":{"value":67108864}}\n');
+	});
+
+	test('the return value of qmp_capabilities is not taken for the command\'s', async () => {
+		peer.play(socket => {
+			socket.write(GREETING);
+			socket.on('data', chunk => {
+				socket.write(chunk.toString().includes('qmp_capabilities') ? '{"return": {"actual": 1}}\n' : '{"return": 7}\n');
+			});
+		});
+		await expect(qmpExecute(peer.socketPath, 'query-balloon', 2000)).resolves.toBe(7);
 	});
 
 	test('an error reply is a QmpError naming the command, class and description, made safe', async () => {
@@ -123,7 +148,7 @@ describe('qmpExecute against a fake peer', () => {
 				socket.write(RETURN);
 			});
 		});
-		await expect(qmpExecute(peer.socketPath, 'quit', 5000)).resolves.toBeUndefined();
+		await expect(qmpExecute(peer.socketPath, 'quit', 5000)).resolves.toEqual({});
 	});
 
 	test('a peer that floods replies nobody asked for is cut off', async () => {
@@ -167,7 +192,7 @@ describe('qmpExecute while QEMU is still starting', () => {
 			});
 		});
 		try {
-			await expect(executing).resolves.toBeUndefined();
+			await expect(executing).resolves.toEqual({});
 			expect(reborn.connections()).toBe(1);
 		} finally {
 			await reborn.close();
