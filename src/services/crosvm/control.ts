@@ -3,6 +3,7 @@ import {setTimeout as delay} from 'node:timers/promises';
 import {execa, ExecaError} from 'execa';
 import {VmControlError, type VmControlOperation} from '../../errors.js';
 import {MAX_BALLOON_STATS_BYTES, parseCrosvmBalloonStats, type BalloonStats} from '../control/balloon.js';
+import {descriptorShortage} from '../vmm/descriptor-headroom.js';
 import type {VmmControlContext} from '../vmm/driver.js';
 
 /** How a crosvm control command failed, for the caller's own error type. */
@@ -22,6 +23,12 @@ const MAX_STDERR_CHARS = 1024;
  * or prints more is handed to `fail`, whose error is thrown.
  */
 export async function runCrosvmControl(vmmPath: string, args: string[], timeoutMs: number, fail: (failure: ControlFailure) => Error, maxBuffer = 64 * 1024): Promise<string> {
+	// stdout and stderr are pipes.
+	const shortage = descriptorShortage(2);
+	if (shortage !== undefined) {
+		throw fail({message: `${vmmPath} ${args.join(' ')} was not run: ${shortage}`, exitCode: undefined, stderr: '', cause: undefined});
+	}
+
 	try {
 		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false});
 		return stdout;

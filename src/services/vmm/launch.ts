@@ -1,6 +1,7 @@
 import {InvalidConfigError, VmSpawnError, VmwardenError} from '../../errors.js';
 import {validateConfig} from '../config/validate.js';
 import {openCaptures, type VmCaptures} from '../console/captures.js';
+import {descriptorShortage} from './descriptor-headroom.js';
 import {openDescriptors} from './descriptors.js';
 import type {VmEnvironment} from './environment.js';
 import {spawnVmm} from './process.js';
@@ -58,6 +59,12 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 			opened.close();
 		});
 		const channelFd = (role: 'failure' | 'payload') => command.fds.find(entry => entry.kind === 'channel' && entry.role === role)?.childFd;
+		// stderr and every channel are pipes.
+		const shortage = descriptorShortage(1 + opened.stdio.filter(entry => entry === 'pipe').length);
+		if (shortage !== undefined) {
+			throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, `Could not spawn VMM ${env.vmmPath}: ${shortage}`);
+		}
+
 		const vmm = await spawnVmm({
 			vmmPath: env.vmmPath,
 			args: command.args,

@@ -1,0 +1,48 @@
+import {readdirSync, readFileSync} from 'node:fs';
+
+/**
+ * Descriptors a spawn needs besides what it inherits: a socket pair per piped stdio entry, libuv's
+ * exec-error pipe, and a margin for what Node and the logger open meanwhile.
+ */
+const SPAWN_OVERHEAD = 8;
+
+let softLimit: number | undefined;
+
+/** RLIMIT_NOFILE's soft limit, read once from /proc/self/limits (Infinity when unknown or unlimited). */
+function descriptorLimit(): number {
+	if (softLimit === undefined) {
+		try {
+			const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find(entry => entry.startsWith('Max open files'));
+			const value = Number(line?.slice('Max open files'.length).trim().split(/\s+/)[0]);
+			softLimit = Number.isSafeInteger(value) && value > 0 ? value : Number.POSITIVE_INFINITY;
+		} catch {
+			softLimit = Number.POSITIVE_INFINITY;
+		}
+	}
+
+	return softLimit;
+}
+
+/**
+ * Why a spawn with `pipes` piped stdio entries would run out of descriptors, or undefined when there
+ * is room. Checked before spawning because Node's `spawn` does not throw on EMFILE: it returns a
+ * child without stdio and emits 'error' on it a tick later, and execa, failing on the missing stdio,
+ * hands back a stand-in, so nobody listens to that 'error' and the host crashes (Node 20's
+ * lib/internal/child_process.js, execa 9.6's lib/return/early-error.js).
+ */
+export function descriptorShortage(pipes: number): string | undefined {
+	const limit = descriptorLimit();
+	if (limit === Number.POSITIVE_INFINITY) {
+		return undefined;
+	}
+
+	let open: number;
+	try {
+		open = readdirSync('/proc/self/fd').length;
+	} catch {
+		return undefined;
+	}
+
+	const needed = 2 * pipes + SPAWN_OVERHEAD;
+	return open + needed > limit ? `too many open files: ${open} of RLIMIT_NOFILE ${limit} are open and a spawn needs ${needed} more` : undefined;
+}
