@@ -56,11 +56,35 @@ function processGone(pid: number): boolean {
 	}
 }
 
-/** Runs the fault host under a shell prefix (a limit, another user) and parses its summary line. */
-async function runHost(prefix: string[], count: number, kernel: string) {
-	const result = await execa(prefix[0]!, [...prefix.slice(1), process.execPath, '--import', 'tsx', HOST, SIM_PATH, tempRoot, stateDir, kernel, String(count)], {reject: false, timeout: 30_000, cleanup: true});
+interface HostSummary {
+	running: number;
+	/** How many of them still ran 200 ms after the last start settled. */
+	stillRunning: number;
+	pids: number[];
+	startErrors: string[];
+	deathReasons: string[];
+	tempEntries: string[];
+	records: string[];
+	/** Descriptors and child processes the host holds after shutdown that it did not before. */
+	leaks: string[];
+}
+
+/** Runs the fault host under a prefix (a limit, another user) and parses its summary line. */
+async function runHost(prefix: string[], count: number, kernel: string): Promise<HostSummary> {
+	const result = await execa(prefix[0]!, [...prefix.slice(1), process.execPath, '--import', 'tsx', HOST, SIM_PATH, tempRoot, stateDir, kernel, String(count)], {reject: false, timeout: 20_000, cleanup: true});
 	expect({exitCode: result.exitCode, stderr: result.stderr.slice(-2000)}).toEqual({exitCode: 0, stderr: ''});
-	return JSON.parse(result.stdout) as {running: number; stillRunning: number; pids: number[]; startErrors: string[]; deathReasons: string[]; tempEntries: string[]; records: string[]; descriptorsBefore: number; descriptorsAfter: number};
+	return JSON.parse(result.stdout) as HostSummary;
+}
+
+/** The invariants of every host run: typed failures, a death per running VM, nothing left. */
+function expectClean(summary: HostSummary, count: number): void {
+	expect(summary.startErrors).toEqual(Array.from({length: count - summary.running}, () => 'VMM_SPAWN_FAILED'));
+	expect(summary.deathReasons).toHaveLength(summary.running);
+	// A stop command that cannot run is not sent, and a VMM that cannot make its threads dies: either
+	// way the VM ends stopped or killed, never lost.
+	expect(summary.deathReasons.filter(reason => reason !== 'SHUTDOWN' && reason !== 'KILLED')).toEqual([]);
+	expect({temp: summary.tempEntries, records: summary.records, leaks: summary.leaks}).toEqual({temp: [], records: [], leaks: []});
+	expect(summary.pids.filter(pid => !processGone(pid))).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -95,13 +119,14 @@ describe('a host out of resources', () => {
 	test('out of descriptors (RLIMIT_NOFILE 64): failed starts are typed and leave nothing; running VMs stay supervised and shut down', async () => {
 		const summary = await runHost(['bash', '-c', 'ulimit -n 64 && exec "$@"', 'host'], 40, guest('payload started', 'hang'));
 		expect(summary.running).toBeGreaterThan(0);
+		expect(summary.running).toBeLessThan(40);
 		expect(summary.stillRunning).toBe(summary.running);
-		expect(summary.startErrors).toEqual(Array.from({length: 40 - summary.running}, () => 'VMM_SPAWN_FAILED'));
-		// A stop command that finds no descriptor to run with is not sent: the VMM is killed instead.
-		expect(summary.deathReasons.filter(reason => reason !== 'SHUTDOWN' && reason !== 'KILLED')).toEqual([]);
-		expect(summary.deathReasons).toHaveLength(summary.running);
-		expect({temp: summary.tempEntries, records: summary.records, descriptors: summary.descriptorsAfter}).toEqual({temp: [], records: [], descriptors: summary.descriptorsBefore});
-		expect(summary.pids.filter(pid => !processGone(pid))).toEqual([]);
+		expectClean(summary, 40);
+	});
+
+	test('out of processes (RLIMIT_NPROC 20 for an unprivileged host): failed spawns are typed and leave nothing', async () => {
+		const summary = await runHost(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'prlimit', '--nproc=20'], 10, guest('payload started', 'hang'));
+		expectClean(summary, 10);
 	});
 });
 
@@ -130,6 +155,19 @@ describe('a misbehaving VMM', () => {
 		expect((await deaths).map(death => death.reason).filter(reason => reason !== 'KILLED' && reason !== 'SHUTDOWN')).toEqual([]);
 		expect(Date.now() - started).toBeLessThan(5000);
 		expect(records()).toEqual([]);
+	});
+
+	test('a stop command that never answers does not outlive the VM it was sent to', async () => {
+		// `stop` hangs for far longer than the stop timeout: only cancelling it ends it in time.
+		const wrapper = join(work, 'wedged-stop-vmm');
+		writeFileSync(wrapper, `#!/bin/bash\nif [ "$1" = stop ]; then exec sleep 30; fi\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(SIM_PATH)} "$@"\n`);
+		chmodSync(wrapper, 0o755);
+		const supervisor = supervise({crosvmPath: wrapper, stopTimeoutMs: 300});
+		const vm = await supervisor.createVm({kernel: guest('ignore-sigterm', 'payload started', 'hang')});
+		await vm.start();
+		await vm.stop();
+		expect((await vm.died).reason).toBe('KILLED');
+		// The leak check after the test finds the `sleep` if the stop command was left running.
 	});
 
 	test('a VMM whose child keeps its pipes open after it exits still dies within the bounded grace', async () => {

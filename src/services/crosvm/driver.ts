@@ -43,7 +43,7 @@ async function requestStop(context: VmmStopContext, timeoutMs: number): Promise<
 		throw new StopRequestError(`cannot stop crosvm (pid ${context.pid}) gracefully: it has no control socket`, {});
 	}
 
-	await runCrosvmControl(context.vmmPath, ['stop', context.controlSocket], timeoutMs, ({message, exitCode, stderr, cause}) => new StopRequestError(message, {exitCode, stderr}, {cause}));
+	await runCrosvmControl(context.vmmPath, ['stop', context.controlSocket], timeoutMs, ({message, exitCode, stderr, cause}) => new StopRequestError(message, {exitCode, stderr}, {cause}), {signal: context.signal});
 }
 
 /**
