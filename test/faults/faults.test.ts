@@ -70,8 +70,8 @@ interface HostSummary {
 }
 
 /** Runs the fault host under a prefix (a limit, another user) and parses its summary line. */
-async function runHost(prefix: string[], count: number, kernel: string): Promise<HostSummary> {
-	const result = await execa(prefix[0]!, [...prefix.slice(1), process.execPath, '--import', 'tsx', HOST, SIM_PATH, tempRoot, stateDir, kernel, String(count)], {reject: false, timeout: 20_000, cleanup: true});
+async function runHost(prefix: string[], count: number, kernel: string, readOnlyMount?: string): Promise<HostSummary> {
+	const result = await execa(prefix[0]!, [...prefix.slice(1), process.execPath, '--import', 'tsx', HOST, SIM_PATH, tempRoot, stateDir, kernel, String(count), ...(readOnlyMount === undefined ? [] : [readOnlyMount])], {reject: false, timeout: 20_000, cleanup: true});
 	expect({exitCode: result.exitCode, stderr: result.stderr.slice(-2000)}).toEqual({exitCode: 0, stderr: ''});
 	return JSON.parse(result.stdout) as HostSummary;
 }
@@ -127,6 +127,89 @@ describe('a host out of resources', () => {
 	test('out of processes (RLIMIT_NPROC 20 for an unprivileged host): failed spawns are typed and leave nothing', async () => {
 		const summary = await runHost(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', 'prlimit', '--nproc=20'], 10, guest('payload started', 'hang'));
 		expectClean(summary, 10);
+	});
+});
+
+describe('a file system that fails', () => {
+	let mounted: string | undefined;
+
+	/** A tiny tmpfs at `work/fs`, or undefined (with the reason printed) where mounting is refused. */
+	async function tmpfs(size: string): Promise<string | undefined> {
+		const directory = join(work, 'fs');
+		mkdirSync(directory);
+		const result = await execa('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', directory], {reject: false});
+		if (result.failed) {
+			console.warn(`Not run: mount -t tmpfs was refused (${result.stderr.trim()})`);
+			return undefined;
+		}
+
+		mounted = directory;
+		return directory;
+	}
+
+	/** Fills the file system at `directory` until it has no byte left. */
+	function fill(directory: string): void {
+		const chunk = Buffer.alloc(4096);
+		try {
+			for (let index = 0; ; index++) {
+				writeFileSync(join(directory, `filler-${index}`), chunk);
+			}
+		} catch {
+			// ENOSPC: full.
+		}
+	}
+
+	afterEach(async () => {
+		if (mounted !== undefined) {
+			await supervisor?.shutdown({stopTimeoutMs: 500});
+			await execa('umount', ['-l', mounted], {reject: false});
+			mounted = undefined;
+		}
+	});
+
+	test('the temporary root and the state directory on a full file system: starts fail typed, running VMs shut down', async () => {
+		const fs = await tmpfs('64k');
+		if (fs === undefined) {
+			return;
+		}
+
+		tempRoot = join(fs, 'root');
+		stateDir = join(fs, 'state');
+		mkdirSync(tempRoot, {mode: 0o700});
+		const supervisor = supervise();
+		const first = await supervisor.createVm({kernel: guest('payload started', 'hang')});
+		await first.start();
+		fill(fs);
+		const later = await Promise.allSettled(Array.from({length: 3}, async () => supervisor.createVm({kernel: guest('payload started', 'hang')})));
+		const created = later.flatMap(result => result.status === 'fulfilled' ? [result.value] : []);
+		const createErrors = later.flatMap(result => result.status === 'rejected' ? [result.reason instanceof VmwardenError ? result.reason.code : `untyped: ${String(result.reason)}`] : []);
+		const {errors} = await startAll(created);
+		// No room for a temporary directory: each later VM fails, typed (INVALID_CONFIG naming tempRoot).
+		expect([...createErrors, ...errors]).toHaveLength(3);
+		expect([...createErrors, ...errors].filter(code => code.startsWith('untyped'))).toEqual([]);
+		expect(first.state).toBe('Running');
+		const death = first.died;
+		await supervisor.shutdown();
+		expect((await death).reason).toBe('SHUTDOWN');
+		expect({temp: readdirSync(tempRoot), records: records()}).toEqual({temp: [], records: []});
+	});
+
+	test('the state directory made read-only while VMs run: they still stop, and the next supervisor reaps what could not be removed', async () => {
+		const fs = await tmpfs('1m');
+		if (fs === undefined) {
+			return;
+		}
+
+		stateDir = join(fs, 'state');
+		// In a host of its own: the lock it cannot remove names it, and only its exit frees the directory.
+		const summary = await runHost(['env'], 2, guest('payload started', 'hang'), fs);
+		expect({running: summary.running, reasons: summary.deathReasons, temp: summary.tempEntries, leaks: summary.leaks}).toEqual({running: 2, reasons: ['SHUTDOWN', 'SHUTDOWN'], temp: [], leaks: []});
+		expect(summary.pids.filter(pid => !processGone(pid))).toEqual([]);
+		await execa('mount', ['-o', 'remount,rw', fs]);
+		// What could not be removed is the next host's to reap, as after a restart of the host.
+		const next = await runHost(['env'], 0, guest('payload started', 'hang'));
+		expect({left: summary.records.length, after: next.records}).toEqual({left: 2, after: []});
+		expect(records()).toEqual([]);
 	});
 });
 
