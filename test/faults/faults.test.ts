@@ -12,6 +12,7 @@ import winston from 'winston';
 import {VmwardenError} from '../../src/errors.js';
 import {createSupervisor, type Supervisor} from '../../src/supervisor.js';
 import type {Vm} from '../../src/vm.js';
+import {until} from '../supervisor/restart-fixture.js';
 import {descendantsOf, settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
 
 const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');
@@ -41,19 +42,6 @@ async function startAll(vms: Vm[]): Promise<{running: Vm[]; errors: string[]}> {
 	const results = await Promise.allSettled(vms.map(async vm => vm.start()));
 	const errors = results.flatMap(result => result.status === 'rejected' ? [result.reason instanceof VmwardenError ? result.reason.code : `untyped: ${String(result.reason)}`] : []);
 	return {running: vms.filter(vm => vm.state === 'Running'), errors};
-}
-
-async function waitUntil(condition: () => boolean): Promise<void> {
-	const deadline = Date.now() + 5000;
-	while (!condition()) {
-		if (Date.now() > deadline) {
-			throw new Error('timed out');
-		}
-
-		await new Promise(resolve => {
-			setTimeout(resolve, 5);
-		});
-	}
 }
 
 function records(): string[] {
@@ -298,7 +286,7 @@ describe('shutdown under way', () => {
 		const crashing = await supervisor.createVm({kernel: guest('payload started', 'crash')}, {restartPolicy: {restart: 'on-failure', backoff: {initialDelayMs: 10_000}}});
 		const flapping = await supervisor.createVm({kernel: guest('payload started', 'crash')}, {restartPolicy: {restart: 'on-failure', backoff: {initialDelayMs: 0}, intensity: {maxRestarts: 1000, windowMs: 60_000}}});
 		await Promise.all([stopping.start(), crashing.start(), flapping.start()]);
-		await waitUntil(() => crashing.supervision === 'backoff' && flapping.restarts > 0);
+		await until(() => crashing.supervision === 'backoff' && flapping.restarts > 0);
 		const launching = await Promise.all(Array.from({length: 3}, async () => supervisor.createVm({kernel: guest('payload started', 'hang')})));
 		const starts = Promise.allSettled(launching.map(async vm => vm.start()));
 		void stopping.stop().catch(() => undefined);
