@@ -25,6 +25,9 @@ export interface Launched {
 	captures?: VmCaptures;
 }
 
+/** Errors that say the host ran out of something (space, descriptors, memory), not that a setting is wrong. */
+const HOST_EXHAUSTED: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM']);
+
 /** A failure of something vmwarden called, as a typed error (anything untyped is a spawn failure). */
 export function asVmwardenError(error: unknown, vmmPath: string): VmwardenError {
 	return error instanceof VmwardenError ? error : new VmSpawnError('VMM_SPAWN_FAILED', vmmPath, `Could not start the VM: ${String(error)}`, {cause: error});
@@ -44,6 +47,12 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 		try {
 			tempDir = createTempDir(env.tempRoot, cid);
 		} catch (error) {
+			const code = (error as NodeJS.ErrnoException).code;
+			if (code !== undefined && HOST_EXHAUSTED.has(code)) {
+				// The host is out of room, not the config wrong: the same start may work later.
+				throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, `Could not start the VM: no room for its temporary directory in ${env.tempRoot}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
+			}
+
 			throw new InvalidConfigError('tempRoot', `cannot create a temporary directory in ${env.tempRoot}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
 		}
 
