@@ -88,7 +88,7 @@ export function crosvmControl(timeoutMs: number) {
 	const run = async (context: VmmControlContext, operation: VmControlOperation, args: string[], maxBuffer?: number) => {
 		const socket = socketOf(context, operation);
 		await socketReady(socket, operation, timeoutMs);
-		return runCrosvmControl(context.vmmPath, [...args, socket], timeoutMs, controlError(operation), {maxBuffer});
+		return runCrosvmControl(context.vmmPath, [...args, socket], timeoutMs, controlError(operation), {maxBuffer, signal: context.signal});
 	};
 	return {
 		async suspend(context: VmmControlContext): Promise<void> {
