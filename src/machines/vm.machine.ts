@@ -203,7 +203,7 @@ export const vmMachine = setup({
 		launchVmm: fromPromise<Launched, LaunchInput>(async ({input, signal}) => launchVmm(input, signal)),
 		watchVmm: fromCallback<VmmCommand, WatchInput, VmmWatchEvent>(({input, sendBack, receive}) => watchVmm({input, sendBack, receive})),
 		readPayloadChannel: payloadChannelReader,
-		requestStop: fromPromise<void, StopRequestInput>(async ({input}) => requestStop(input)),
+		requestStop: fromPromise<void, StopRequestInput>(async ({input, signal}) => requestStop(input, signal)),
 		suspendVmm: fromPromise<void, ControlInput>(async ({input}) => suspendVmm(input)),
 		resumeVmm: fromPromise<void, ControlInput>(async ({input}) => resumeVmm(input)),
 	},

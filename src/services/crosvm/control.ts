@@ -3,6 +3,7 @@ import {setTimeout as delay} from 'node:timers/promises';
 import {execa, ExecaError} from 'execa';
 import {VmControlError, type VmControlOperation} from '../../errors.js';
 import {MAX_BALLOON_STATS_BYTES, parseCrosvmBalloonStats, type BalloonStats} from '../control/balloon.js';
+import {descriptorShortage} from '../vmm/descriptor-headroom.js';
 import type {VmmControlContext} from '../vmm/driver.js';
 
 /** How a crosvm control command failed, for the caller's own error type. */
@@ -19,16 +20,23 @@ const MAX_STDERR_CHARS = 1024;
 /**
  * Runs `crosvm SUBCOMMAND ... SOCKET` (argv, no shell) and resolves with its stdout, at most
  * `maxBuffer` bytes. A command that fails, is killed after `timeoutMs` (a wedged VMM never answers)
- * or prints more is handed to `fail`, whose error is thrown.
+ * or prints more is handed to `fail`, whose error is thrown. `signal` ends the command early (SIGTERM,
+ * then SIGKILL): once nobody waits for its answer it must not outlive the VM it talks to.
  */
-export async function runCrosvmControl(vmmPath: string, args: string[], timeoutMs: number, fail: (failure: ControlFailure) => Error, maxBuffer = 64 * 1024): Promise<string> {
+export async function runCrosvmControl(vmmPath: string, args: string[], timeoutMs: number, fail: (failure: ControlFailure) => Error, {maxBuffer = 64 * 1024, signal}: {maxBuffer?: number; signal?: AbortSignal} = {}): Promise<string> {
+	// stdout and stderr are pipes.
+	const shortage = descriptorShortage(2);
+	if (shortage !== undefined) {
+		throw fail({message: `${vmmPath} ${args.join(' ')} was not run: ${shortage}`, exitCode: undefined, stderr: '', cause: undefined});
+	}
+
 	try {
-		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false});
+		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false, cancelSignal: signal});
 		return stdout;
 	} catch (error) {
 		if (error instanceof ExecaError) {
 			const stderr = String(error.stderr ?? '').trim().slice(-MAX_STDERR_CHARS);
-			const how = error.timedOut ? `timed out after ${timeoutMs} ms` : error.isMaxBuffer ? `printed more than ${maxBuffer} bytes` : error.exitCode === undefined ? error.shortMessage : `exited with ${error.exitCode}`;
+			const how = error.timedOut ? `timed out after ${timeoutMs} ms` : error.isCanceled ? 'was cancelled' : error.isMaxBuffer ? `printed more than ${maxBuffer} bytes` : error.exitCode === undefined ? error.shortMessage : `exited with ${error.exitCode}`;
 			throw fail({message: `${vmmPath} ${args.join(' ')} ${how}${stderr ? `: ${stderr}` : ''}`, exitCode: error.exitCode, stderr, cause: error});
 		}
 
@@ -80,7 +88,7 @@ export function crosvmControl(timeoutMs: number) {
 	const run = async (context: VmmControlContext, operation: VmControlOperation, args: string[], maxBuffer?: number) => {
 		const socket = socketOf(context, operation);
 		await socketReady(socket, operation, timeoutMs);
-		return runCrosvmControl(context.vmmPath, [...args, socket], timeoutMs, controlError(operation), maxBuffer);
+		return runCrosvmControl(context.vmmPath, [...args, socket], timeoutMs, controlError(operation), {maxBuffer, signal: context.signal});
 	};
 	return {
 		async suspend(context: VmmControlContext): Promise<void> {

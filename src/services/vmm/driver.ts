@@ -53,6 +53,8 @@ export interface VmmStopContext {
 	tempDir: string;
 	pid: number;
 	controlSocket: string | undefined;
+	/** Aborted once nobody waits for the request (the VM died meanwhile): what it runs must end too. */
+	signal?: AbortSignal;
 }
 
 /** What a control request (suspend, resume, balloon) needs: a stop request's context and the VM's memory. */

@@ -1,6 +1,7 @@
 import {InvalidConfigError, VmSpawnError, VmwardenError} from '../../errors.js';
 import {validateConfig} from '../config/validate.js';
 import {openCaptures, type VmCaptures} from '../console/captures.js';
+import {descriptorShortage} from './descriptor-headroom.js';
 import {openDescriptors} from './descriptors.js';
 import type {VmEnvironment} from './environment.js';
 import {spawnVmm} from './process.js';
@@ -25,8 +26,25 @@ export interface Launched {
 	captures?: VmCaptures;
 }
 
-/** A failure of something vmwarden called, as a typed error (anything untyped is a spawn failure). */
+/** Errors that say the host ran out of something (space, descriptors, memory), not that a setting is wrong. */
+const HOST_EXHAUSTED: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM']);
+
+function isHostExhausted(error: unknown): boolean {
+	const code = (error as NodeJS.ErrnoException | undefined)?.code;
+	return code !== undefined && HOST_EXHAUSTED.has(code);
+}
+
+/**
+ * A failure of something vmwarden called, as a typed error (anything untyped is a spawn failure).
+ * A refusal whose cause is the host running out of room (a config file that could not be opened
+ * for want of descriptors) is a spawn failure too: the config is not wrong, and the same start may
+ * work later.
+ */
 export function asVmwardenError(error: unknown, vmmPath: string): VmwardenError {
+	if (error instanceof InvalidConfigError && isHostExhausted(error.cause)) {
+		return new VmSpawnError('VMM_SPAWN_FAILED', vmmPath, `Could not start the VM: the host ran out of resources: ${error.message}`, {cause: error});
+	}
+
 	return error instanceof VmwardenError ? error : new VmSpawnError('VMM_SPAWN_FAILED', vmmPath, `Could not start the VM: ${String(error)}`, {cause: error});
 }
 
@@ -46,6 +64,11 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 		try {
 			tempDir = createTempDir(env.tempRoot, cid);
 		} catch (error) {
+			if (isHostExhausted(error)) {
+				// The host is out of room, not the config wrong: the same start may work later.
+				throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, `Could not start the VM: no room for its temporary directory in ${env.tempRoot}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
+			}
+
 			throw new InvalidConfigError('tempRoot', `cannot create a temporary directory in ${env.tempRoot}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
 		}
 
@@ -61,6 +84,12 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 			opened.close();
 		});
 		const channelFd = (role: 'failure' | 'payload') => command.fds.find(entry => entry.kind === 'channel' && entry.role === role)?.childFd;
+		// Out of descriptors, a spawn fails in ways Node reports late or not at all: refuse it first.
+		const shortage = descriptorShortage(1 + opened.stdio.filter(entry => entry === 'pipe').length);
+		if (shortage !== undefined) {
+			throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, `Could not spawn VMM ${env.vmmPath}: ${shortage}`);
+		}
+
 		const vmm = await spawnVmm({
 			vmmPath: env.vmmPath,
 			args: command.args,

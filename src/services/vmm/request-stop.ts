@@ -7,7 +7,10 @@ export interface StopRequestInput {
 	tempDir: string;
 }
 
-/** Asks the VMM, through its driver, to stop gracefully. Resolves once the request was delivered. */
-export async function requestStop({env, pid, tempDir}: StopRequestInput): Promise<void> {
-	await env.driver.requestStop({vmmPath: env.vmmPath, tempDir, pid, controlSocket: env.controlSocket(tempDir)});
+/**
+ * Asks the VMM, through its driver, to stop gracefully. Resolves once the request was delivered;
+ * `signal` (the actor's, aborted when the machine leaves the state that asked) ends it early.
+ */
+export async function requestStop({env, pid, tempDir}: StopRequestInput, signal?: AbortSignal): Promise<void> {
+	await env.driver.requestStop({vmmPath: env.vmmPath, tempDir, pid, controlSocket: env.controlSocket(tempDir), signal});
 }

@@ -5,6 +5,8 @@ export interface RunCommandOptions {
 	timeoutMs: number;
 	/** How much of its stderr is kept. Default 4096 bytes. */
 	maxOutputBytes?: number;
+	/** Ends the command early (SIGTERM, then SIGKILL) when it aborts: nobody waits for it any more. */
+	signal?: AbortSignal;
 }
 
 /**
@@ -14,7 +16,7 @@ export interface RunCommandOptions {
  * `SpawnFailure` only when the spawner thread itself is lost.
  */
 export async function runCommand(file: string, args: string[], options: RunCommandOptions): Promise<CommandResult> {
-	return spawner.run(file, args, options.timeoutMs, options.maxOutputBytes ?? 4096);
+	return spawner.run(file, args, options.timeoutMs, options.maxOutputBytes ?? 4096, options.signal);
 }
 
 export {SpawnFailure, type CommandResult};

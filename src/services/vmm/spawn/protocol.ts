@@ -22,6 +22,8 @@ export type ToSpawner =
 	/** Run a short command to its end, keeping at most `maxOutputBytes` of its stderr. */
 	| {op: 'run'; id: number; file: string; args: string[]; timeoutMs: number; maxOutputBytes: number}
 	| {op: 'kill'; id: number; signal: NodeJS.Signals}
+	/** End a short command early (SIGTERM, then SIGKILL a second later): its caller gave up. */
+	| {op: 'cancel'; id: number}
 	/** The main thread took the last chunk of a relayed pipe: send the next one. */
 	| {op: 'more'; id: number; fd: number}
 	/** The main thread is done with a relayed pipe: close the spawner's end. */

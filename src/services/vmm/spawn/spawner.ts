@@ -165,8 +165,20 @@ class Spawner {
 		};
 	}
 
-	async run(file: string, args: string[], timeoutMs: number, maxOutputBytes: number): Promise<CommandResult> {
-		const reply = await this.#request({op: 'run', id: this.#nextId++, file, args, timeoutMs, maxOutputBytes});
+	async run(file: string, args: string[], timeoutMs: number, maxOutputBytes: number, signal?: AbortSignal): Promise<CommandResult> {
+		const id = this.#nextId++;
+		const cancel = () => {
+			this.#post({op: 'cancel', id});
+		};
+		const request = this.#request({op: 'run', id, file, args, timeoutMs, maxOutputBytes});
+		if (signal?.aborted === true) {
+			cancel();
+		}
+
+		signal?.addEventListener('abort', cancel, {once: true});
+		const reply = await request.finally(() => {
+			signal?.removeEventListener('abort', cancel);
+		});
 		if (reply.op !== 'ran') {
 			throw new Error(`spawner answered ${reply.op} to a command`);
 		}

@@ -19,6 +19,8 @@ const {closeSync, constants, openSync} = require('node:fs');
 
 /** Live children by request id: {child, relays: Map<fd, stream>}. */
 const children = new Map();
+/** How to end each short command still running, by request id. */
+const commands = new Map();
 const post = message => parentPort.postMessage(message);
 
 /** Drops a child once it exited and every relayed pipe of it closed. */
@@ -114,6 +116,7 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes}) {
 	const finish = (code, signal, failure) => {
 		if (!done) {
 			done = true;
+			commands.delete(id);
 			clearTimeout(timer);
 			clearTimeout(forceKill);
 			post({op: 'ran', id, code, signal, stderr, timedOut, failed: failure});
@@ -121,11 +124,15 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes}) {
 	};
 
 	let forceKill;
-	const timer = setTimeout(() => {
-		timedOut = true;
+	const end = () => {
 		child.kill('SIGTERM');
 		forceKill = setTimeout(() => child.kill('SIGKILL'), 1000);
+	};
+	const timer = setTimeout(() => {
+		timedOut = true;
+		end();
 	}, timeoutMs);
+	commands.set(id, end);
 	child.on('error', error => {
 		if (child.pid === undefined) {
 			finish(null, null, String(error.message));
@@ -152,6 +159,11 @@ parentPort.on('message', message => {
 
 		case 'kill': {
 			children.get(message.id)?.child.kill(message.signal);
+			break;
+		}
+
+		case 'cancel': {
+			commands.get(message.id)?.();
 			break;
 		}
 
