@@ -42,7 +42,9 @@ describe('the command builder and crosvm-sim (property-based)', () => {
 	test.each(builds)('every valid config the builder takes runs on crosvm-sim ($dialect): its argv and descriptors are accepted', async ({dialect, target, env}) => {
 		const tempRoot = mkdtempSync(path.join(files.dir, `root-${dialect}-`));
 		const baseline = takeSnapshot([tempRoot]);
-		const saved = {...process.env};
+		// Set and restored key by key: process.env must stay the process's own environment object,
+		// which the spawner thread shares, not be replaced by a copy.
+		const saved = Object.fromEntries(Object.keys(env).map(key => [key, process.env[key]]));
 		Object.assign(process.env, env);
 		let cid = 20_000;
 		let ran = 0;
@@ -57,7 +59,13 @@ describe('the command builder and crosvm-sim (property-based)', () => {
 				expect({reason: death.reason, exitCode: death.exitCode, stderr: death.reason === DeathReason.SHUTDOWN ? '' : death.stderrTail}).toEqual({reason: DeathReason.SHUTDOWN, exitCode: 0, stderr: ''});
 			}), {numRuns: 15});
 		} finally {
-			process.env = saved;
+			for (const [key, value] of Object.entries(saved)) {
+				if (value === undefined) {
+					delete process.env[key];
+				} else {
+					process.env[key] = value;
+				}
+			}
 		}
 
 		expect(ran).toBeGreaterThan(5);

@@ -18,9 +18,9 @@ export type ToSpawner =
 	 * `outputs` are files the spawner creates (write-only, appending, new, 0600) as those stdio
 	 * entries and closes again once the child has them.
 	 */
-	| {op: 'spawn'; id: number; file: string; args: string[]; stdio: StdioEntry[]; relay: number[]; outputs: OutputFile[]}
+	| {op: 'spawn'; id: number; file: string; args: string[]; stdio: StdioEntry[]; relay: number[]; outputs: OutputFile[]; env: NodeJS.ProcessEnv}
 	/** Run a short command to its end, keeping at most `maxOutputBytes` of its stderr. */
-	| {op: 'run'; id: number; file: string; args: string[]; timeoutMs: number; maxOutputBytes: number}
+	| {op: 'run'; id: number; file: string; args: string[]; timeoutMs: number; maxOutputBytes: number; env: NodeJS.ProcessEnv}
 	| {op: 'kill'; id: number; signal: NodeJS.Signals}
 	/** End a short command early (SIGTERM, then SIGKILL a second later): its caller gave up. */
 	| {op: 'cancel'; id: number}

@@ -1,6 +1,9 @@
 import {Readable} from 'node:stream';
 import {Worker} from 'node:worker_threads';
 import type {FromSpawner, OutputFile, StdioEntry, ToSpawner} from './protocol.js';
+
+/** `Omit` over each member of a union. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 import {SPAWNER_SOURCE} from './worker-source.js';
 
 /**
@@ -186,10 +189,12 @@ class Spawner {
 		return {code: reply.code, signal: reply.signal, stderr: reply.stderr, timedOut: reply.timedOut, failed: reply.failed};
 	}
 
-	async #request(message: Extract<ToSpawner, {op: 'spawn' | 'run'}>): Promise<FromSpawner> {
+	async #request(message: DistributiveOmit<Extract<ToSpawner, {op: 'spawn' | 'run'}>, 'env'>): Promise<FromSpawner> {
 		return new Promise((resolve, reject) => {
 			this.#requests.set(message.id, {resolve, reject});
-			this.#post(message);
+			// The child inherits the host's environment as it is now, as Node's own spawn would give
+			// it: the thread's process.env is a copy taken when the thread started.
+			this.#post({...message, env: {...process.env}});
 		});
 	}
 

@@ -34,7 +34,7 @@ function forget(id) {
 /** Write-only, appending, created fresh (never an existing file or a planted symlink). */
 const OUTPUT_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-function spawnChild({id, file, args, stdio, relay, outputs}) {
+function spawnChild({id, file, args, stdio, relay, outputs, env}) {
 	let child;
 	// Created here, not on the host's event loop: on a busy disk creating and closing a file takes
 	// milliseconds, times a fleet.
@@ -46,7 +46,7 @@ function spawnChild({id, file, args, stdio, relay, outputs}) {
 			stdio[output.fd] = fd;
 		}
 
-		child = spawn(file, args, {stdio, env: process.env});
+		child = spawn(file, args, {stdio, env});
 	} catch (error) {
 		post({op: 'failed', id, code: error.code, message: String(error && error.message || error)});
 		return;
@@ -101,10 +101,10 @@ function spawnChild({id, file, args, stdio, relay, outputs}) {
 	});
 }
 
-function runCommand({id, file, args, timeoutMs, maxOutputBytes}) {
+function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 	let child;
 	try {
-		child = spawn(file, args, {stdio: ['ignore', 'ignore', 'pipe'], env: process.env});
+		child = spawn(file, args, {stdio: ['ignore', 'ignore', 'pipe'], env});
 	} catch (error) {
 		post({op: 'ran', id, code: null, signal: null, stderr: '', timedOut: false, failed: String(error && error.message || error)});
 		return;
