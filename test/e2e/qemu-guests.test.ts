@@ -1,16 +1,14 @@
-import {closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
-import os from 'node:os';
+import {closeSync, openSync, readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
-import {afterEach, beforeEach, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {filter, firstValueFrom} from 'rxjs';
 import {DeathReason} from '../../src/services/death/reason.js';
 import type {PayloadState} from '../../src/services/payload/state.js';
 import {createQemuDriver} from '../../src/services/qemu/driver.js';
 import type {VmConfig} from '../../src/services/config/vm-config.js';
 import {createVm, type CreateVmOptions, type Vm} from '../../src/vm.js';
-import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
 import {silentLogger} from '../helpers/vm-fixture.js';
-import {describeWhenReady} from '../helpers/e2e-environment.js';
+import {describeWhenReady, useE2eWorkspace} from '../helpers/e2e-environment.js';
 
 // Boots take about 5 s each under software emulation on 2 cores; several in a test, one at a time.
 const BOOT_TEST_TIMEOUT_MS = 120_000;
@@ -18,37 +16,9 @@ const BOOT_TEST_TIMEOUT_MS = 120_000;
 const {environment, describe} = describeWhenReady('QEMU guests');
 
 describe('real Linux guests under QEMU (TCG), through createVm', () => {
-	let work: string;
-	let tempRoot: string;
-	let baseline: ResourceSnapshot;
-	const vms: Vm[] = [];
-	const callerFds: number[] = [];
+	const workspace = useE2eWorkspace();
 
-	beforeEach(() => {
-		work = mkdtempSync(path.join(os.tmpdir(), 'vmwarden-e2e-'));
-		tempRoot = path.join(work, 'vms');
-		mkdirSync(tempRoot);
-		baseline = takeSnapshot([tempRoot]);
-	});
-
-	afterEach(async () => {
-		for (const vm of vms.splice(0)) {
-			vm.kill();
-			if (vm.state === 'Running') {
-				await vm.died;
-			}
-		}
-
-		for (const fd of callerFds.splice(0)) {
-			closeSync(fd);
-		}
-
-		// Through /proc and the file system: no QEMU left, no descriptor, no temporary directory.
-		expect(await settleLeaks(baseline, [tempRoot], 5000)).toEqual([]);
-		rmSync(work, {recursive: true, force: true});
-	});
-
-	const consolePath = () => path.join(work, 'console.txt');
+	const consolePath = () => path.join(workspace.work, 'console.txt');
 	// The guest's tty writes \r\n.
 	const consoleText = () => readFileSync(consolePath(), 'utf8').replaceAll('\r', '');
 
@@ -61,9 +31,9 @@ describe('real Linux guests under QEMU (TCG), through createVm', () => {
 		const {manifest} = environment;
 		const vm = createVm(
 			{kernel: manifest.kernel, initrd: manifest.initrd, params: `console=ttyS0 quiet vmwarden.scenario=${scenario}`, consoleOutput: consolePath(), ...config},
-			{cid: 100 + vms.length, driver: createQemuDriver({accelerators: ['tcg']}), crosvmPath: manifest.qemu, tempRoot, logger: silentLogger(), filePolicy: {createOutputs: true, allowHostDescriptors: true}, ...options},
+			{cid: 100 + workspace.vms.length, driver: createQemuDriver({accelerators: ['tcg']}), crosvmPath: manifest.qemu, tempRoot: workspace.tempRoot, logger: silentLogger(), filePolicy: {createOutputs: true, allowHostDescriptors: true}, ...options},
 		);
-		vms.push(vm);
+		workspace.vms.push(vm);
 		const payloadStates: PayloadState[] = [];
 		vm.events$.subscribe(event => {
 			if (event.type === 'payload') {
@@ -120,13 +90,15 @@ describe('real Linux guests under QEMU (TCG), through createVm', () => {
 	}, BOOT_TEST_TIMEOUT_MS);
 
 	test('disks (a path read-only, a caller\'s descriptor writable) and the log on hvc2', async () => {
-		const readOnly = path.join(work, 'ro.img');
-		const writable = path.join(work, 'rw.img');
-		const log = path.join(work, 'log.txt');
+		const readOnly = path.join(workspace.work, 'ro.img');
+		const writable = path.join(workspace.work, 'rw.img');
+		const log = path.join(workspace.work, 'log.txt');
 		writeFileSync(readOnly, Buffer.concat([Buffer.from('vmwarden e2e disk\n'), Buffer.alloc(4096 - 18)]));
 		writeFileSync(writable, Buffer.alloc(4096));
 		const writableFd = openSync(writable, 'r+');
-		callerFds.push(writableFd);
+		workspace.cleanups.push(() => {
+			closeSync(writableFd);
+		});
 		const {vm} = guest('devices', {disks: [{image: readOnly, writable: false}, {image: writableFd, writable: true}], logOutput: log});
 		await vm.start();
 		const death = await vm.died;

@@ -1,15 +1,13 @@
-import {mkdirSync, mkdtempSync, readFileSync, rmSync} from 'node:fs';
-import os from 'node:os';
+import {readFileSync} from 'node:fs';
 import path from 'node:path';
-import {afterEach, beforeEach, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {filter, firstValueFrom} from 'rxjs';
 import {VmControlUnsupportedError} from '../../src/errors.js';
 import {DeathReason} from '../../src/services/death/reason.js';
 import {createQemuDriver} from '../../src/services/qemu/driver.js';
-import {createVm, type Vm, type VmOperations} from '../../src/vm.js';
-import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
+import {createVm, type VmOperations} from '../../src/vm.js';
 import {silentLogger} from '../helpers/vm-fixture.js';
-import {describeWhenReady} from '../helpers/e2e-environment.js';
+import {describeWhenReady, useE2eWorkspace} from '../helpers/e2e-environment.js';
 
 const BOOT_TEST_TIMEOUT_MS = 120_000;
 
@@ -29,29 +27,7 @@ async function balloonReaches(vm: VmOperations, bytes: number): Promise<number> 
 }
 
 describe('a real Linux guest under QEMU (TCG): console capture, suspend and resume, the balloon', () => {
-	let work: string;
-	let tempRoot: string;
-	let baseline: ResourceSnapshot;
-	const vms: Vm[] = [];
-
-	beforeEach(() => {
-		work = mkdtempSync(path.join(os.tmpdir(), 'vmwarden-e2e-operations-'));
-		tempRoot = path.join(work, 'vms');
-		mkdirSync(tempRoot);
-		baseline = takeSnapshot([tempRoot]);
-	});
-
-	afterEach(async () => {
-		for (const vm of vms.splice(0)) {
-			vm.kill();
-			if (vm.state === 'Running') {
-				await vm.died;
-			}
-		}
-
-		expect(await settleLeaks(baseline, [tempRoot], 5000)).toEqual([]);
-		rmSync(work, {recursive: true, force: true});
-	});
+	const workspace = useE2eWorkspace();
 
 	test('the console arrives line by line and byte for byte; suspend and resume through QMP; the balloon inflates and deflates; stop after', async () => {
 		if (!environment.ready) {
@@ -59,12 +35,12 @@ describe('a real Linux guest under QEMU (TCG): console capture, suspend and resu
 		}
 
 		const {manifest} = environment;
-		const consolePath = path.join(work, 'console.txt');
+		const consolePath = path.join(workspace.work, 'console.txt');
 		const vm = createVm(
 			{kernel: manifest.kernel, initrd: manifest.initrd, params: 'console=ttyS0 quiet vmwarden.scenario=serve', consoleOutput: consolePath, capture: {console: true}, balloon: true, memoryMib: 192},
-			{cid: 150, driver: createQemuDriver({accelerators: ['tcg']}), crosvmPath: manifest.qemu, tempRoot, logger: silentLogger(), filePolicy: {createOutputs: true}, stopTimeoutMs: 30_000},
+			{cid: 150, driver: createQemuDriver({accelerators: ['tcg']}), crosvmPath: manifest.qemu, tempRoot: workspace.tempRoot, logger: silentLogger(), filePolicy: {createOutputs: true}, stopTimeoutMs: 30_000},
 		);
-		vms.push(vm);
+		workspace.vms.push(vm);
 		const lines: string[] = [];
 		vm.console$.subscribe(line => lines.push(line));
 		await vm.start();
@@ -97,9 +73,9 @@ describe('a real Linux guest under QEMU (TCG): console capture, suspend and resu
 		const {manifest} = environment;
 		const vm = createVm(
 			{kernel: manifest.kernel, initrd: manifest.initrd, params: 'console=ttyS0 quiet vmwarden.scenario=serve'},
-			{cid: 151, driver: createQemuDriver({accelerators: ['tcg']}), crosvmPath: manifest.qemu, tempRoot, logger: silentLogger(), filePolicy: {createOutputs: true}, stopTimeoutMs: 30_000},
+			{cid: 151, driver: createQemuDriver({accelerators: ['tcg']}), crosvmPath: manifest.qemu, tempRoot: workspace.tempRoot, logger: silentLogger(), filePolicy: {createOutputs: true}, stopTimeoutMs: 30_000},
 		);
-		vms.push(vm);
+		workspace.vms.push(vm);
 		await vm.start();
 		await firstValueFrom(vm.snapshots$.pipe(filter(snapshot => snapshot.context.payloadState === 'Ready')));
 		await expect(vm.setBalloon(MIB)).rejects.toBeInstanceOf(VmControlUnsupportedError);

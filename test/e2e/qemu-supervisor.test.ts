@@ -1,50 +1,21 @@
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
-import os from 'node:os';
+import {writeFileSync} from 'node:fs';
 import path from 'node:path';
-import {afterEach, beforeEach, expect, test} from '@jest/globals';
+import {expect, test} from '@jest/globals';
 import {filter, firstValueFrom} from 'rxjs';
 import {InvalidConfigError} from '../../src/errors.js';
 import {DeathReason} from '../../src/services/death/reason.js';
 import {createQemuDriver} from '../../src/services/qemu/driver.js';
-import {createSupervisor, type Supervisor} from '../../src/supervisor.js';
-import {createVm, type Vm} from '../../src/vm.js';
-import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
+import {createSupervisor} from '../../src/supervisor.js';
+import {createVm} from '../../src/vm.js';
 import {silentLogger} from '../helpers/vm-fixture.js';
-import {describeWhenReady} from '../helpers/e2e-environment.js';
+import {describeWhenReady, useE2eWorkspace} from '../helpers/e2e-environment.js';
 
 const BOOT_TEST_TIMEOUT_MS = 120_000;
 
 const {environment, describe} = describeWhenReady('QEMU under the supervisor, and start failures');
 
 describe('QEMU VMs under the supervisor, and QEMU start failures', () => {
-	let work: string;
-	let tempRoot: string;
-	let baseline: ResourceSnapshot;
-	const supervisors: Supervisor[] = [];
-	const vms: Vm[] = [];
-
-	beforeEach(() => {
-		work = mkdtempSync(path.join(os.tmpdir(), 'vmwarden-e2e-'));
-		tempRoot = path.join(work, 'vms');
-		mkdirSync(tempRoot);
-		baseline = takeSnapshot([tempRoot]);
-	});
-
-	afterEach(async () => {
-		for (const supervisor of supervisors.splice(0)) {
-			await supervisor.shutdown({stopTimeoutMs: 0});
-		}
-
-		for (const vm of vms.splice(0)) {
-			vm.kill();
-			if (vm.state === 'Running') {
-				await vm.died;
-			}
-		}
-
-		expect(await settleLeaks(baseline, [tempRoot], 5000)).toEqual([]);
-		rmSync(work, {recursive: true, force: true});
-	});
+	const workspace = useE2eWorkspace();
 
 	const manifest = () => {
 		if (!environment.ready) {
@@ -58,9 +29,9 @@ describe('QEMU VMs under the supervisor, and QEMU start failures', () => {
 
 	test('two guests booted side by side; shutdown() presses both power buttons: SHUTDOWN each, CIDs released', async () => {
 		const {kernel, initrd, qemu} = manifest();
-		const supervisor = createSupervisor({driver, crosvmPath: qemu, tempRoot, logger: silentLogger(), cidRange: {first: 3000, last: 3009}, stopTimeoutMs: 60_000, filePolicy: {createOutputs: true}});
-		supervisors.push(supervisor);
-		const guests = await Promise.all(['a', 'b'].map(async name => supervisor.createVm({kernel, initrd, params: 'console=ttyS0 quiet vmwarden.scenario=serve', consoleOutput: path.join(work, `${name}.console`)})));
+		const supervisor = createSupervisor({driver, crosvmPath: qemu, tempRoot: workspace.tempRoot, logger: silentLogger(), cidRange: {first: 3000, last: 3009}, stopTimeoutMs: 60_000, filePolicy: {createOutputs: true}});
+		workspace.supervisors.push(supervisor);
+		const guests = await Promise.all(['a', 'b'].map(async name => supervisor.createVm({kernel, initrd, params: 'console=ttyS0 quiet vmwarden.scenario=serve', consoleOutput: path.join(workspace.work, `${name}.console`)})));
 		expect(guests.map(vm => vm.cid)).toEqual([3000, 3001]);
 		await Promise.all(guests.map(async vm => vm.start()));
 		await Promise.all(guests.map(async vm => firstValueFrom(vm.snapshots$.pipe(filter(snapshot => snapshot.context.payloadState === 'Ready')))));
@@ -72,10 +43,10 @@ describe('QEMU VMs under the supervisor, and QEMU start failures', () => {
 
 	test('a kernel QEMU cannot load: ERROR with QEMU\'s stderr, promptly even under detectHangup', async () => {
 		const {qemu} = manifest();
-		const kernel = path.join(work, 'not-a-kernel');
+		const kernel = path.join(workspace.work, 'not-a-kernel');
 		writeFileSync(kernel, 'not a kernel\n');
-		const vm = createVm({kernel, detectHangup: true}, {cid: 40, driver, crosvmPath: qemu, tempRoot, logger: silentLogger(), bootHangupTimeoutMs: 60_000});
-		vms.push(vm);
+		const vm = createVm({kernel, detectHangup: true}, {cid: 40, driver, crosvmPath: qemu, tempRoot: workspace.tempRoot, logger: silentLogger(), bootHangupTimeoutMs: 60_000});
+		workspace.vms.push(vm);
 		const startedAt = Date.now();
 		await vm.start();
 		const death = await vm.died;
@@ -87,8 +58,8 @@ describe('QEMU VMs under the supervisor, and QEMU start failures', () => {
 
 	test('what QEMU cannot do fails start() with InvalidConfigError naming the field; nothing spawned', async () => {
 		const {kernel, qemu} = manifest();
-		const vm = createVm({kernel, protected: true}, {cid: 41, driver, crosvmPath: qemu, tempRoot, logger: silentLogger()});
-		vms.push(vm);
+		const vm = createVm({kernel, protected: true}, {cid: 41, driver, crosvmPath: qemu, tempRoot: workspace.tempRoot, logger: silentLogger()});
+		workspace.vms.push(vm);
 		const started = vm.start();
 		await expect(started).rejects.toBeInstanceOf(InvalidConfigError);
 		await expect(started).rejects.toMatchObject({field: 'protected'});
