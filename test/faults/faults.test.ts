@@ -12,7 +12,7 @@ import winston from 'winston';
 import {VmwardenError} from '../../src/errors.js';
 import {createSupervisor, type Supervisor} from '../../src/supervisor.js';
 import type {Vm} from '../../src/vm.js';
-import {until} from '../supervisor/restart-fixture.js';
+import {until} from '../helpers/until.js';
 import {descendantsOf, settleLeaks, takeSnapshot, type ResourceSnapshot} from '../helpers/leak-checker.js';
 
 const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');

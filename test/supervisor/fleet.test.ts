@@ -12,6 +12,7 @@ import {isProcessRunning, processIdentity, waitForProcessExit, type ProcessIdent
 import {SupervisorShutDownError} from '../../src/errors.js';
 import {createSupervisor, type Supervisor, type SupervisorEvent} from '../../src/supervisor.js';
 import type {Vm} from '../../src/vm.js';
+import {until} from '../helpers/until.js';
 import {settleLeaks, takeSnapshot} from '../helpers/leak-checker.js';
 
 const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? resolve('dist/crosvm-sim/cli.js');
@@ -34,19 +35,6 @@ function supervise(options: Parameters<typeof createSupervisor>[0] = {}): {super
 	const events: SupervisorEvent[] = [];
 	created.events$.subscribe(event => events.push(event));
 	return {supervisor: created, events};
-}
-
-async function waitUntil(condition: () => boolean): Promise<void> {
-	const deadline = Date.now() + 5000;
-	while (!condition()) {
-		if (Date.now() > deadline) {
-			throw new Error('timed out');
-		}
-
-		await new Promise(resolve => {
-			setTimeout(resolve, 5);
-		});
-	}
 }
 
 beforeAll(async () => {
@@ -141,7 +129,7 @@ describe('creating VMs from callbacks', () => {
 		});
 		const first = await supervisor.createVm({kernel});
 		await first.start();
-		await waitUntil(() => created !== undefined);
+		await until(() => created !== undefined);
 		const second = await created!;
 		await second.start();
 		expect(second.state).toBe('Running');
@@ -158,7 +146,7 @@ describe('creating VMs from callbacks', () => {
 		});
 		await first.start();
 		expect((await first.died).reason).toBe('SHUTDOWN');
-		await waitUntil(() => replacement !== undefined);
+		await until(() => replacement !== undefined);
 		const vm = await replacement!;
 		await vm.start();
 		expect(vm.state).toBe('Running');
@@ -192,7 +180,7 @@ describe('state that cannot be written', () => {
 		await Promise.all(vms.map(async vm => vm.start()));
 		expect(vms.map(vm => vm.state)).toEqual(['Running', 'Running']);
 		expect(supervisor.actor.getSnapshot().status).toBe('active');
-		await waitUntil(() => events.filter(event => event.type === 'supervisor.state.writeFailed').length === 2);
+		await until(() => events.filter(event => event.type === 'supervisor.state.writeFailed').length === 2);
 		expect(events.filter(event => event.type === 'supervisor.state.writeFailed')).toEqual(vms.map((vm): unknown => expect.objectContaining({write: 'last-cid', cid: vm.cid, initiator: 'supervisor'})));
 
 		const identities = vms.map(vm => processIdentity(vm.pid!)!);

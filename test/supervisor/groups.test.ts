@@ -7,7 +7,8 @@
 import {SupervisionGroupClosedError} from '../../src/errors.js';
 import type {SupervisedVm, SupervisorEvent} from '../../src/supervisor.js';
 import type {GroupStrategy} from '../../src/services/restart/policy.js';
-import {until, useRestartFixture} from './restart-fixture.js';
+import {until} from '../helpers/until.js';
+import {useRestartFixture} from './restart-fixture.js';
 
 const FAST = {backoff: {initialDelayMs: 20, factor: 2, maxDelayMs: 1000, jitter: 0}};
 

@@ -66,17 +66,3 @@ export function useRestartFixture() {
 export function script(file: string, directives: string[]): void {
 	writeFileSync(file, ['#!crosvm-sim-guest', ...directives, ''].join('\n'));
 }
-
-/** Waits for `condition`, polling every 5 ms, for up to 10 s. */
-export async function until(condition: () => boolean): Promise<void> {
-	const deadline = Date.now() + 10_000;
-	while (!condition()) {
-		if (Date.now() > deadline) {
-			throw new Error('timed out');
-		}
-
-		await new Promise(resolve => {
-			setTimeout(resolve, 5);
-		});
-	}
-}

@@ -7,7 +7,8 @@
  */
 import type {RestartPolicyOptions} from '../../src/services/restart/policy.js';
 import type {SupervisedVm, SupervisorEvent} from '../../src/supervisor.js';
-import {script, until, useRestartFixture} from './restart-fixture.js';
+import {until} from '../helpers/until.js';
+import {script, useRestartFixture} from './restart-fixture.js';
 
 const RUNS = ['payload started', 'payload ready', 'hang'];
 const CRASHES = ['console about to crash', 'crash'];
