@@ -62,6 +62,9 @@ describe.each([
 			await vm.start();
 		}
 
+		// Every guest up before B dies: a member stopped for the restart then answers its stop (a
+		// guest still booting on a loaded machine might not have its control socket yet).
+		await until(() => Object.values(vms).every(vm => vm.payloadState === 'Ready'));
 		const names = new Map(Object.entries(vms).map(([name, vm]) => [vm.cid, name]));
 		const pids = new Map(Object.entries(vms).map(([name, vm]) => [name, vm.pid]));
 		process.kill(vms['B']!.pid!, 'SIGKILL');
