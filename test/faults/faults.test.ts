@@ -182,6 +182,8 @@ describe('a file system that fails', () => {
 		const supervisor = supervise();
 		const first = await supervisor.createVm({kernel: guest('payload started', 'hang')});
 		await first.start();
+		// Its guest up before the disk fills: the stop below then reaches a listening control socket.
+		await until(() => first.payloadState === 'Started');
 		fill(fs);
 		const later = await Promise.allSettled(Array.from({length: 3}, async () => supervisor.createVm({kernel: guest('payload started', 'hang')})));
 		const created = later.flatMap(result => result.status === 'fulfilled' ? [result.value] : []);
@@ -191,7 +193,8 @@ describe('a file system that fails', () => {
 		expect([...createErrors, ...errors]).toEqual(['VMM_SPAWN_FAILED', 'VMM_SPAWN_FAILED', 'VMM_SPAWN_FAILED']);
 		expect(first.state).toBe('Running');
 		const death = first.died;
-		await supervisor.shutdown();
+		// A generous stop timeout: the point is a graceful stop on a full disk, not its speed.
+		await supervisor.shutdown({stopTimeoutMs: 10_000});
 		expect((await death).reason).toBe('SHUTDOWN');
 		expect({temp: readdirSync(tempRoot), records: records()}).toEqual({temp: [], records: []});
 	});
