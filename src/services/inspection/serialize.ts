@@ -50,7 +50,8 @@ export function toJsonValue(value: unknown, options: SerializeOptions = {}): Jso
 			case 'boolean':
 				return input;
 			case 'number':
-				return Number.isFinite(input) ? input : String(input);
+				// JSON has no -0 (it writes 0) and no NaN or infinities (it writes null): say what it can.
+				return Number.isFinite(input) ? (Object.is(input, -0) ? 0 : input) : String(input);
 			case 'string':
 				return input.length > maxStringLength
 					? `${input.slice(0, maxStringLength)}…[${input.length} chars]`

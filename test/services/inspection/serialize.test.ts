@@ -14,6 +14,11 @@ class Opaque {
 	readonly handle = {fd: 3};
 }
 
+test('-0, which JSON cannot write, becomes 0; NaN and infinities become their names', () => {
+	expect(Object.is(toJsonValue(-0), 0)).toBe(true);
+	expect(toJsonValue([-0, Number.NaN, Number.POSITIVE_INFINITY])).toEqual([0, 'NaN', 'Infinity']);
+});
+
 test('any value becomes a JSON value that survives a round trip, without throwing', () => {
 	fc.assert(fc.property(fc.anything({withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withSparseArray: true, withNullPrototype: true, withObjectString: true, withBoxedValues: true}), value => {
 		const converted = toJsonValue(value);
