@@ -44,7 +44,7 @@ async function requestStop(context: VmmStopContext, timeoutMs: number): Promise<
 		throw new StopRequestError(`cannot stop crosvm (pid ${context.pid}) gracefully: it has no control socket`, {});
 	}
 
-	// From the spawner thread: a thousand stops at once never wait on a fork in the host's event
+	// From the spawner process: a thousand stops at once never wait on a fork in the host's event
 	// loop, a stop that cannot be spawned (EMFILE) is a failed request, retried until the timeout, and
 	// a stop whose VM died meanwhile (the signal aborts) is ended rather than left running.
 	const result = await runCommand(context.vmmPath, ['stop', context.controlSocket], {timeoutMs, signal: context.signal});

@@ -130,7 +130,7 @@ class CommandBuilder {
 
 		if (entry.kind === 'channel' && entry.role === 'failure') {
 			// spawnVmm hands the failure channel over as a file it opened O_WRONLY|O_APPEND in the VM's
-			// directory (src/services/vmm/spawn/worker-source.ts), not a socket: QEMU dup()s it.
+			// directory (src/services/vmm/spawn/spawner-source.ts), not a socket: QEMU dup()s it.
 			this.args.push('-chardev', `file,${optionList([['id', id], ['path', this.fdset(entry.childFd)], ['append', 'on'], ...muxed])}`);
 			return;
 		}

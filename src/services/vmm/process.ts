@@ -11,7 +11,6 @@ import {VmSpawnError} from '../../errors.js';
 import {readOutputFile} from './spawn/output-files.js';
 import {SpawnFailure, spawner, type SpawnedChild} from './spawn/spawner.js';
 import type {OutputFile, StdioEntry} from './spawn/protocol.js';
-import {killOnHostExit} from './spawn/exit-cleanup.js';
 import {spawnTurn} from './spawn/pace.js';
 
 /** util-linux's `setpriv`, which sets the parent-death signal and then execs the VMM. */
@@ -114,10 +113,10 @@ function checkCredentialsKept(file: string, vmmPath: string): void {
 let warnedNoSetpriv = false;
 
 /**
- * The command that runs the VMM so it receives SIGKILL when this process dies, even by SIGKILL:
- * `setpriv --pdeathsig KILL -- VMM ARGS`. setpriv execs, so the pid is the VMM's. Without setpriv the
- * VMM is spawned directly and only an exit hook (./spawn/exit-cleanup.ts, which cannot run on
- * SIGKILL) protects it; this is logged once per process.
+ * The command that runs the VMM so it receives SIGKILL when its parent, the spawner process, dies,
+ * even by SIGKILL: `setpriv --pdeathsig KILL -- VMM ARGS`. setpriv execs, so the pid is the VMM's.
+ * Without setpriv the VMM is spawned directly, and only the spawner, which SIGKILLs its children
+ * when the host goes, protects it; this is logged once per process.
  */
 export function parentDeathCommand(file: string, args: string[], logger: winston.Logger, setprivPath = SETPRIV_PATH): {file: string; args: string[]; parentDeathSignal: boolean} {
 	if (existsSync(setprivPath)) {
@@ -279,7 +278,6 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 	let ownDir: string | undefined;
 	let child: SpawnedChild;
 	let outputs: OutputFiles;
-	let parentDeathSignal: boolean;
 	try {
 		if (options.turnTaken !== true) {
 			await spawnTurn();
@@ -287,7 +285,6 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 
 		const file = resolveVmmPath(options.vmmPath);
 		const command = parentDeathCommand(file, options.args, options.logger, options.setprivPath);
-		parentDeathSignal = command.parentDeathSignal;
 		const directory = options.outputDir ?? (ownDir = await mkdtemp(path.join(os.tmpdir(), 'vmwarden-vmm-')));
 		outputs = {ownDir, stderrPath: path.join(directory, 'vmm.stderr'), failurePath: options.failureFd === undefined ? undefined : path.join(directory, 'vmm.failure')};
 		const stdio: StdioEntry[] = ['ignore', 'ignore', 'ignore', ...options.descriptors];
@@ -313,9 +310,6 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 	// Replies arrive in batches when a fleet starts: what follows each one (the VM entering Running)
 	// waits for its turn.
 	await spawnTurn();
-	if (!parentDeathSignal) {
-		killOnHostExit(child);
-	}
 
 	const vmm = new VmmProcess(child, outputs, options);
 	options.logger.debug(`Spawned VMM(${vmm.pid})`);

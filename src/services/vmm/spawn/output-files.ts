@@ -1,7 +1,7 @@
 import {closeSync, constants, fstatSync, openSync, readSync} from 'node:fs';
 
 /*
- * The VMM's stderr and failure UART go to files the spawner thread creates (./worker-source.ts) and
+ * The VMM's stderr and failure UART go to files the spawner process creates (./spawner-source.ts) and
  * the host reads back after the exit: one descriptor less per VM for as long as it runs, compared
  * with a pipe the host must keep open and drain.
  */

@@ -24,7 +24,7 @@ function tick(): void {
 
 /**
  * Resolves when this caller may do its synchronous spawn work (temporary directory, descriptors,
- * the request to the spawner thread, the transition that follows a reply). One caller per
+ * the request to the spawner process, the transition that follows a reply). One caller per
  * event-loop turn, in order: the work a waiter does after its turn (including the promise chains it
  * resolves) ends with that turn, so no turn holds more than one VM's work, and timers and I/O run
  * between any two. A thousand VMs started in one tick become a thousand short turns instead of one

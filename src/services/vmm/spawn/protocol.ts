@@ -1,6 +1,6 @@
 /**
- * The messages between the host's main thread and the spawner thread (./worker-source.ts). Plain
- * data only: they cross `postMessage`.
+ * The messages between the host and the spawner process (./spawner-source.ts). Plain
+ * data only: they cross Node's IPC channel (advanced serialization).
  */
 
 /** A child's stdio entry: inherit an fd of this process, a pipe the spawner relays, or nothing. */

@@ -1,18 +1,18 @@
+import {spawn, type ChildProcess} from 'node:child_process';
 import {Readable} from 'node:stream';
-import {Worker} from 'node:worker_threads';
 import type {FromSpawner, OutputFile, StdioEntry, ToSpawner} from './protocol.js';
+import {SPAWNER_SOURCE} from './spawner-source.js';
 
 /** `Omit` over each member of a union. */
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-import {SPAWNER_SOURCE} from './worker-source.js';
 
 /**
- * How long the spawner thread outlives its last child or command. Long enough that a fleet started
- * in waves reuses it, short enough that an idle host holds none of its descriptors for long.
+ * How long the spawner process outlives its last child or command. Long enough that a fleet started
+ * in waves reuses it, short enough that an idle host keeps no extra process for long.
  */
 export const SPAWNER_IDLE_MS = 250;
 
-/** How a child ended. `lost` is set when the spawner thread itself died and the exit is unknown. */
+/** How a child ended. `lost` is set when the spawner process itself died and the exit is unknown. */
 export interface ChildExit {
 	code: number | null;
 	signal: NodeJS.Signals | null;
@@ -35,7 +35,7 @@ export interface CommandResult extends ChildExit {
 	failed: string | undefined;
 }
 
-/** A child the spawner thread started, as the main thread sees it. */
+/** A child the spawner process started, as the host sees it. */
 export interface SpawnedChild {
 	readonly pid: number;
 	/** Settles once the child exited (never rejects). */
@@ -44,7 +44,7 @@ export interface SpawnedChild {
 	readonly pipes: ReadonlyMap<number, Readable>;
 	/**
 	 * Settles once every relayed pipe was closed by every writer (whether or not its data was read
-	 * yet), or the main thread closed it.
+	 * yet), or the host closed it.
 	 */
 	readonly pipesClosed: Promise<void>;
 	/** Asks for a signal; false once the exit is known. */
@@ -66,7 +66,7 @@ interface PendingRequest {
 }
 
 /**
- * A pipe the spawner thread reads: one chunk in flight, the next asked for once this side has taken
+ * A pipe the spawner process reads: one chunk in flight, the next asked for once this side has taken
  * the last one, so the spawner never buffers more than a chunk for a reader that is slow or gone.
  */
 class RelayedPipe extends Readable {
@@ -108,12 +108,12 @@ class RelayedPipe extends Readable {
 }
 
 /**
- * The main thread's side of the spawner thread: starts it on the first request, keeps the host
- * alive (ref) while any child runs, and ends it once idle for `SPAWNER_IDLE_MS` (never while a
- * child runs: their parent-death signal follows this thread).
+ * The host's side of the spawner process (./spawner-source.ts): starts it on the first request,
+ * keeps the host alive (ref) while any child runs, and ends it once idle for `SPAWNER_IDLE_MS`
+ * (never while a child runs: it is their parent, and takes them down if the host dies).
  */
 class Spawner {
-	#worker: Worker | undefined;
+	#process: ChildProcess | undefined;
 	#nextId = 1;
 	readonly #requests = new Map<number, PendingRequest>();
 	readonly #children = new Map<number, LiveChild>();
@@ -193,34 +193,43 @@ class Spawner {
 		return new Promise((resolve, reject) => {
 			this.#requests.set(message.id, {resolve, reject});
 			// The child inherits the host's environment as it is now, as Node's own spawn would give
-			// it: the thread's process.env is a copy taken when the thread started.
+			// it, not the spawner's.
 			this.#post({...message, env: {...process.env}});
 		});
 	}
 
 	#post(message: ToSpawner): void {
-		this.#busy().postMessage(message);
+		this.#busy().send(message);
 	}
 
-	#busy(): Worker {
+	#busy(): ChildProcess {
 		clearTimeout(this.#idleTimer);
 		this.#idleTimer = undefined;
-		if (this.#worker === undefined) {
-			const worker = new Worker(SPAWNER_SOURCE, {eval: true, name: 'vmwarden-spawner', stdout: false, stderr: false});
-			worker.on('message', (message: FromSpawner) => {
+		if (this.#process === undefined) {
+			// Its own session: a terminal's Ctrl-C reaches the host, which stops its VMs in order,
+			// not every VMM at once. A clean environment: no NODE_OPTIONS of the host (a loader, a
+			// debugger) in a process that only spawns.
+			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid)], {
+				stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+				serialization: 'advanced',
+				detached: true,
+				env: {},
+			});
+			child.on('message', (message: FromSpawner) => {
 				this.#receive(message);
 			});
-			worker.on('error', error => {
-				this.#lost(worker, `the spawner thread failed: ${error.message}`);
+			child.on('error', error => {
+				this.#lost(child, `the spawner process failed: ${error.message}`);
 			});
-			worker.on('exit', code => {
-				this.#lost(worker, `the spawner thread exited with ${code}`);
+			child.on('exit', (code, signal) => {
+				this.#lost(child, `the spawner process exited with ${signal ?? code}`);
 			});
-			this.#worker = worker;
+			this.#process = child;
 		}
 
-		this.#worker.ref();
-		return this.#worker;
+		this.#process.ref();
+		this.#process.channel?.ref();
+		return this.#process;
 	}
 
 	#receive(message: FromSpawner): void {
@@ -289,31 +298,33 @@ class Spawner {
 		}
 	}
 
-	/** Once nothing is in flight: stop holding the host open, and end the thread after a while. */
+	/** Once nothing is in flight: stop holding the host open, and end the spawner after a while. */
 	#settle(): void {
-		if (this.#requests.size > 0 || this.#children.size > 0 || this.#worker === undefined || this.#idleTimer !== undefined) {
+		if (this.#requests.size > 0 || this.#children.size > 0 || this.#process === undefined || this.#idleTimer !== undefined) {
 			return;
 		}
 
-		const worker = this.#worker;
-		worker.unref();
+		const child = this.#process;
+		child.unref();
+		child.channel?.unref();
 		this.#idleTimer = setTimeout(() => {
 			this.#idleTimer = undefined;
-			if (this.#worker === worker) {
-				this.#worker = undefined;
-				void worker.terminate();
+			if (this.#process === child) {
+				this.#process = undefined;
+				// It exits once its channel closes.
+				child.disconnect();
 			}
 		}, SPAWNER_IDLE_MS);
 		this.#idleTimer.unref();
 	}
 
-	/** The thread died under its children: they are gone (parent-death signal) or unknowable now. */
-	#lost(worker: Worker, reason: string): void {
-		if (this.#worker !== worker) {
+	/** The spawner died under its children: they are gone (parent-death signal) or unknowable now. */
+	#lost(child: ChildProcess, reason: string): void {
+		if (this.#process !== child) {
 			return;
 		}
 
-		this.#worker = undefined;
+		this.#process = undefined;
 		clearTimeout(this.#idleTimer);
 		this.#idleTimer = undefined;
 		for (const [id, request] of this.#requests) {
@@ -336,5 +347,5 @@ class Spawner {
 	}
 }
 
-/** The one spawner of this process (a thread per process is enough: spawns are short). */
+/** The one spawner of this process (one is enough: spawns are short). */
 export const spawner = new Spawner();

@@ -1,0 +1,262 @@
+/**
+ * The spawner process's program, as source text run with `node -e`: the same text works from the
+ * build, from tsx and under jest, where a program file would have to exist as JavaScript next to
+ * whichever module loaded it. It speaks ./protocol.ts over Node's IPC channel.
+ *
+ * Why a process and not a thread of the host: Node's `spawn` forks, and a fork copies the page
+ * tables of the whole forking process and write-protects every page of it (copy-on-write), under the
+ * process's memory lock. Forking from the host, even from a worker thread, makes the host's main
+ * thread wait on that lock and fault on its own heap after every spawn: the cost grows with the
+ * host's memory, times the fleet. This small process forks instead; the host never does, once it
+ * started this one.
+ *
+ * Descriptors are per process, so the VMM's files cannot be handed over as numbers: each one the
+ * host opened is opened again here through /proc/HOST/fd/N, which names the file the host holds (not
+ * a path that could have changed since the host checked it), with the host's access mode, and closed
+ * once the child has its copy.
+ *
+ * Every descriptor this process inherited without close-on-exec beyond 0-2 (whatever the host
+ * itself inherited without the flag, which Node cannot close in the host) is closed at start: only
+ * the planned descriptors reach a VMM. Nothing this process opens later is inheritable (libuv opens
+ * with O_CLOEXEC, and so is Node's IPC channel).
+ *
+ * When the host goes (its end of the channel closes, also when it was SIGKILLed), every child still
+ * running gets SIGKILL, then this process exits: a VMM whose exec dropped the parent-death signal
+ * (file capabilities) still goes with its host. Every child keeps an 'error' listener for as long as
+ * it exists: an 'error' with no listener (a failed kill, EMFILE) would end this process.
+ */
+export const SPAWNER_SOURCE = String.raw`
+'use strict';
+const {spawn} = require('node:child_process');
+const {closeSync, constants, openSync, readdirSync, readFileSync} = require('node:fs');
+
+/** The host process, whose descriptors the children get. */
+const HOST = Number(process.argv[1]);
+
+/** Live children by request id: {child, relays: Map<fd, stream>}. */
+const children = new Map();
+/** Each short command still running, by request id: {child, end}. */
+const commands = new Map();
+const post = message => {
+	if (process.connected) {
+		process.send(message);
+	}
+};
+
+/** The flags of an open descriptor, from the 'flags:' line (octal) of a /proc fdinfo file. */
+function flagsOf(fdinfo) {
+	const match = /^flags:\s*([0-7]+)$/m.exec(readFileSync(fdinfo, 'utf8'));
+	return match === null ? undefined : Number.parseInt(match[1], 8);
+}
+
+// Linux's values (asm-generic/fcntl.h); Node's fs.constants has neither.
+const O_ACCMODE = 0o3;
+const O_CLOEXEC = 0o2000000;
+
+// Whatever this process inherited without close-on-exec beyond 0-2 (the host's own inheritance,
+// which Node cannot close there since it is not Node's) is closed here, where nothing uses it: only
+// the planned descriptors reach a child. Node's own descriptors are all close-on-exec.
+for (const fd of readdirSync('/proc/self/fd').map(Number)) {
+	try {
+		const flags = fd > 2 ? flagsOf('/proc/self/fdinfo/' + fd) : undefined;
+		if (flags !== undefined && (flags & O_CLOEXEC) === 0) {
+			closeSync(fd);
+		}
+	} catch {
+		// The descriptor readdir itself used, closed by now.
+	}
+}
+
+/** The access flags the host opened its descriptor with that matter to whoever reads or writes it. */
+const KEPT_FLAGS = O_ACCMODE | constants.O_APPEND | constants.O_DIRECT | constants.O_DSYNC | constants.O_SYNC;
+
+/** Opens the file behind the host's descriptor \`fd\` again, with the host's access mode. */
+function reopen(fd) {
+	const flags = flagsOf('/proc/' + HOST + '/fdinfo/' + fd);
+	if (flags === undefined) {
+		throw Object.assign(new Error('descriptor ' + fd + ' of the host has no flags'), {code: 'EBADF'});
+	}
+
+	return openSync('/proc/' + HOST + '/fd/' + fd, flags & KEPT_FLAGS);
+}
+
+/** Drops a child once it exited and every relayed pipe of it closed. */
+function forget(id) {
+	const entry = children.get(id);
+	if (entry !== undefined && entry.relays.size === 0 && (entry.child.exitCode !== null || entry.child.signalCode !== null)) {
+		children.delete(id);
+	}
+}
+
+/** Write-only, appending, created fresh (never an existing file or a planted symlink). */
+const OUTPUT_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+function spawnChild({id, file, args, stdio, relay, outputs, env}) {
+	let child;
+	// Created here, not on the host's event loop: on a busy disk creating and closing a file takes
+	// milliseconds, times a fleet.
+	const opened = [];
+	try {
+		for (const [index, entry] of stdio.entries()) {
+			if (typeof entry === 'number') {
+				const fd = reopen(entry);
+				opened.push(fd);
+				stdio[index] = fd;
+			}
+		}
+
+		for (const output of outputs) {
+			const fd = openSync(output.path, OUTPUT_FLAGS, 0o600);
+			opened.push(fd);
+			stdio[output.fd] = fd;
+		}
+
+		child = spawn(file, args, {stdio, env});
+	} catch (error) {
+		post({op: 'failed', id, code: error.code, message: String(error && error.message || error)});
+		return;
+	} finally {
+		// The child has its copies (or there is none): the host keeps no descriptor of these files.
+		for (const fd of opened) {
+			closeSync(fd);
+		}
+	}
+
+	if (child.pid === undefined) {
+		// libuv failed (ENOENT, EACCES, EMFILE, E2BIG, ...): Node reports it as 'error' on the next tick.
+		child.once('error', error => post({op: 'failed', id, code: error.code, message: String(error.message)}));
+		return;
+	}
+
+	const relays = new Map();
+	children.set(id, {child, relays});
+	child.on('error', error => post({op: 'error', id, message: String(error.message)}));
+	post({op: 'spawned', id, pid: child.pid});
+	for (const fd of relay) {
+		const stream = child.stdio[fd];
+		if (!stream) {
+			post({op: 'end', id, fd});
+			continue;
+		}
+
+		relays.set(fd, stream);
+		let ended = false;
+		const end = () => {
+			if (!ended) {
+				ended = true;
+				relays.delete(fd);
+				post({op: 'end', id, fd});
+				forget(id);
+			}
+		};
+
+		// One chunk in flight per pipe: a flooding guest waits for the host to read, never the heap.
+		stream.on('data', chunk => {
+			stream.pause();
+			post({op: 'data', id, fd, chunk: new Uint8Array(chunk)});
+		});
+		stream.on('end', end);
+		stream.on('close', end);
+		stream.on('error', end);
+	}
+
+	child.on('exit', (code, signal) => {
+		post({op: 'exit', id, code, signal});
+		forget(id);
+	});
+}
+
+function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
+	let child;
+	try {
+		child = spawn(file, args, {stdio: ['ignore', 'ignore', 'pipe'], env});
+	} catch (error) {
+		post({op: 'ran', id, code: null, signal: null, stderr: '', timedOut: false, failed: String(error && error.message || error)});
+		return;
+	}
+
+	let stderr = '';
+	let timedOut = false;
+	let done = false;
+	const finish = (code, signal, failure) => {
+		if (!done) {
+			done = true;
+			commands.delete(id);
+			clearTimeout(timer);
+			clearTimeout(forceKill);
+			post({op: 'ran', id, code, signal, stderr, timedOut, failed: failure});
+		}
+	};
+
+	let forceKill;
+	const end = () => {
+		child.kill('SIGTERM');
+		forceKill = setTimeout(() => child.kill('SIGKILL'), 1000);
+	};
+	const timer = setTimeout(() => {
+		timedOut = true;
+		end();
+	}, timeoutMs);
+	commands.set(id, {child, end});
+	child.on('error', error => {
+		if (child.pid === undefined) {
+			finish(null, null, String(error.message));
+		}
+	});
+	child.stderr?.setEncoding('utf8');
+	child.stderr?.on('data', text => {
+		stderr = (stderr + text).slice(0, maxOutputBytes);
+	});
+	child.on('close', (code, signal) => finish(code, signal));
+}
+
+// The host is gone (its end of the channel closed, whatever killed it): nothing it started may stay.
+process.on('disconnect', () => {
+	for (const {child} of children.values()) {
+		child.kill('SIGKILL');
+	}
+
+	for (const {child} of commands.values()) {
+		child.kill('SIGKILL');
+	}
+
+	process.exit(0);
+});
+
+process.on('message', message => {
+	switch (message.op) {
+		case 'spawn': {
+			spawnChild(message);
+			break;
+		}
+
+		case 'run': {
+			runCommand(message);
+			break;
+		}
+
+		case 'kill': {
+			children.get(message.id)?.child.kill(message.signal);
+			break;
+		}
+
+		case 'cancel': {
+			commands.get(message.id)?.end();
+			break;
+		}
+
+		case 'more': {
+			children.get(message.id)?.relays.get(message.fd)?.resume();
+			break;
+		}
+
+		case 'close': {
+			// Its 'close' event posts the end and forgets the child once it exited.
+			children.get(message.id)?.relays.get(message.fd)?.destroy();
+			break;
+		}
+
+		default:
+	}
+});
+`;
