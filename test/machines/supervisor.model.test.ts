@@ -61,7 +61,7 @@ describe(`supervisor model: ${shortestPaths.length} shortest paths, ${simplePath
 			const finished = execa('true', {cleanup: false});
 			const finishedPid = finished.pid!;
 			await finished;
-			const staleTempDir = createTempDir(context.tempRoot, first - 1);
+			const staleTempDir = await createTempDir(context.tempRoot, first - 1);
 			writeVmRecord(stateDir, {cid: first - 1, pid: finishedPid, startTime: '1', tempDir: staleTempDir, supervisorPid: 1});
 
 			const started: Supervisor = createSupervisor({

@@ -302,16 +302,16 @@ describe('state directory', () => {
 	test('a previous instance\'s VMs are reaped: killed, temp dir removed, CID freed and reported; a reused PID is left alone', async () => {
 		const stateDir = makeFolder();
 		const tempRoot = makeFolder();
-		const start = (cid: number) => {
+		const start = async (cid: number) => {
 			// As a VMM would be: in a temporary directory vmwarden made, and naming it in its argv.
-			const tempDir = createTempDir(tempRoot, cid);
+			const tempDir = await createTempDir(tempRoot, cid);
 			const sleeper = execa('sleep', ['600'], {reject: false, argv0: join(tempDir, 'crosvm.sock')});
 			sleepers.push(sleeper);
 			return {sleeper, identity: processIdentity(sleeper.pid!)!, tempDir};
 		};
 
-		const stale = start(2048);
-		const unrelated = start(2049);
+		const stale = await start(2048);
+		const unrelated = await start(2049);
 		writeVmRecord(stateDir, {cid: 2048, pid: stale.identity.pid, startTime: stale.identity.startTime, tempDir: stale.tempDir, supervisorPid: 1});
 		writeVmRecord(stateDir, {cid: 2049, pid: unrelated.identity.pid, startTime: `${unrelated.identity.startTime}0`, tempDir: unrelated.tempDir, supervisorPid: 1});
 

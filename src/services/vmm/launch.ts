@@ -55,14 +55,14 @@ export function asVmwardenError(error: unknown, vmmPath: string): VmwardenError 
  */
 export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promise<Launched> {
 	const {env, cid, payloadChannel, requester} = input;
-	const undo: Array<() => void> = [];
+	const undo: Array<() => unknown> = [];
 	try {
 		// A fleet started in one tick: each launch's synchronous work waits for its turn.
 		await spawnTurn();
 		validateConfig(env.config, env.filePolicy, requester);
 		let tempDir: string;
 		try {
-			tempDir = createTempDir(env.tempRoot, cid);
+			tempDir = await createTempDir(env.tempRoot, cid);
 		} catch (error) {
 			if (isHostExhausted(error)) {
 				// The host is out of room, not the config wrong: the same start may work later.
@@ -72,7 +72,10 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 			throw new InvalidConfigError('tempRoot', `cannot create a temporary directory in ${env.tempRoot}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
 		}
 
-		undo.push(() => removeTempDir(tempDir, env.logger));
+		undo.push(async () => removeTempDir(tempDir, env.logger));
+		// The directory came from the thread pool, with other launches' maybe: the synchronous work
+		// that follows (descriptors, the command, the spawn request) waits for a turn again.
+		await spawnTurn();
 		const captures = await openCaptures({config: env.config, tempDir, filePolicy: env.filePolicy, requester, outputs: env.outputs, logger: env.logger});
 		undo.push(() => {
 			captures.dispose();
@@ -117,7 +120,7 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 		return {tempDir, vmm, captures};
 	} catch (error) {
 		for (const step of undo.reverse()) {
-			step();
+			await step();
 		}
 
 		// No capture will ever run: `console$` and `log$` subscribers learn it now.

@@ -1,5 +1,5 @@
-import {chmodSync, closeSync, constants, mkdtempSync, openSync, rmSync, writeSync} from 'node:fs';
-import {lstat, rm} from 'node:fs/promises';
+import {constants} from 'node:fs';
+import {chmod, lstat, mkdtemp, open, rm} from 'node:fs/promises';
 import path from 'node:path';
 import type winston from 'winston';
 import {readSmallFileAsync} from '../state-dir/files.js';
@@ -24,30 +24,37 @@ export function isTempDirName(directory: string, cid: number): boolean {
 	return path.isAbsolute(directory) && path.resolve(directory) === directory && new RegExp(`^vmwarden-${cid}-[A-Za-z0-9]{6}$`).test(path.basename(directory));
 }
 
-/** Creates the VM's private temporary directory (mode 0700) under `root`, with its marker. */
-export function createTempDir(root: string, cid: number): string {
-	const directory = mkdtempSync(path.join(root, `vmwarden-${cid}-`));
+/**
+ * Creates the VM's private temporary directory (mode 0700) under `root`, with its marker. Off the
+ * event loop (libuv's thread pool): on a busy disk each of these calls takes milliseconds, times a
+ * fleet.
+ */
+export async function createTempDir(root: string, cid: number): Promise<string> {
+	const directory = await mkdtemp(path.join(root, `vmwarden-${cid}-`));
 	try {
 		// mkdtemp already uses 0700; chmod makes it independent of the umask and the platform.
-		chmodSync(directory, 0o700);
-		const fd = openSync(path.join(directory, TEMP_DIR_MARKER), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+		await chmod(directory, 0o700);
+		const marker = await open(path.join(directory, TEMP_DIR_MARKER), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
 		try {
-			writeSync(fd, markerText(cid));
+			await marker.writeFile(markerText(cid));
 		} finally {
-			closeSync(fd);
+			await marker.close();
 		}
 	} catch (error) {
-		rmSync(directory, {recursive: true, force: true});
+		await rm(directory, {recursive: true, force: true});
 		throw error;
 	}
 
 	return directory;
 }
 
-/** Removes a temporary directory; a failure is logged, never thrown (as in the reference). */
-export function removeTempDir(directory: string, logger: winston.Logger): boolean {
+/**
+ * Removes a temporary directory, off the event loop; a failure is logged, never thrown (as in the
+ * reference). Resolves with whether it is gone.
+ */
+export async function removeTempDir(directory: string, logger: winston.Logger): Promise<boolean> {
 	try {
-		rmSync(directory, {recursive: true, force: true, maxRetries: 2});
+		await rm(directory, {recursive: true, force: true, maxRetries: 2});
 		return true;
 	} catch (error) {
 		logger.error(`Error removing temporary directory ${directory}: ${String(error)}`);

@@ -4,6 +4,7 @@ import type {VmmExit} from './driver.js';
 import type {VmCaptures} from '../console/captures.js';
 import type {VmEnvironment} from './environment.js';
 import type {VmmProcess} from './process.js';
+import {spawnTurn} from './spawn/pace.js';
 import {removeTempDir} from './temp-dir.js';
 
 /** What a VM needs of its running VMM: a `VmmProcess` (tests give a fake). */
@@ -58,10 +59,15 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 	let active = true;
 	// Set once VMM.DONE is sent: the VM is Dead, and stopping this actor only releases.
 	let delivered = false;
-	const release = () => {
-		captures?.dispose();
-		vmm.dispose();
-		removeTempDir(tempDir, logger);
+	let released: Promise<unknown> | undefined;
+	// Once: streams, descriptors, then the directory (off the event loop).
+	const release = async () => {
+		released ??= (async () => {
+			captures?.dispose();
+			vmm.dispose();
+			await removeTempDir(tempDir, logger);
+		})();
+		return released;
 	};
 
 	const deliver = (event: VmmDone) => {
@@ -98,7 +104,13 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 			exitReason = DeathReason.UNKNOWN;
 		}
 
-		deliver({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail, consoleTail: captures?.consoleTail()});
+		const consoleTail = captures?.consoleTail();
+		// Everything is read: the death is reported with nothing of the VM left behind.
+		await release();
+		// Deaths come in batches when a fleet stops (and from the thread pool): each one's transitions
+		// wait for a turn.
+		await spawnTurn();
+		deliver({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail, consoleTail});
 	};
 
 	watch().catch((error: unknown) => {
@@ -108,7 +120,7 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 	return () => {
 		active = false;
 		if (delivered) {
-			release();
+			void release();
 			return;
 		}
 

@@ -22,7 +22,7 @@ async function reap(stateDir: string, options: Parameters<typeof reapStateDir>[2
 describe('reaping a previous instance\'s VMs', () => {
 	test('a VMM that provably is the recorded one is killed; its temp dir and record are removed; its CID is free', async () => {
 		const stateDir = makeFolder();
-		const vmm = startVmmLike(makeFolder(), 2050);
+		const vmm = await startVmmLike(makeFolder(), 2050);
 		expect(writeVmRecord(stateDir, record(2050, vmm.identity.pid, vmm.identity.startTime, vmm.tempDir))).toEqual({ok: true});
 
 		const reports = await reap(stateDir);
@@ -37,7 +37,7 @@ describe('reaping a previous instance\'s VMs', () => {
 		const stateDir = makeFolder();
 		const tempRoot = makeFolder();
 		// Our own temp dir, even: the process's command line does not name it.
-		const tempDir = createTempDir(tempRoot, 2051);
+		const tempDir = await createTempDir(tempRoot, 2051);
 		const unrelated = startSleeper();
 		writeVmRecord(stateDir, record(2051, unrelated.identity.pid, unrelated.identity.startTime, tempDir));
 		// A process that names a temp dir, but one the record's name pattern does not allow.
@@ -63,8 +63,8 @@ describe('reaping a previous instance\'s VMs', () => {
 		const pid = await deadPid();
 		const precious = join(tempRoot, 'precious');
 		const unmarked = join(tempRoot, 'vmwarden-3001-abcdef');
-		const otherCid = createTempDir(tempRoot, 3999);
-		const linkTarget = createTempDir(tempRoot, 3003);
+		const otherCid = await createTempDir(tempRoot, 3999);
+		const linkTarget = await createTempDir(tempRoot, 3003);
 		const linked = join(tempRoot, 'vmwarden-3003-linked');
 		for (const folder of [precious, unmarked]) {
 			mkdirSync(folder);
@@ -108,8 +108,8 @@ describe('reaping a previous instance\'s VMs', () => {
 	test('one unsignalable, one unreadable record never stop the rest: every record gets its own report', async () => {
 		const stateDir = makeFolder();
 		const tempRoot = makeFolder();
-		const good = [startVmmLike(tempRoot, 4000), startVmmLike(tempRoot, 4002)];
-		const denied = startVmmLike(tempRoot, 4001);
+		const good = [await startVmmLike(tempRoot, 4000), await startVmmLike(tempRoot, 4002)];
+		const denied = await startVmmLike(tempRoot, 4001);
 		for (const [cid, vmm] of [[4000, good[0]!], [4001, denied], [4002, good[1]!]] as const) {
 			writeVmRecord(stateDir, record(cid, vmm.identity.pid, vmm.identity.startTime, vmm.tempDir));
 		}
@@ -160,7 +160,7 @@ describe('reaping a previous instance\'s VMs', () => {
 		const tempRoot = makeFolder();
 		const pid = await deadPid();
 		for (let cid = 5000; cid < 5150; cid++) {
-			writeVmRecord(stateDir, record(cid, pid, '1', createTempDir(tempRoot, cid)));
+			writeVmRecord(stateDir, record(cid, pid, '1', await createTempDir(tempRoot, cid)));
 		}
 
 		let turns = 0;
@@ -179,7 +179,7 @@ describe('reaping a previous instance\'s VMs', () => {
 
 	test('reapStaleVms (records already read) returns only the VMs whose CID is free again', async () => {
 		const stateDir = makeFolder();
-		const vmm = startVmmLike(makeFolder(), 6000);
+		const vmm = await startVmmLike(makeFolder(), 6000);
 		const unrelated = startSleeper();
 		writeVmRecord(stateDir, record(6000, vmm.identity.pid, vmm.identity.startTime, vmm.tempDir));
 		writeVmRecord(stateDir, record(6001, unrelated.identity.pid, unrelated.identity.startTime, vmm.tempDir.replace('vmwarden-6000-', 'vmwarden-6001-')));
@@ -215,8 +215,8 @@ describe('reaping a previous instance\'s VMs', () => {
 			return tempDir;
 		};
 
-		const killableDir = ownedByNobody(createTempDir(tempRoot, 7000));
-		const deniedDir = ownedByNobody(createTempDir(tempRoot, 7001));
+		const killableDir = ownedByNobody(await createTempDir(tempRoot, 7000));
+		const deniedDir = ownedByNobody(await createTempDir(tempRoot, 7001));
 		const killable = execa('sleep', ['600'], {reject: false, uid: nobody, gid: nobody, argv0: join(killableDir, 'crosvm.sock')});
 		const denied = execa(process.execPath, ['-e', `process.seteuid(${nobody}); process.stdout.write('ready\\n'); setInterval(() => undefined, 1e9);`, join(deniedDir, 'crosvm.sock')], {reject: false, buffer: false, stdout: 'pipe'});
 		try {

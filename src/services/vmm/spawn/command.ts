@@ -1,3 +1,4 @@
+import {spawnTurn} from './pace.js';
 import {spawner, SpawnFailure, type CommandResult} from './spawner.js';
 
 export interface RunCommandOptions {
@@ -10,13 +11,16 @@ export interface RunCommandOptions {
 }
 
 /**
- * Runs a short command (`crosvm stop SOCKET`) from the spawner thread: no shell, stdin and stdout
+ * Runs a short command (`crosvm stop SOCKET`) from the spawner process: no shell, stdin and stdout
  * closed, the start of stderr kept. The host's event loop never waits for its fork and exec, and a
  * thousand stops at once cost the host a message each. Resolves with how it ended; rejects with
- * `SpawnFailure` only when the spawner thread itself is lost.
+ * `SpawnFailure` only when the spawner process itself is lost.
  */
 export async function runCommand(file: string, args: string[], options: RunCommandOptions): Promise<CommandResult> {
-	return spawner.run(file, args, options.timeoutMs, options.maxOutputBytes ?? 4096, options.signal);
+	const result = await spawner.run(file, args, options.timeoutMs, options.maxOutputBytes ?? 4096, options.signal);
+	// Results come in batches when a fleet stops: what each caller does next waits for its turn.
+	await spawnTurn();
+	return result;
 }
 
 export {SpawnFailure, type CommandResult};
