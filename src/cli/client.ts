@@ -44,7 +44,23 @@ export async function openRequest(socket: string, method: 'GET' | 'POST', path: 
 
 /** One request and its JSON reply; rejects with `DaemonError` for a status of 400 or more. */
 export async function call(socket: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-	const response = await openRequest(socket, method, path, body);
+	return readJson(await openRequest(socket, method, path, body));
+}
+
+/**
+ * Opens a stream the daemon serves (events, a console) and resolves with the response once the
+ * daemon accepted it; rejects with `DaemonError` and the daemon's error when it refused.
+ */
+export async function openStream(socket: string, path: string): Promise<IncomingMessage> {
+	const response = await openRequest(socket, 'GET', path);
+	if ((response.statusCode ?? 500) >= 400) {
+		await readJson(response);
+	}
+
+	return response;
+}
+
+async function readJson(response: IncomingMessage): Promise<unknown> {
 	const chunks: Buffer[] = [];
 	let length = 0;
 	for await (const chunk of response) {

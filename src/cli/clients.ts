@@ -1,7 +1,7 @@
 import {createInterface} from 'node:readline';
 import {parseConfigFile, sanitizeForLog, type ConfigFormat} from '../index.js';
 import type {DeathJson, VmJson} from './api/serialize.js';
-import {call, DaemonError, NoDaemonError, openRequest} from './client.js';
+import {call, DaemonError, NoDaemonError, openStream} from './client.js';
 import {EXIT_STATUS} from './exit-status.js';
 import {printLine, printNotice, reportError} from './output.js';
 
@@ -83,7 +83,7 @@ export async function infoCommand(cid: number, options: ClientOptions): Promise<
  * Sends a config file to the daemon, which creates and starts the VM. The file is read and its
  * paths resolved here (the daemon does not know this directory); the daemon validates it.
  */
-export async function startCommand(file: string, options: ClientOptions & {format: ConfigFormat | 'auto'; payloadChannel: boolean}): Promise<number> {
+export async function startCommand(file: string, options: ClientOptions & {format: ConfigFormat | 'auto'; payloadChannel: boolean; captureConsole: boolean}): Promise<number> {
 	let config;
 	try {
 		({config} = await parseConfigFile(file, options.format === 'auto' ? undefined : options.format));
@@ -92,7 +92,7 @@ export async function startCommand(file: string, options: ClientOptions & {forma
 	}
 
 	return client(options, async () => {
-		const vm = await call(options.socket, 'POST', '/v1/vms', {config, payloadChannel: options.payloadChannel}) as VmJson;
+		const vm = await call(options.socket, 'POST', '/v1/vms', {config, payloadChannel: options.payloadChannel, captureConsole: options.captureConsole}) as VmJson;
 		printLine(options.json ? JSON.stringify(vm) : `VM ${vm.cid}: ${vm.state} (VMM pid ${vm.pid ?? '-'})`);
 	});
 }
@@ -121,12 +121,7 @@ function describeEvent(event: Record<string, unknown>): string {
 /** Follows the daemon's event stream until it ends (the daemon shut down) or the user stops it. */
 export async function eventsCommand(options: ClientOptions & {cid?: number}): Promise<number> {
 	return client(options, async () => {
-		const response = await openRequest(options.socket, 'GET', options.cid === undefined ? '/v1/events' : `/v1/events?cid=${options.cid}`);
-		if ((response.statusCode ?? 500) >= 400) {
-			response.resume();
-			throw new DaemonError(response.statusCode ?? 500, undefined);
-		}
-
+		const response = await openStream(options.socket, options.cid === undefined ? '/v1/events' : `/v1/events?cid=${options.cid}`);
 		// Lines are bounded by what the daemon writes (events with bounded texts).
 		for await (const line of createInterface({input: response, crlfDelay: Infinity})) {
 			if (line.length === 0) {
@@ -134,6 +129,33 @@ export async function eventsCommand(options: ClientOptions & {cid?: number}): Pr
 			}
 
 			printLine(options.json ? line : describeEvent(JSON.parse(line) as Record<string, unknown>));
+		}
+	});
+}
+
+/**
+ * Shows a VM's console: the lines the daemon kept, then each line as the guest writes it, until the
+ * VM's console ends (it died) or the user stops it. The text is the guest's own, as `run --console`
+ * shows it; `--json` prints the daemon's stream as it is.
+ */
+export async function consoleCommand(cid: number, options: ClientOptions): Promise<number> {
+	return client(options, async () => {
+		const response = await openStream(options.socket, `/v1/vms/${cid}/console`);
+		// Lines are bounded by what the daemon writes (console lines of at most 4 KiB).
+		for await (const line of createInterface({input: response, crlfDelay: Infinity})) {
+			if (line.length === 0) {
+				continue;
+			}
+
+			if (options.json) {
+				printLine(line);
+				continue;
+			}
+
+			const entry = JSON.parse(line) as {type: string; text?: string};
+			if (entry.type === 'line' && entry.text !== undefined) {
+				printLine(entry.text);
+			}
 		}
 	});
 }

@@ -1,11 +1,29 @@
 import {InvalidArgumentError, Option} from 'commander';
-import {createCrosvmDriver, createQemuDriver, type CrosvmDialect, type VmmDriver} from '../index.js';
+import {createCrosvmDriver, createQemuDriver, type CrosvmDialect, type QemuAccelerator, type VmmDriver} from '../index.js';
 
 /** The options every command that starts VMs takes: which VMM, and how to speak to it. */
 export interface VmmOptions {
 	driver: 'crosvm' | 'qemu';
 	vmm?: string;
 	dialect: CrosvmDialect;
+	/** QEMU's accelerators, tried in order. */
+	accel?: QemuAccelerator[];
+}
+
+const ACCELERATORS: readonly QemuAccelerator[] = ['kvm', 'tcg', 'xen', 'hvf', 'whpx'];
+
+function isAccelerator(value: string): value is QemuAccelerator {
+	return (ACCELERATORS as readonly string[]).includes(value);
+}
+
+/** A commander parser for QEMU's accelerators: a comma-separated list, each known, none twice. */
+export function accelerators(value: string): QemuAccelerator[] {
+	const list = value.split(',');
+	if (list.length > ACCELERATORS.length || new Set(list).size !== list.length || !list.every(name => isAccelerator(name))) {
+		throw new InvalidArgumentError(`must be a comma-separated list of ${ACCELERATORS.join(', ')}, each at most once`);
+	}
+
+	return list.filter(name => isAccelerator(name));
 }
 
 /** A commander parser for a whole number from `min` to `max`. */
@@ -24,11 +42,12 @@ export function vmmOptions(): Option[] {
 		new Option('--driver <driver>', 'the VMM').choices(['crosvm', 'qemu']).default('crosvm'),
 		new Option('--vmm <path>', 'the VMM binary (default: crosvm, or qemu-system-* for --driver qemu, on PATH)'),
 		new Option('--dialect <dialect>', 'the crosvm command-line dialect').choices(['current', 'aosp-2022']).default('current'),
+		new Option('--accel <list>', 'QEMU\'s accelerators, tried in order (default kvm,tcg)').argParser(accelerators),
 	];
 }
 
 /** The driver and VMM path the options name. */
 export function vmmChoice(options: VmmOptions): {driver: VmmDriver; crosvmPath: string | undefined} {
-	const driver = options.driver === 'qemu' ? createQemuDriver() : createCrosvmDriver({dialect: options.dialect});
+	const driver = options.driver === 'qemu' ? createQemuDriver(options.accel === undefined ? {} : {accelerators: options.accel}) : createCrosvmDriver({dialect: options.dialect});
 	return {driver, crosvmPath: options.vmm};
 }

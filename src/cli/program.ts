@@ -1,7 +1,7 @@
 import {Command, CommanderError, Option} from 'commander';
 import {CONFIG_FORMATS, publishedSchemas, type ConfigFormat} from '../index.js';
 import {openApiDocument} from './api/openapi.js';
-import {eventsCommand, infoCommand, killCommand, listCommand, startCommand, stopCommand} from './clients.js';
+import {consoleCommand, eventsCommand, infoCommand, killCommand, listCommand, startCommand, stopCommand} from './clients.js';
 import {EXIT_STATUS} from './exit-status.js';
 import {integer, vmmOptions} from './options.js';
 import {printLine, printNotice} from './output.js';
@@ -84,7 +84,8 @@ export function buildProgram(result: {status: number}): Command {
 	clientCommand('start', 'Send a config file to the daemon, which creates and starts the VM.').argument('<config>', 'a JSON config: vmwarden\'s format or Android\'s vm_config.json')
 		.addOption(new Option('--format <format>', 'the config\'s format').choices(['auto', ...CONFIG_FORMATS]).default('auto'))
 		.option('--no-payload-channel', 'do not give the guest the payload report channel')
-		.action(async (file: string, options: {socket?: string; json: boolean; format: ConfigFormat | 'auto'; payloadChannel: boolean}) => {
+		.option('--no-capture-console', 'do not capture the guest console (no `vmwarden console` for it)')
+		.action(async (file: string, options: {socket?: string; json: boolean; format: ConfigFormat | 'auto'; payloadChannel: boolean; captureConsole: boolean}) => {
 			result.status = await startCommand(file, {...options, socket: socketOf(options)});
 		});
 	clientCommand('info', 'Show one VM: its state, and its death once dead.').argument('<cid>', 'the VM\'s CID', cid).action(async (vmCid: number, options: {socket?: string; json: boolean}) => {
@@ -97,6 +98,9 @@ export function buildProgram(result: {status: number}): Command {
 		});
 	clientCommand('kill', 'Kill a VM and show its death.').argument('<cid>', 'the VM\'s CID', cid).action(async (vmCid: number, options: {socket?: string; json: boolean}) => {
 		result.status = await killCommand(vmCid, {...options, socket: socketOf(options)});
+	});
+	clientCommand('console', 'Show a VM\'s console: the last lines, then the guest\'s output as it comes, until the VM dies.').argument('<cid>', 'the VM\'s CID', cid).action(async (vmCid: number, options: {socket?: string; json: boolean}) => {
+		result.status = await consoleCommand(vmCid, {...options, socket: socketOf(options)});
 	});
 	clientCommand('events', 'Follow the daemon\'s events until it shuts down.').option('--cid <cid>', 'only this VM\'s events', cid).action(async (options: {socket?: string; json: boolean; cid?: number}) => {
 		result.status = await eventsCommand({...options, socket: socketOf(options)});

@@ -1,5 +1,5 @@
 import {chmodSync, lchownSync, lstatSync, unlinkSync} from 'node:fs';
-import {createSupervisor, DEFAULT_CID_RANGE, type FilePolicy, type Supervisor, type VmDeath} from '../index.js';
+import {createMetrics, createSupervisor, DEFAULT_CID_RANGE, type CidRange, type FilePolicy, type Supervisor, type VmDeath} from '../index.js';
 import {buildApi, REMEMBERED_DEATHS, type DaemonState} from './api/server.js';
 import {eventJson} from './api/serialize.js';
 import {EXIT_STATUS} from './exit-status.js';
@@ -51,6 +51,7 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
 	const logger = stderrLogger(options.verbose ? 'debug' : 'info');
 	const filePolicy: FilePolicy = {createOutputs: options.createOutputs, ...(options.allowDir.length > 0 ? {allowedDirectories: options.allowDir} : {})};
 	let supervisor: Supervisor;
+	const cidRange: CidRange | undefined = options.cidFirst === undefined && options.cidLast === undefined ? undefined : {first: options.cidFirst ?? DEFAULT_CID_RANGE.first, last: options.cidLast ?? DEFAULT_CID_RANGE.last};
 	try {
 		const gid = options.socketGroup === undefined ? undefined : resolveGroup(options.socketGroup);
 		await claimSocketPath(options.socket);
@@ -61,17 +62,20 @@ export async function serveCommand(options: ServeOptions): Promise<number> {
 			filePolicy,
 			stopTimeoutMs: options.stopTimeout,
 			bootHangupTimeoutMs: options.bootTimeout,
-			...(options.cidFirst === undefined && options.cidLast === undefined ? {} : {cidRange: {first: options.cidFirst ?? DEFAULT_CID_RANGE.first, last: options.cidLast ?? DEFAULT_CID_RANGE.last}}),
+			...(cidRange === undefined ? {} : {cidRange}),
 		});
-		return await serve(supervisor, options, gid, logger);
+		return await serve(supervisor, {...options, cidRange}, gid, logger);
 	} catch (error) {
 		return reportError(error, {json: false});
 	}
 }
 
-async function serve(supervisor: Supervisor, options: ServeOptions, gid: number | undefined, logger: ReturnType<typeof stderrLogger>): Promise<number> {
+async function serve(supervisor: Supervisor, options: ServeOptions & {cidRange: CidRange | undefined}, gid: number | undefined, logger: ReturnType<typeof stderrLogger>): Promise<number> {
 	let shuttingDown = false;
-	const state: DaemonState = {supervisor, deaths: new Map<number, VmDeath>(), reaped: [], shuttingDown: () => shuttingDown, streams: new Set()};
+	const metrics = createMetrics();
+	// Subscribed before any VM exists: every VM is counted from its creation.
+	const stopObserving = metrics.observeSupervisor(supervisor, {cidRange: options.cidRange});
+	const state: DaemonState = {supervisor, deaths: new Map<number, VmDeath>(), reaped: [], shuttingDown: () => shuttingDown, streams: new Set(), consoles: new Map(), metrics: metrics.registry};
 	supervisor.events$.subscribe(event => {
 		if (event.type === 'died') {
 			state.deaths.delete(event.cid);
@@ -79,6 +83,9 @@ async function serve(supervisor: Supervisor, options: ServeOptions, gid: number 
 			if (state.deaths.size > REMEMBERED_DEATHS) {
 				state.deaths.delete(state.deaths.keys().next().value!);
 			}
+		} else if (event.type === 'supervisor.cid.released') {
+			state.consoles.get(event.cid)?.dispose();
+			state.consoles.delete(event.cid);
 		} else if (event.type === 'supervisor.staleVm.reaped') {
 			const {type: _type, initiator: _initiator, cause: _cause, ...report} = eventJson(event);
 			state.reaped.push(report);
@@ -122,9 +129,15 @@ async function serve(supervisor: Supervisor, options: ServeOptions, gid: number 
 	const status = await untilDone(supervisor, logger, () => {
 		shuttingDown = true;
 	});
+	for (const kept of state.consoles.values()) {
+		kept.dispose();
+	}
+
 	for (const stream of state.streams) {
 		stream.end();
 	}
+
+	stopObserving();
 
 	await app.close();
 	removeOwnSocket(options.socket, identity);

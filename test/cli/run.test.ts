@@ -74,6 +74,13 @@ describe('vmwarden run: the exit status follows the death', () => {
 		expect(JSON.parse(result.stdout)).toMatchObject({death: {reason: 'REBOOT'}, exitStatus: 32});
 	});
 
+	test('the README\'s example: examples/configs/poweroff.json with --console, exit 0', async () => {
+		const result = await vmwarden(['run', 'examples/configs/poweroff.json', '--vmm', SIM, '--console'], scratch.env());
+		expect(result.exitCode).toBe(0);
+		expect(result.stdout).toContain('Booting the guest');
+		expect(result.stderr).toContain('VM 2048 died: SHUTDOWN (the VM shut down, VMM exit status 0; caused by the guest, payload Finished)');
+	});
+
 	test('a VMM that does not exist: 3, nothing left behind', async () => {
 		const result = await vmwarden(['run', scratch.config('vm.json', {kernel: scratch.guest('guest', 'poweroff')}), '--vmm', join(scratch.dir, 'no-vmm')], scratch.env());
 		expect(result.exitCode).toBe(3);
@@ -108,10 +115,14 @@ describe('vmwarden run: a bad config exits 2 and starts nothing', () => {
 		expect(JSON.parse(result.stdout)).toMatchObject({error: {code: 'INVALID_CONFIG', field: 'memoryMib', reason: 'must be a positive integer'}, exitStatus: 2});
 	});
 
-	test('a bad option: 2', async () => {
-		const result = await vmwarden(['run', 'x.json', '--cid', '2'], scratch.env());
+	test.each([
+		['a CID below 3', ['--cid', '2'], 'must be an integer from 3'],
+		['an accelerator QEMU does not have', ['--driver', 'qemu', '--accel', 'kvm,fast'], 'must be a comma-separated list of kvm, tcg, xen, hvf, whpx, each at most once'],
+		['an accelerator twice', ['--driver', 'qemu', '--accel', 'tcg,tcg'], 'each at most once'],
+	])('a bad option, %s: 2', async (_what, options, message) => {
+		const result = await vmwarden(['run', 'x.json', ...options], scratch.env());
 		expect(result.exitCode).toBe(2);
-		expect(result.stderr).toContain('must be an integer from 3');
+		expect(result.stderr).toContain(message);
 	});
 });
 

@@ -1,7 +1,7 @@
 import {chmodSync, existsSync, lstatSync, mkdirSync} from 'node:fs';
 import {join} from 'node:path';
 import {afterAll, beforeAll, describe, expect, test} from '@jest/globals';
-import {call, DaemonError} from '../../src/cli/client.js';
+import {call, DaemonError, openRequest} from '../../src/cli/client.js';
 import {alive, cliScratch, requireBuild, SIM, spawnVmwarden, vmwarden, waitForText, waitUntil, type CliScratch} from './cli-process.js';
 
 interface VmJson {
@@ -22,9 +22,9 @@ async function startDaemon(scratch: CliScratch, socket: string, ...options: stri
 }
 
 /** `vmwarden start` of a guest that runs until stopped; resolves with the VM as the daemon shows it. */
-async function startHangingVm(scratch: CliScratch, socket: string, name: string): Promise<VmJson> {
-	const config = scratch.config(`${name}.json`, {kernel: scratch.guest(`${name}.guest`, 'payload started', 'hang')});
-	const result = await vmwarden(['start', config, '--socket', socket, '--json'], scratch.env());
+async function startHangingVm(scratch: CliScratch, socket: string, name: string, guest: string[] = ['payload started'], ...options: string[]): Promise<VmJson> {
+	const config = scratch.config(`${name}.json`, {kernel: scratch.guest(`${name}.guest`, ...guest, 'hang')});
+	const result = await vmwarden(['start', config, '--socket', socket, '--json', ...options], scratch.env());
 	expect(result.exitCode).toBe(0);
 	return JSON.parse(result.stdout) as VmJson;
 }
@@ -64,6 +64,20 @@ function followEvents(scratch: CliScratch, socket: string) {
 	});
 
 	return {process, until};
+}
+
+/** What a console stream of the daemon carries at once: read for 200 ms, then dropped. */
+async function consoleStart(socket: string, cid: number): Promise<string> {
+	const response = await openRequest(socket, 'GET', `/v1/vms/${cid}/console`);
+	let text = '';
+	response.on('data', (chunk: Buffer) => {
+		text += chunk.toString();
+	});
+	await new Promise(resolve => {
+		setTimeout(resolve, 200);
+	});
+	response.destroy();
+	return text;
 }
 
 beforeAll(requireBuild);
@@ -144,6 +158,58 @@ describe('vmwarden serve: the API and its clients', () => {
 		expect(text).toMatch(new RegExp(`${vm.cid}  killing  pid=${vm.pid}`));
 		expect(text).toMatch(new RegExp(`${vm.cid}  died  KILLED \\(caller SIGKILL\\)`));
 		expect(text).not.toContain(`  ${other.cid}  `);
+	});
+
+	test('console: the kept lines, then the live ones until the VM dies; afterwards, its death\'s tail', async () => {
+		const vm = await startHangingVm(scratch, socket, 'talker', ['console first line', 'console second \u001b[1mline', 'payload started', 'sleep 3000', 'console later line']);
+		// The console and the payload channel are separate pipes: wait until the daemon kept both lines.
+		expect(await waitUntil(async () => (await consoleStart(socket, vm.cid)).includes('"second \\u001b[1mline","tail":true}'), 10_000)).toBe(true);
+		const follower = spawnVmwarden(['console', String(vm.cid), '--socket', socket, '--json'], scratch.env());
+		const streamed = await waitForText(follower.stdout, /later line/);
+		expect(streamed.trim().split('\n').map(line => JSON.parse(line) as unknown)).toEqual([
+			{type: 'hello', cid: vm.cid},
+			{type: 'line', text: 'first line', tail: true},
+			{type: 'line', text: 'second \u001b[1mline', tail: true},
+			{type: 'line', text: 'later line', tail: false},
+		]);
+		// The stream ends with the VM's console: the client exits by itself.
+		await vmwarden(['stop', String(vm.cid), '--socket', socket], scratch.env());
+		expect((await follower).exitCode).toBe(0);
+
+		// Once its CID is released, from the death record; for people, the guest's text as it wrote it.
+		expect(await waitUntil(async () => !((await call(socket, 'GET', '/v1/vms')) as {vms: VmJson[]}).vms.some(listed => listed.cid === vm.cid), 10_000)).toBe(true);
+		const after = await vmwarden(['console', String(vm.cid), '--socket', socket], scratch.env());
+		expect(after.exitCode).toBe(0);
+		expect(after.stdout).toBe('first line\nsecond \u001b[1mline\nlater line');
+	});
+
+	test('console of a VM started without its console captured: 409, and of an unknown CID: 404', async () => {
+		const vm = await startHangingVm(scratch, socket, 'mute', ['console unseen', 'payload started'], '--no-capture-console');
+		const refused = await vmwarden(['console', String(vm.cid), '--socket', socket, '--json'], scratch.env());
+		expect(refused.exitCode).toBe(1);
+		expect(JSON.parse(refused.stdout)).toMatchObject({error: {code: 'CONSOLE_NOT_CAPTURED'}});
+		await vmwarden(['kill', String(vm.cid), '--socket', socket], scratch.env());
+		const unknown = await vmwarden(['console', '9999', '--socket', socket], scratch.env());
+		expect(unknown.exitCode).toBe(1);
+		expect(unknown.stderr).toContain('no VM with CID 9999');
+	});
+
+	test('GET /metrics: Prometheus text, counting the daemon\'s VMs', async () => {
+		const vm = await startHangingVm(scratch, socket, 'counted');
+		await vmwarden(['stop', String(vm.cid), '--socket', socket], scratch.env());
+		const response = await openRequest(socket, 'GET', '/metrics');
+		let text = '';
+		for await (const chunk of response) {
+			text += (chunk as Buffer).toString();
+		}
+
+		expect(response.statusCode).toBe(200);
+		expect(response.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+		expect(text).toContain('# TYPE vmwarden_vm_starts_total counter');
+		expect(Number(/^vmwarden_vm_starts_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+		expect(Number(/^vmwarden_vm_deaths_total\{reason="SHUTDOWN"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+		expect(text).toMatch(/^vmwarden_vm_stop_seconds_count \d+$/m);
+		expect(text).toMatch(/^vmwarden_cids_free \d+$/m);
 	});
 
 	test('an unknown CID: 404, and the client exits 1', async () => {

@@ -23,8 +23,8 @@ function responses(route: ApiRoute): Record<string, JsonSchema> {
 		status,
 		{description: Number(status) < 400 ? 'Success.' : 'The error, with its code.', content: {'application/json': {schema}}},
 	]));
-	if (route.streams !== undefined) {
-		documented['200'] = {description: 'The stream: one JSON object per line.', content: {[route.streams]: {schema: {type: 'object'}}}};
+	if (route.produces !== undefined) {
+		documented['200'] = {description: route.produces.description, content: {[route.produces.mediaType]: {schema: route.produces.schema}}};
 	}
 
 	return documented;

@@ -1,3 +1,4 @@
+import {Registry} from 'prom-client';
 import {DeathReason, MAX_CONFIG_FILE_BYTES, vmConfigSchema} from '../../index.js';
 
 /**
@@ -99,7 +100,7 @@ export interface ApiRoute {
 	method: 'GET' | 'POST';
 	/** fastify's spelling (`/v1/vms/:cid`). */
 	url: string;
-	operationId: 'health' | 'listVms' | 'createVm' | 'getVm' | 'stopVm' | 'killVm' | 'events';
+	operationId: 'health' | 'listVms' | 'createVm' | 'getVm' | 'stopVm' | 'killVm' | 'console' | 'events' | 'metrics';
 	summary: string;
 	schema: {
 		params?: JsonSchema;
@@ -107,8 +108,8 @@ export interface ApiRoute {
 		body?: JsonSchema;
 		response?: Record<number, JsonSchema>;
 	};
-	/** A reply that is a stream, not one JSON document: its media type. */
-	streams?: string;
+	/** A 200 reply that is not one JSON document (a stream, Prometheus text): what it is. */
+	produces?: {mediaType: string; description: string; schema: JsonSchema};
 }
 
 /** The largest request body: a config, as a config file may be. */
@@ -142,6 +143,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
 				properties: {
 					config: vmConfigSchema({absolutePaths: true}),
 					payloadChannel: {type: 'boolean', description: 'Give the guest the payload report channel. Default true.'},
+					captureConsole: {type: 'boolean', description: 'Capture the guest console for GET /v1/vms/{cid}/console (a pipe, one or two descriptors while the VM runs). Default true.'},
 				},
 			},
 			response: {201: vmSchema, 400: errorSchema, 500: errorSchema, 503: errorSchema},
@@ -174,10 +176,39 @@ export const API_ROUTES: readonly ApiRoute[] = [
 	},
 	{
 		method: 'GET',
+		url: '/v1/vms/:cid/console',
+		operationId: 'console',
+		summary: 'The guest console as a stream, one JSON object per line: {"type":"hello"}, the last lines the daemon kept (up to 50 lines, 16 KiB), then each line as the guest writes it, until the VM\'s console ends. For a VM the daemon remembers as dead: its console tail.',
+		schema: {params: cidParams, response: {404: errorSchema, 409: errorSchema, 503: errorSchema}},
+		produces: {
+			mediaType: 'application/x-ndjson',
+			description: 'The stream: one JSON object per line.',
+			schema: {
+				oneOf: [
+					{type: 'object', required: ['type', 'cid'], properties: {type: {const: 'hello'}, cid: {type: 'integer'}}},
+					{
+						type: 'object',
+						required: ['type', 'text', 'tail'],
+						properties: {type: {const: 'line'}, text: {type: 'string', description: 'One console line without its newline, decoded as UTF-8, at most 4 KiB (a longer line comes in pieces); the guest\'s own bytes, escape sequences and all.'}, tail: {type: 'boolean', description: 'Written before the request (from the kept tail).'}},
+					},
+				],
+			},
+		},
+	},
+	{
+		method: 'GET',
 		url: '/v1/events',
 		operationId: 'events',
 		summary: 'A live stream of events, one JSON object per line: first {"type":"hello"}, then every VM\'s lifecycle events and the supervisor\'s own, until the daemon shuts down.',
 		schema: {querystring: {type: 'object', additionalProperties: false, properties: {cid: {type: 'string', pattern: '^[0-9]{1,10}$', description: 'Only this VM\'s events.'}}}, response: {503: errorSchema}},
-		streams: 'application/x-ndjson',
+		produces: {mediaType: 'application/x-ndjson', description: 'The stream: one JSON object per line.', schema: {type: 'object'}},
+	},
+	{
+		method: 'GET',
+		url: '/metrics',
+		operationId: 'metrics',
+		summary: 'Prometheus metrics: VMs by state, suspended VMs, free CIDs, starts, start failures, deaths by reason, start and stop latencies (docs/operations.md).',
+		schema: {},
+		produces: {mediaType: Registry.PROMETHEUS_CONTENT_TYPE, description: 'The Prometheus text exposition format.', schema: {type: 'string'}},
 	},
 ];

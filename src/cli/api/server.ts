@@ -1,6 +1,8 @@
 import {PassThrough} from 'node:stream';
 import Fastify, {type FastifyError, type FastifyInstance, type FastifyReply} from 'fastify';
+import type {Registry} from 'prom-client';
 import {configFromRequest, type Supervisor, type SupervisorEvent, type Vm, type VmDeath} from '../../index.js';
+import {keepConsole, type KeptConsole} from './consoles.js';
 import {API_ROUTES, MAX_BODY_BYTES, type ApiRoute} from './schemas.js';
 import {deadVmJson, errorJson, eventJson, vmJson, type VmJson} from './serialize.js';
 
@@ -12,15 +14,19 @@ export interface DaemonState {
 	/** What the supervisor reported of a previous instance's VMs. */
 	reaped: Record<string, unknown>[];
 	shuttingDown(): boolean;
-	/** Every open event stream: ended when the daemon is done. */
+	/** Every open stream (events, consoles): ended when the daemon is done. */
 	streams: Set<PassThrough>;
+	/** The captured consoles of the VMs holding a CID: dropped when the CID is released. */
+	consoles: Map<number, KeptConsole>;
+	/** The daemon's Prometheus metrics, observing its supervisor. */
+	metrics: Registry;
 }
 
 /** How many deaths the daemon remembers for `GET /v1/vms/:cid`. */
 export const REMEMBERED_DEATHS = 1024;
 
-/** How many event streams may be open at once. */
-export const MAX_EVENT_STREAMS = 64;
+/** How many streams (events and consoles together) may be open at once. */
+export const MAX_STREAMS = 64;
 
 /** How much a stream may hold for a client that does not read: past it, the client is dropped. */
 export const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024;
@@ -56,6 +62,35 @@ function afterDeath(vm: Vm, death: VmDeath | undefined): VmJson {
 	return death === undefined ? vmJson(vm, undefined) : deadVmJson(death);
 }
 
+/**
+ * A stream for one client, counted in `state.streams`, or undefined (and a 503 sent) when too many
+ * are open. `write` drops a client that stops reading once its backlog passes the bound: the daemon
+ * never holds lines for it without bound.
+ */
+function openStream(state: DaemonState, reply: FastifyReply): {stream: PassThrough; write: (line: Record<string, unknown>) => void} | undefined {
+	if (state.streams.size >= MAX_STREAMS) {
+		void reply.code(503).send({error: {code: 'TOO_MANY_STREAMS', message: `${MAX_STREAMS} streams are open already`}});
+		return undefined;
+	}
+
+	const stream = new PassThrough();
+	state.streams.add(stream);
+	stream.once('close', () => {
+		state.streams.delete(stream);
+	});
+	return {
+		stream,
+		write: line => {
+			if (stream.writableLength > MAX_STREAM_BACKLOG_BYTES) {
+				stream.destroy();
+				return;
+			}
+
+			stream.write(`${JSON.stringify(line)}\n`);
+		},
+	};
+}
+
 type Handler = (state: DaemonState, request: {params: unknown; query: unknown; body: unknown}, reply: FastifyReply) => unknown;
 
 function cidOf(params: unknown): number {
@@ -70,8 +105,14 @@ const HANDLERS: Record<ApiRoute['operationId'], Handler> = {
 		return {vms: state.supervisor.vms().map(vm => vmOf(state, vm))};
 	},
 	async createVm(state, {body}, reply) {
-		const {config, payloadChannel} = body as {config: unknown; payloadChannel?: boolean};
-		const vm = await state.supervisor.createVm(configFromRequest(config), {payloadChannel});
+		const {config, payloadChannel, captureConsole = true} = body as {config: unknown; payloadChannel?: boolean; captureConsole?: boolean};
+		const request = configFromRequest(config);
+		const vm = await state.supervisor.createVm(captureConsole ? {...request, capture: {...request.capture, console: true}} : request, {payloadChannel});
+		if (captureConsole) {
+			// Kept from before the start: the console's first lines are in the tail.
+			state.consoles.set(vm.cid, keepConsole(vm.console$));
+		}
+
 		await vm.start();
 		return reply.code(201).send(vmOf(state, vm));
 	},
@@ -110,24 +151,60 @@ const HANDLERS: Record<ApiRoute['operationId'], Handler> = {
 		vm.kill();
 		return afterDeath(vm, await vm.died);
 	},
-	async events(state, {query}, reply) {
-		if (state.streams.size >= MAX_EVENT_STREAMS) {
-			return reply.code(503).send({error: {code: 'TOO_MANY_STREAMS', message: `${MAX_EVENT_STREAMS} event streams are open already`}});
+	async console(state, {params}, reply) {
+		const cid = cidOf(params);
+		const vm = state.supervisor.get(cid);
+		const kept = state.consoles.get(cid);
+		const death = state.deaths.get(cid);
+		if (vm === undefined && death === undefined) {
+			return notFound(reply, cid);
 		}
 
+		// A VM the daemon holds without its console captured, or a dead one that had none.
+		const tail = kept?.tail() ?? (vm === undefined ? death?.consoleTail : undefined);
+		if (tail === undefined) {
+			return reply.code(409).send({error: {code: 'CONSOLE_NOT_CAPTURED', message: `VM ${cid}'s console is not captured (created with captureConsole: false)`}});
+		}
+
+		const opened = openStream(state, reply);
+		if (opened === undefined) {
+			return reply;
+		}
+
+		const {stream, write} = opened;
+		write({type: 'hello', cid});
+		for (const text of tail) {
+			write({type: 'line', text, tail: true});
+		}
+
+		// Taken in the same turn as the tail: no line is missed or sent twice.
+		const subscription = kept?.lines$.subscribe({
+			next(text) {
+				write({type: 'line', text, tail: false});
+			},
+			complete() {
+				stream.end();
+			},
+		});
+		if (subscription === undefined) {
+			stream.end();
+		} else {
+			stream.once('close', () => {
+				subscription.unsubscribe();
+			});
+		}
+
+		return reply.type('application/x-ndjson').send(stream);
+	},
+	async events(state, {query}, reply) {
+		const opened = openStream(state, reply);
+		if (opened === undefined) {
+			return reply;
+		}
+
+		const {stream, write} = opened;
 		const only = (query as {cid?: string}).cid;
 		const cid = only === undefined ? undefined : Number(only);
-		const stream = new PassThrough();
-		const write = (line: Record<string, unknown>) => {
-			// A client that stops reading must not make the daemon hold its events without bound.
-			if (stream.writableLength > MAX_STREAM_BACKLOG_BYTES) {
-				stream.destroy();
-				return;
-			}
-
-			stream.write(`${JSON.stringify(line)}\n`);
-		};
-
 		write({type: 'hello', pid: process.pid, vms: state.supervisor.vms().length});
 		const subscription = state.supervisor.events$.subscribe({
 			next(event: SupervisorEvent) {
@@ -139,16 +216,17 @@ const HANDLERS: Record<ApiRoute['operationId'], Handler> = {
 				stream.end();
 			},
 		});
-		state.streams.add(stream);
 		stream.once('close', () => {
 			subscription.unsubscribe();
-			state.streams.delete(stream);
 		});
 		if (state.shuttingDown() && state.supervisor.vms().length === 0) {
 			stream.end();
 		}
 
 		return reply.type('application/x-ndjson').send(stream);
+	},
+	async metrics(state, _request, reply) {
+		return reply.type(state.metrics.contentType).send(await state.metrics.metrics());
 	},
 };
 
