@@ -56,14 +56,22 @@ const O_CLOEXEC = 0o2000000;
 // Whatever this process inherited without close-on-exec beyond 0-2 (the host's own inheritance,
 // which Node cannot close there since it is not Node's) is closed here, where nothing uses it: only
 // the planned descriptors reach a child. Node's own descriptors are all close-on-exec.
-for (const fd of readdirSync('/proc/self/fd').map(Number)) {
+for (const fd of readdirSync('/proc/self/fd').map(Number).filter(fd => fd > 2)) {
+	let flags;
 	try {
-		const flags = fd > 2 ? flagsOf('/proc/self/fdinfo/' + fd) : undefined;
-		if (flags !== undefined && (flags & O_CLOEXEC) === 0) {
-			closeSync(fd);
+		flags = flagsOf('/proc/self/fdinfo/' + fd);
+	} catch (error) {
+		// The descriptor readdir itself used, closed by now. Anything else: this process cannot tell
+		// what a child would inherit, so it ends (every spawn fails) rather than spawn blind.
+		if (error.code === 'ENOENT') {
+			continue;
 		}
-	} catch {
-		// The descriptor readdir itself used, closed by now.
+
+		throw error;
+	}
+
+	if (flags === undefined || (flags & O_CLOEXEC) === 0) {
+		closeSync(fd);
 	}
 }
 
