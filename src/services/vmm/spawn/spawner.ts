@@ -58,6 +58,8 @@ interface LiveChild {
 	/** The child fds of the relayed pipes the spawner has not closed yet. */
 	open: Set<number>;
 	exited: boolean;
+	/** Known once the spawner answered. */
+	pid?: number;
 }
 
 interface PendingRequest {
@@ -151,6 +153,8 @@ class Spawner {
 		if (reply.op !== 'spawned') {
 			throw new Error(`spawner answered ${reply.op} to a spawn`);
 		}
+
+		live.pid = reply.pid;
 
 		return {
 			pid: reply.pid,
@@ -334,6 +338,17 @@ class Spawner {
 
 		this.#requests.clear();
 		for (const child of this.#children.values()) {
+			// Its parent-death signal took it down with the spawner, unless its exec dropped the signal
+			// (file capabilities): then this is its end. The pid was its a moment ago, when the spawner
+			// went; the kernel hands out a freed pid again only after the whole range has cycled.
+			if (child.pid !== undefined) {
+				try {
+					process.kill(child.pid, 'SIGKILL');
+				} catch {
+					// Gone already.
+				}
+			}
+
 			child.exited = true;
 			child.resolveExit({code: null, signal: null, lost: reason});
 			for (const pipe of child.pipes.values()) {
