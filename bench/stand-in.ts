@@ -3,6 +3,7 @@
  * missing) by bench/stand-in/build.sh into .vmwarden-cache/. VMWARDEN_BENCH_VMM points at another.
  */
 import {execFileSync} from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
 
@@ -16,4 +17,15 @@ export function standInPath(): string {
 
 	const output = execFileSync('bash', [BUILD_SCRIPT], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit']});
 	return output.trim().split('\n').at(-1)!;
+}
+
+/**
+ * Where a benchmark keeps its files (both sides: sockets, temporary directories): VMWARDEN_BENCH_DIR,
+ * or the system's temporary directory. Creating a file costs what that file system charges, and
+ * vmwarden creates four per VM (its directory, the marker, stderr and failure files): on a /tmp that
+ * something watches, that cost dominates a start.
+ */
+export function benchRoot(): string {
+	const chosen = process.env['VMWARDEN_BENCH_DIR'];
+	return chosen !== undefined && chosen !== '' ? chosen : os.tmpdir();
 }

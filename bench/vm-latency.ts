@@ -15,12 +15,12 @@ import {performance} from 'node:perf_hooks';
 import {execa} from 'execa';
 import winston from 'winston';
 import {createVm} from '../src/vm.js';
-import {standInPath} from './stand-in.js';
+import {benchRoot, standInPath} from './stand-in.js';
 
 const iterations = Number(process.env['ITERATIONS'] ?? 40);
 const vmm = standInPath();
 process.env['STAND_IN_EXIT_STAMP'] = '1';
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'vmw-bench-'));
+const scratch = mkdtempSync(path.join(benchRoot(), 'vmw-bench-'));
 const kernel = path.join(scratch, 'kernel');
 writeFileSync(kernel, 'not booted by the stand-in\n');
 const logger = winston.createLogger({silent: true});

@@ -2,6 +2,7 @@ import {Subject, type Observable} from 'rxjs';
 import {createActor, type Actor, type InspectionEvent, type Observer} from 'xstate';
 import type winston from 'winston';
 import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError} from './errors.js';
+import {spawnTurn} from './services/vmm/spawn/pace.js';
 import {supervisorMachine, type SupervisorMachineEmitted, type SupervisorMachineEvent, type SupervisorReply, type VmActorRef, type VmDefaults} from './machines/supervisor.machine.js';
 import type {RestartActorRef, RestartEmitted, RestartOutcome} from './machines/restart.machine.js';
 import type {GroupActorRef, GroupEmitted} from './machines/group.machine.js';
@@ -360,7 +361,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 	});
 
 	const adopt = (ref: VmActorRef, restart: RestartActorRef | undefined, policy: RestartPolicy, group: string | undefined): SupervisedVm => {
-		const handle = createVmHandle(ref);
+		const handle = createVmHandle(ref, {pacedStart: false});
 		const {vm, adoptLife, finish} = supervisedVm({
 			first: handle,
 			restart,
@@ -368,7 +369,12 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 			policy,
 			// Starting goes through the supervisor: its machine refuses once it is shutting down, and
 			// otherwise lets the handle start the VM within the same step, before a shutdown can interleave.
-			start: async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId, cid: handle.cid}), async () => handle.start()),
+			// A thousand start() calls in one tick cost the caller a promise each: each request waits for
+			// its own event-loop turn (services/vmm/spawn/pace.ts).
+			start: async () => {
+				await spawnTurn();
+				return ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId, cid: handle.cid}), async () => handle.start());
+			},
 			end() {
 				if (actor.getSnapshot().status === 'active') {
 					actor.send({type: 'VM.END', cid: handle.cid});
@@ -381,7 +387,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 		});
 		handles.set(vm.cid, vm);
 		lives.set(vm.cid, life => {
-			adoptLife(createVmHandle(life));
+			adoptLife(createVmHandle(life, {pacedStart: false}));
 		});
 		if (group !== undefined) {
 			groupMembers.set(vm.cid, finish);

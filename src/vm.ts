@@ -2,6 +2,7 @@ import os from 'node:os';
 import {EMPTY, Subject, type Observable} from 'rxjs';
 import {createActor, type ActorRefFrom, type InspectionEvent, type Observer as InspectionObserver, type SnapshotFrom} from 'xstate';
 import {InvalidConfigError, InvalidPayloadTransitionError, VmStateError, type VmwardenError} from './errors.js';
+import {spawnTurn} from './services/vmm/spawn/pace.js';
 import type {BalloonStats} from './services/control/balloon.js';
 import {readVmmBalloonStats, setVmmBalloon} from './services/control/operation.js';
 import {checkBalloonBytes} from './services/control/balloon.js';
@@ -141,9 +142,21 @@ export interface VmOperations {
 }
 
 /** How `createVmHandle` attributes the calls made through the handle. */
+/** A start() that waits for its event-loop turn. */
+interface PendingStart {
+	admitted: Promise<void>;
+	/** kill() was called meanwhile: KILL follows START. */
+	kill: boolean;
+}
+
 export interface VmHandleOptions {
 	/** Default `'caller'`; the supervisor uses `'supervisor'` for the handle it keeps. */
 	initiator?: Initiator;
+	/**
+	 * Whether `start()` first waits for a spawn turn (default true). The supervisor admits its starts
+	 * itself, before its own machine takes the request.
+	 */
+	pacedStart?: boolean;
 }
 
 function stateOf(snapshot: VmSnapshot): VmState {
@@ -312,6 +325,17 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 		}
 	};
 
+	/** A start() waiting for its turn: a stop() waits for it, a kill() follows it. */
+	let pendingStart: PendingStart | undefined;
+	const checkStartable = () => {
+		const current = actor.getSnapshot();
+		if (pendingStart !== undefined || !current.matches({NotStarted: 'idle'}) || current.status !== 'active') {
+			throw new VmStateError(pendingStart !== undefined || (current.matches('NotStarted') && current.status === 'active')
+				? 'VM is already starting: start() was called before'
+				: `VM is ${stateOf(current)}: start() works once, on a VM not yet started`);
+		}
+	};
+
 	const reportDeath = (record: VmDeath) => {
 		if (death !== undefined) {
 			return;
@@ -399,14 +423,29 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 		events$: isolatedObservable<VmEvent>(logCallbackError('An events$ subscriber'), subscriber => events.subscribe(subscriber)),
 		actor,
 		async start() {
-			const current = snapshot();
-			if (!current.matches({NotStarted: 'idle'}) || current.status !== 'active') {
-				throw new VmStateError(current.matches('NotStarted') && current.status === 'active'
-					? 'VM is already starting: start() was called before'
-					: `VM is ${stateOf(current)}: start() works once, on a VM not yet started`);
+			checkStartable();
+			if (options.pacedStart ?? true) {
+				// A thousand start() calls in one tick cost the caller a promise each: each VM's first
+				// transitions wait for their own event-loop turn (services/vmm/spawn/pace.ts). A stop()
+				// or kill() meanwhile is carried out once the start was sent, as it would be while
+				// launching.
+				const pending: PendingStart = {admitted: spawnTurn(), kill: false};
+				pendingStart = pending;
+				try {
+					await pending.admitted;
+				} finally {
+					pendingStart = undefined;
+				}
+
+				checkStartable();
+				actor.send({type: 'START', initiator});
+				if (pending.kill) {
+					actor.send({type: 'KILL', initiator});
+				}
+			} else {
+				actor.send({type: 'START', initiator});
 			}
 
-			actor.send({type: 'START', initiator});
 			const settled = await whenSettled(current => !current.matches('NotStarted'));
 			if (settled.matches('Failed')) {
 				throw settled.context.startError as VmwardenError;
@@ -418,6 +457,10 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 		},
 		async stop(stopOptions = {}) {
 			const timeoutMs = stopOptions.timeoutMs === undefined ? undefined : checkTimeoutMs('timeoutMs', stopOptions.timeoutMs);
+			if (pendingStart !== undefined) {
+				await pendingStart.admitted;
+			}
+
 			const current = snapshot();
 			if (current.matches('Dead')) {
 				return current.context.death;
@@ -432,6 +475,11 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 			return settled.context.death;
 		},
 		kill() {
+			if (pendingStart !== undefined) {
+				pendingStart.kill = true;
+				return;
+			}
+
 			if (snapshot().status === 'active') {
 				actor.send({type: 'KILL', initiator});
 			}

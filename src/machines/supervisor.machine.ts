@@ -157,7 +157,7 @@ export type SupervisorReply =
 const vmLogic: AnyStateMachine = vmMachine;
 
 /** How many VMs are sent STOP per macrotask during shutdown. */
-export const STOP_BATCH_SIZE = 8;
+export const STOP_BATCH_SIZE = 4;
 
 /** The VMM's pid and temporary directory, once the VM snapshot says it runs. */
 function runningVmmOf(snapshot: VmSnapshot): {pid: number; tempDir: string} | undefined {

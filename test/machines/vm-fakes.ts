@@ -12,7 +12,7 @@ import type {VmmExit} from '../../src/services/vmm/driver.js';
 import type {LaunchInput, Launched} from '../../src/services/vmm/launch.js';
 import type {VmmTermination} from '../../src/services/vmm/process.js';
 import type {StopRequestInput} from '../../src/services/vmm/request-stop.js';
-import {removeTempDir} from '../../src/services/vmm/temp-dir.js';
+import {removalsSettled, removeTempDir} from '../../src/services/vmm/temp-dir.js';
 import type {RunningVmm} from '../../src/services/vmm/watch.js';
 import type {Requester, VmEvent} from '../../src/types.js';
 import {silentLogger} from '../helpers/vm-fixture.js';
@@ -95,12 +95,19 @@ export interface FakeVmOptions {
 /** How the fake driver answers one suspend or resume request: at once, with an error, never, or when the test says (`held`). */
 export type ControlAnswer = 'ok' | 'fail' | 'never' | 'held';
 
-/** Lets microtasks and promise chains (the fake launch, the watcher) run to completion. */
+/**
+ * Lets microtasks and promise chains (the fake launch, the watcher) run to completion, including a
+ * temporary directory's removal in the thread pool, which the watcher waits for before the death.
+ */
 export async function settle(): Promise<void> {
-	for (let round = 0; round < 5; round++) {
-		await new Promise(resolve => {
-			setImmediate(resolve);
-		});
+	for (let pass = 0; pass < 3; pass++) {
+		for (let round = 0; round < 5; round++) {
+			await new Promise(resolve => {
+				setImmediate(resolve);
+			});
+		}
+
+		await removalsSettled();
 	}
 }
 

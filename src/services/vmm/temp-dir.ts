@@ -48,18 +48,29 @@ export async function createTempDir(root: string, cid: number): Promise<string> 
 	return directory;
 }
 
+/** Removals under way. */
+const removing = new Set<Promise<boolean>>();
+
 /**
  * Removes a temporary directory, off the event loop; a failure is logged, never thrown (as in the
  * reference). Resolves with whether it is gone.
  */
 export async function removeTempDir(directory: string, logger: winston.Logger): Promise<boolean> {
-	try {
-		await rm(directory, {recursive: true, force: true, maxRetries: 2});
-		return true;
-	} catch (error) {
+	const removal = rm(directory, {recursive: true, force: true, maxRetries: 2}).then(() => true, (error: unknown) => {
 		logger.error(`Error removing temporary directory ${directory}: ${String(error)}`);
 		return false;
+	});
+	removing.add(removal);
+	try {
+		return await removal;
+	} finally {
+		removing.delete(removal);
 	}
+}
+
+/** Settles once every removal started before the call has ended (for a simulated clock's tests). */
+export async function removalsSettled(): Promise<void> {
+	await Promise.all(removing);
 }
 
 /**
