@@ -185,7 +185,7 @@ export function fakeVm(options: FakeVmOptions = {}) {
 				const tempDir = mkdtempSync(path.join(os.tmpdir(), `vmw-fake-${input.cid}-`));
 				tempDirs.push(tempDir);
 				if (signal.aborted) {
-					removeTempDir(tempDir, input.env.logger);
+					await removeTempDir(tempDir, input.env.logger);
 					throw new Error('stopped while starting');
 				}
 
