@@ -1,9 +1,9 @@
-import {constants} from 'node:fs';
-import {chmod, lstat, mkdtemp, open, rm} from 'node:fs/promises';
+import {lstat, rm} from 'node:fs/promises';
 import path from 'node:path';
 import type winston from 'winston';
 import {readSmallFileAsync} from '../state-dir/files.js';
 import {privateDirProblem} from '../state-dir/private-dir.js';
+import {spawner} from './spawn/spawner.js';
 
 /**
  * The file `createTempDir` writes into every temporary directory it makes. A reaper removes only
@@ -25,38 +25,24 @@ export function isTempDirName(directory: string, cid: number): boolean {
 }
 
 /**
- * Creates the VM's private temporary directory (mode 0700) under `root`, with its marker. Off the
- * event loop (libuv's thread pool): on a busy disk each of these calls takes milliseconds, times a
- * fleet.
+ * Creates the VM's private temporary directory (mode 0700) under `root`, with its marker. The spawner
+ * process makes it (./spawn/spawner-source.ts): off the host's event loop and thread pool, in one
+ * round trip.
  */
 export async function createTempDir(root: string, cid: number): Promise<string> {
-	const directory = await mkdtemp(path.join(root, `vmwarden-${cid}-`));
-	try {
-		// mkdtemp already uses 0700; chmod makes it independent of the umask and the platform.
-		await chmod(directory, 0o700);
-		const marker = await open(path.join(directory, TEMP_DIR_MARKER), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-		try {
-			await marker.writeFile(markerText(cid));
-		} finally {
-			await marker.close();
-		}
-	} catch (error) {
-		await rm(directory, {recursive: true, force: true});
-		throw error;
-	}
-
-	return directory;
+	return spawner.makeTempDir(path.join(root, `vmwarden-${cid}-`), TEMP_DIR_MARKER, markerText(cid));
 }
 
 /** Removals under way. */
 const removing = new Set<Promise<boolean>>();
 
 /**
- * Removes a temporary directory, off the event loop; a failure is logged, never thrown (as in the
- * reference). Resolves with whether it is gone.
+ * Removes a temporary directory, from the spawner process (off the host's event loop and thread
+ * pool, in one round trip); a failure is logged, never thrown (as in the reference). Resolves with
+ * whether it is gone.
  */
 export async function removeTempDir(directory: string, logger: winston.Logger): Promise<boolean> {
-	const removal = rm(directory, {recursive: true, force: true, maxRetries: 2}).then(() => true, (error: unknown) => {
+	const removal = spawner.removeDir(directory).then(() => true, (error: unknown) => {
 		logger.error(`Error removing temporary directory ${directory}: ${String(error)}`);
 		return false;
 	});

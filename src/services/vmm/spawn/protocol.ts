@@ -26,8 +26,12 @@ export type ToSpawner =
 	| {op: 'cancel'; id: number}
 	/** The main thread took the last chunk of a relayed pipe: send the next one. */
 	| {op: 'more'; id: number; fd: number}
-	/** The main thread is done with a relayed pipe: close the spawner's end. */
-	| {op: 'close'; id: number; fd: number};
+	/** The host is done with a relayed pipe: close the spawner's end. */
+	| {op: 'close'; id: number; fd: number}
+	/** Make a directory `prefix` + six random characters, mode 0700, holding a new file `markerName` with `markerText`. */
+	| {op: 'mkdtemp'; id: number; prefix: string; markerName: string; markerText: string}
+	/** Remove a directory and everything in it (never following a link inside). */
+	| {op: 'rm'; id: number; path: string};
 
 export type FromSpawner =
 	| {op: 'spawned'; id: number; pid: number}
@@ -37,5 +41,8 @@ export type FromSpawner =
 	| {op: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null}
 	/** A child's 'error' after it was spawned (a failed kill): logged, the exit still comes. */
 	| {op: 'error'; id: number; message: string}
+	| {op: 'made'; id: number; path: string}
+	/** `error` says why the directory could not be removed. */
+	| {op: 'removed'; id: number; error: string | undefined}
 	/** A command ended; `failed` says why it could not even start. */
 	| {op: 'ran'; id: number; code: number | null; signal: NodeJS.Signals | null; stderr: string; timedOut: boolean; failed: string | undefined};

@@ -28,7 +28,8 @@
 export const SPAWNER_SOURCE = String.raw`
 'use strict';
 const {spawn} = require('node:child_process');
-const {closeSync, constants, openSync, readdirSync, readFileSync} = require('node:fs');
+const {chmodSync, closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync} = require('node:fs');
+const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
 const HOST = Number(process.argv[1]);
@@ -218,6 +219,44 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 	child.on('close', (code, signal) => finish(code, signal));
 }
 
+/**
+ * The VM's private directory, made here rather than in the host: each step is a system call that
+ * takes milliseconds on a busy disk, and the host's thread pool would queue them behind everything
+ * else a fleet start does.
+ */
+function makeTempDir({id, prefix, markerName, markerText}) {
+	let directory;
+	try {
+		directory = mkdtempSync(prefix);
+		// mkdtemp already uses 0700; chmod makes it independent of the umask.
+		chmodSync(directory, 0o700);
+		const fd = openSync(join(directory, markerName), OUTPUT_FLAGS, 0o600);
+		try {
+			writeSync(fd, markerText);
+		} finally {
+			closeSync(fd);
+		}
+
+		post({op: 'made', id, path: directory});
+	} catch (error) {
+		if (directory !== undefined) {
+			rmSync(directory, {recursive: true, force: true});
+		}
+
+		post({op: 'failed', id, code: error.code, message: String(error && error.message || error)});
+	}
+}
+
+function removeDir({id, path}) {
+	try {
+		// rmSync never follows a link inside: it removes the link.
+		rmSync(path, {recursive: true, force: true, maxRetries: 2});
+		post({op: 'removed', id, error: undefined});
+	} catch (error) {
+		post({op: 'removed', id, error: String(error && error.message || error)});
+	}
+}
+
 // The host is gone (its end of the channel closed, whatever killed it): nothing it started may stay.
 process.on('disconnect', () => {
 	for (const {child} of children.values()) {
@@ -255,6 +294,16 @@ process.on('message', message => {
 
 		case 'more': {
 			children.get(message.id)?.relays.get(message.fd)?.resume();
+			break;
+		}
+
+		case 'mkdtemp': {
+			makeTempDir(message);
+			break;
+		}
+
+		case 'rm': {
+			removeDir(message);
 			break;
 		}
 

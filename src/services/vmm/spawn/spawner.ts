@@ -193,6 +193,37 @@ class Spawner {
 		return {code: reply.code, signal: reply.signal, stderr: reply.stderr, timedOut: reply.timedOut, failed: reply.failed};
 	}
 
+	/** Makes `prefix` + six random characters, mode 0700, with a marker file in it; resolves with its path. */
+	async makeTempDir(prefix: string, markerName: string, markerText: string): Promise<string> {
+		const id = this.#nextId++;
+		const reply = await this.#ask({op: 'mkdtemp', id, prefix, markerName, markerText});
+		if (reply.op !== 'made') {
+			throw new Error(`spawner answered ${reply.op} to mkdtemp`);
+		}
+
+		return reply.path;
+	}
+
+	/** Removes a directory tree; rejects with why it could not. */
+	async removeDir(path: string): Promise<void> {
+		const id = this.#nextId++;
+		const reply = await this.#ask({op: 'rm', id, path});
+		if (reply.op !== 'removed') {
+			throw new Error(`spawner answered ${reply.op} to rm`);
+		}
+
+		if (reply.error !== undefined) {
+			throw new Error(reply.error);
+		}
+	}
+
+	async #ask(message: Extract<ToSpawner, {op: 'mkdtemp' | 'rm'}>): Promise<FromSpawner> {
+		return new Promise((resolve, reject) => {
+			this.#requests.set(message.id, {resolve, reject});
+			this.#post(message);
+		});
+	}
+
 	async #request(message: DistributiveOmit<Extract<ToSpawner, {op: 'spawn' | 'run'}>, 'env'>): Promise<FromSpawner> {
 		return new Promise((resolve, reject) => {
 			this.#requests.set(message.id, {resolve, reject});
@@ -239,6 +270,8 @@ class Spawner {
 	#receive(message: FromSpawner): void {
 		switch (message.op) {
 			case 'spawned':
+			case 'made':
+			case 'removed':
 			case 'ran': {
 				this.#answer(message);
 				break;
