@@ -14,6 +14,8 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true, tsconfig: 'tsconfig.json' }],
   },
   testTimeout: 30000,
+  // Ends each file's idle spawner process before the next file takes its baselines.
+  setupFilesAfterEnv: ['<rootDir>/test/helpers/jest-setup.ts'],
   // Most tests wait on processes, sockets and timers rather than compute: on a 2-core machine two
   // workers leave the cores half idle, four finish the suite in about half the time.
   maxWorkers: 4,

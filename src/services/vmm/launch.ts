@@ -6,6 +6,7 @@ import {openDescriptors} from './descriptors.js';
 import type {VmEnvironment} from './environment.js';
 import {spawnVmm} from './process.js';
 import {spawnTurn} from './spawn/pace.js';
+import {SpawnFailure} from './spawn/spawner.js';
 import {createTempDir, removeTempDir} from './temp-dir.js';
 import type {RunningVmm} from './watch.js';
 import type {Requester} from '../../types.js';
@@ -28,6 +29,13 @@ export interface Launched {
 
 /** Errors that say the host ran out of something (space, descriptors, memory), not that a setting is wrong. */
 const HOST_EXHAUSTED: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM']);
+
+/** Errors that say a path is wrong (missing, not a directory, not ours to write). */
+const PATH_ERRORS: ReadonlySet<string> = new Set(['ENOENT', 'ENOTDIR', 'EACCES', 'EPERM', 'ELOOP', 'EROFS', 'ENAMETOOLONG']);
+
+function isPathError(error: SpawnFailure): boolean {
+	return error.code !== undefined && PATH_ERRORS.has(error.code);
+}
 
 function isHostExhausted(error: unknown): boolean {
 	const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -64,8 +72,9 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 		try {
 			tempDir = await createTempDir(env.tempRoot, cid);
 		} catch (error) {
-			if (isHostExhausted(error)) {
-				// The host is out of room, not the config wrong: the same start may work later.
+			if (isHostExhausted(error) || (error instanceof SpawnFailure && !isPathError(error))) {
+				// The host is out of room (or its spawner is lost), not the config wrong: the same
+				// start may work later.
 				throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, `Could not start the VM: no room for its temporary directory in ${env.tempRoot}: ${error instanceof Error ? error.message : String(error)}`, {cause: error});
 			}
 

@@ -34,6 +34,8 @@ export type ToSpawner =
 	| {op: 'rm'; id: number; path: string};
 
 export type FromSpawner =
+	/** The spawner started and listens; until it says so within the host's bound, it is not trusted. */
+	| {op: 'ready'}
 	| {op: 'spawned'; id: number; pid: number}
 	| {op: 'failed'; id: number; code: string | undefined; message: string}
 	| {op: 'data'; id: number; fd: number; chunk: Uint8Array}

@@ -33,6 +33,12 @@ const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
 const HOST = Number(process.argv[1]);
+/** Where the host put the IPC channel ('ipc' at stdio index 3). */
+const CHANNEL_FD = 3;
+if (typeof process.send !== 'function' || !process.connected) {
+	// No channel (a thread could not be made, a broken start): nobody could ever reach this process.
+	process.exit(70);
+}
 
 /** Live children by request id: {child, relays: Map<fd, stream>}. */
 const children = new Map();
@@ -57,7 +63,7 @@ const O_CLOEXEC = 0o2000000;
 // Whatever this process inherited without close-on-exec beyond 0-2 (the host's own inheritance,
 // which Node cannot close there since it is not Node's) is closed here, where nothing uses it: only
 // the planned descriptors reach a child. Node's own descriptors are all close-on-exec.
-for (const fd of readdirSync('/proc/self/fd').map(Number).filter(fd => fd > 2)) {
+for (const fd of readdirSync('/proc/self/fd').map(Number).filter(fd => fd > 2 && fd !== CHANNEL_FD)) {
 	let flags;
 	try {
 		flags = flagsOf('/proc/self/fdinfo/' + fd);
@@ -316,4 +322,7 @@ process.on('message', message => {
 		default:
 	}
 });
+
+// Everything is in place: the host may send.
+post({op: 'ready'});
 `;

@@ -12,6 +12,13 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
  */
 export const SPAWNER_IDLE_MS = 250;
 
+/**
+ * How long a new spawner process has to say it is ready. One that cannot (out of processes or
+ * threads, no IPC channel) is killed, and every request it held fails with a typed error rather
+ * than waiting for ever.
+ */
+export const SPAWNER_START_TIMEOUT_MS = 10_000;
+
 /** How a child ended. `lost` is set when the spawner process itself died and the exit is unknown. */
 export interface ChildExit {
 	code: number | null;
@@ -233,6 +240,23 @@ class Spawner {
 		});
 	}
 
+	/** Ends the spawner now if it is idle, and resolves once it is gone (tests' leak baselines). */
+	async closeIdle(): Promise<void> {
+		const child = this.#process;
+		if (child === undefined || this.#requests.size > 0 || this.#children.size > 0) {
+			return;
+		}
+
+		clearTimeout(this.#idleTimer);
+		this.#idleTimer = undefined;
+		this.#process = undefined;
+		const exited = new Promise(resolve => {
+			child.once('exit', resolve);
+		});
+		child.disconnect();
+		await exited;
+	}
+
 	#post(message: ToSpawner): void {
 		this.#busy().send(message);
 	}
@@ -250,13 +274,22 @@ class Spawner {
 				detached: true,
 				env: {},
 			});
+			const startTimer = setTimeout(() => {
+				this.#lost(child, `the spawner process did not start within ${SPAWNER_START_TIMEOUT_MS} ms`);
+				child.kill('SIGKILL');
+			}, SPAWNER_START_TIMEOUT_MS);
 			child.on('message', (message: FromSpawner) => {
-				this.#receive(message);
+				if (message.op === 'ready') {
+					clearTimeout(startTimer);
+				} else {
+					this.#receive(message);
+				}
 			});
 			child.on('error', error => {
 				this.#lost(child, `the spawner process failed: ${error.message}`);
 			});
 			child.on('exit', (code, signal) => {
+				clearTimeout(startTimer);
 				this.#lost(child, `the spawner process exited with ${signal ?? code}`);
 			});
 			this.#process = child;
@@ -315,6 +348,11 @@ class Spawner {
 
 			case 'error': {
 				// A failed kill: the exit still comes and decides.
+				break;
+			}
+
+			case 'ready': {
+				// Handled where the process is made.
 				break;
 			}
 		}
@@ -397,3 +435,8 @@ class Spawner {
 
 /** The one spawner of this process (one is enough: spawns are short). */
 export const spawner = new Spawner();
+
+/** Ends this module's spawner if it is idle (a test file's last step: the next file's baselines). */
+export async function closeIdleSpawner(): Promise<void> {
+	await spawner.closeIdle();
+}
