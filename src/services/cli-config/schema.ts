@@ -63,6 +63,7 @@ export function vmConfigSchema({absolutePaths}: {absolutePaths: boolean}): JsonS
 			indirectFiles: {type: 'array', maxItems: CONFIG_LIMITS.indirectFiles, items: path('A file crosvm inherits without naming it.'), description: 'Files crosvm inherits without naming them on its command line.'},
 			platformVersion: {type: 'string', maxLength: CONFIG_LIMITS.platformVersionBytes, description: 'A semver range vmwarden\'s platform version must satisfy. Default *.'},
 			detectHangup: {type: 'boolean', description: 'Kill the VM when its payload has not started within the boot hang-up timeout.'},
+			capture: {type: 'object', additionalProperties: false, properties: {console: {type: 'boolean'}, log: {type: 'boolean'}}, description: 'Which outputs vmwarden captures as they are written (docs/operations.md).'},
 		},
 		anyOf: [{required: ['kernel']}, {required: ['bootloader']}],
 		not: {anyOf: [{required: ['bootloader', 'kernel']}, {required: ['bootloader', 'initrd']}]},

@@ -195,7 +195,8 @@ export function createQemuDriver(options: QemuDriverOptions = {}): VmmDriver {
 		async requestStop(context) {
 			const socket = qmpSocket(context);
 			try {
-				await qmpExecute(socket, 'system_powerdown', stopRequestTimeoutMs);
+				// Abandoned once the VM died: QEMU and its socket are gone.
+				await qmpExecute(socket, 'system_powerdown', stopRequestTimeoutMs, undefined, context.signal);
 			} catch (error) {
 				throw new StopRequestError(`cannot ask QEMU (pid ${context.pid}) to power off: ${(error as Error).message}`, {}, {cause: error});
 			}

@@ -233,14 +233,24 @@ async function exchange(socket: net.Socket, command: QmpCommand): Promise<unknow
  * takes `{value}`), and resolves with its `return` value once QEMU answered (`{}` for commands that
  * return nothing). That value comes from another process: unchecked here, the caller checks its
  * shape. Retries the connection while QEMU is still creating the socket; gives up with `QmpError`
- * after `timeoutMs`, connecting included.
+ * after `timeoutMs`, connecting included, or as soon as `signal` aborts (the VM died: nobody will
+ * ever answer, and a retried connection would only keep the host busy until the timeout).
  */
-export async function qmpExecute(socketPath: string, command: string, timeoutMs: number, args?: Record<string, unknown>): Promise<unknown> {
+export async function qmpExecute(socketPath: string, command: string, timeoutMs: number, args?: Record<string, unknown>, signal?: AbortSignal): Promise<unknown> {
+	if (signal?.aborted === true) {
+		throw new QmpError(`QMP ${command} abandoned: the request was cancelled`);
+	}
+
 	const deadline = Date.now() + timeoutMs;
 	const timeout = new AbortController();
 	const timer = setTimeout(() => {
 		timeout.abort(new QmpError(`QMP ${command} got no answer within ${timeoutMs} ms`));
 	}, timeoutMs);
+	const abandon = () => {
+		timeout.abort(new QmpError(`QMP ${command} abandoned: the request was cancelled`));
+	};
+
+	signal?.addEventListener('abort', abandon, {once: true});
 	const timedOut = new Promise<never>((_resolve, reject) => {
 		timeout.signal.addEventListener('abort', () => {
 			reject(abortReason(timeout.signal));
@@ -254,6 +264,7 @@ export async function qmpExecute(socketPath: string, command: string, timeoutMs:
 		return await Promise.race([exchange(socket, args === undefined ? {execute: command} : {execute: command, arguments: args}), timedOut]);
 	} finally {
 		clearTimeout(timer);
+		signal?.removeEventListener('abort', abandon);
 		socket?.destroy();
 	}
 }

@@ -205,4 +205,24 @@ describe('qmpExecute while QEMU is still starting', () => {
 		expect(error).toBeInstanceOf(QmpError);
 		expect((error as QmpError).message).toBe(`cannot connect to QMP at ${socketPath}: ENOENT`);
 	});
+
+	test('a request abandoned meanwhile (its VM died) stops retrying at once, long before its timeout', async () => {
+		const socketPath = `${peer.socketPath}.gone`;
+		const cancel = new AbortController();
+		const started = Date.now();
+		const executing = qmpExecute(socketPath, 'system_powerdown', 10_000, undefined, cancel.signal).catch((error_: unknown) => error_);
+		await new Promise(resolve => setTimeout(resolve, 50));
+		cancel.abort();
+		const error = await executing;
+		expect(error).toBeInstanceOf(QmpError);
+		expect((error as QmpError).message).toBe('QMP system_powerdown abandoned: the request was cancelled');
+		// Generous: the point is that it does not wait for the 10 s timeout.
+		expect(Date.now() - started).toBeLessThan(5000);
+	});
+
+	test('a request whose signal aborted before it began never connects', async () => {
+		const cancel = new AbortController();
+		cancel.abort();
+		await expect(qmpExecute(peer.socketPath, 'quit', 5000, undefined, cancel.signal)).rejects.toThrow('QMP quit abandoned: the request was cancelled');
+	});
 });
