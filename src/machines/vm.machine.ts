@@ -17,6 +17,7 @@ import {checkTimeoutMs, isTimeoutMs} from '../services/config/timeouts.js';
 import {controlErrorOf} from '../services/control/errors.js';
 import {resumeVmm, suspendVmm, type ControlInput} from '../services/control/operation.js';
 import {watchVmm, type VmmCommand, type VmmDone, type VmmWatchEvent, type WatchInput} from '../services/vmm/watch.js';
+import {vmTimer, type VmTimerEvent} from '../services/vmm/timer.js';
 import type {Initiator, Requester, VmDeath, VmEvent} from '../types.js';
 
 export type {VmmWatchEvent} from '../services/vmm/watch.js';
@@ -133,7 +134,7 @@ export interface PayloadRefusedEvent {
  */
 export type LaunchDoneEvent = DoneActorEvent<Launched, 'launch'>;
 
-export type VmMachineEvent = VmCommandEvent | VmmWatchEvent | PayloadRefusedEvent | LaunchDoneEvent | ExecutionEvent;
+export type VmMachineEvent = VmCommandEvent | VmmWatchEvent | PayloadRefusedEvent | LaunchDoneEvent | ExecutionEvent | VmTimerEvent;
 
 /** How much of the failure text one log line carries: the whole text is in the death record. */
 const FAILURE_TEXT_LOG_CHARS = 1000;
@@ -197,7 +198,7 @@ export const vmMachine = setup({
 		input: {} as VmMachineInput,
 		output: {} as VmOutput,
 		emitted: {} as VmEvent,
-		children: {} as {launch: 'launchVmm'; vmm: 'watchVmm'; payloadChannel: 'readPayloadChannel'; stopRequest: 'requestStop'; suspendRequest: 'suspendVmm'; resumeRequest: 'resumeVmm'},
+		children: {} as {launch: 'launchVmm'; vmm: 'watchVmm'; payloadChannel: 'readPayloadChannel'; stopRequest: 'requestStop'; suspendRequest: 'suspendVmm'; resumeRequest: 'resumeVmm'; hangupWatch: 'vmTimer'; stopTimer: 'vmTimer'; stopRetry: 'vmTimer'},
 	},
 	actors: {
 		launchVmm: fromPromise<Launched, LaunchInput>(async ({input, signal}) => launchVmm(input, signal)),
@@ -206,11 +207,9 @@ export const vmMachine = setup({
 		requestStop: fromPromise<void, StopRequestInput>(async ({input, signal}) => requestStop(input, signal)),
 		suspendVmm: fromPromise<void, ControlInput>(async ({input}) => suspendVmm(input)),
 		resumeVmm: fromPromise<void, ControlInput>(async ({input}) => resumeVmm(input)),
+		vmTimer,
 	},
 	delays: {
-		bootHangupTimeout: ({context}) => context.bootHangupTimeoutMs,
-		stopTimeout: ({context}) => context.stopRequest?.timeoutMs ?? context.stopTimeoutMs,
-		stopRetryInterval: STOP_RETRY_INTERVAL_MS,
 		payloadRefusalWindow: PAYLOAD_REFUSAL_WINDOW_MS,
 	},
 	guards: {
@@ -480,10 +479,10 @@ export const vmMachine = setup({
 					initial: 'Starting',
 					states: {
 						Starting: {
-							after: {
-								bootHangupTimeout: {guard: 'hangupDue', actions: ['markHungUp', 'logHangup', 'emitHangup', 'killVmm', 'markKillSent']},
-							},
+							// A timer only when the hang-up is watched (see services/vmm/timer.ts for why not `after`).
+							invoke: {id: 'hangupWatch', src: 'vmTimer', input: ({context}) => ({ms: context.detectHangup ? context.bootHangupTimeoutMs : undefined, event: {type: 'HANGUP.DUE'}})},
 							on: {
+								'HANGUP.DUE': {guard: 'hangupDue', actions: ['markHungUp', 'logHangup', 'emitHangup', 'killVmm', 'markKillSent']},
 								'PAYLOAD.REPORT': payloadTransitions(['Started', 'Ready', 'Finished']),
 								// Re-entered: the watch starts over with the whole timeout.
 								'EXECUTION.RESUMED': {target: 'Starting', reenter: true},
@@ -579,7 +578,10 @@ export const vmMachine = setup({
 						stopping: {
 							entry: 'emitStopping',
 							// The timeout covers the request too: a wedged VMM may never answer it.
-							after: {stopTimeout: {guard: 'canKill', target: 'killing'}},
+							invoke: {id: 'stopTimer', src: 'vmTimer', input: ({context}) => ({ms: context.stopRequest?.timeoutMs ?? context.stopTimeoutMs, event: {type: 'STOP.TIMEOUT'}})},
+							on: {
+								'STOP.TIMEOUT': {guard: 'canKill', target: 'killing'},
+							},
 							initial: 'requesting',
 							states: {
 								requesting: {
@@ -594,7 +596,8 @@ export const vmMachine = setup({
 									},
 								},
 								retrying: {
-									after: {stopRetryInterval: 'requesting'},
+									invoke: {id: 'stopRetry', src: 'vmTimer', input: {ms: STOP_RETRY_INTERVAL_MS, event: {type: 'STOP.RETRY'}}},
+									on: {'STOP.RETRY': 'requesting'},
 								},
 								waiting: {},
 							},
