@@ -56,9 +56,12 @@ export async function vmwarden(args: readonly string[], env: Record<string, stri
 	return execa(process.execPath, [VMWARDEN, ...args], {reject: false, timeout: 20_000, env, stdin: 'ignore'});
 }
 
-/** Starts `vmwarden ARGS` and leaves it running. */
-export function spawnVmwarden(args: readonly string[], env: Record<string, string> = {}): ResultPromise<{reject: false; env: Record<string, string>; stdin: 'ignore'; timeout: number}> {
-	return execa(process.execPath, [VMWARDEN, ...args], {reject: false, env, stdin: 'ignore', timeout: 30_000});
+/**
+ * Starts `vmwarden ARGS` and leaves it running, for at most `timeoutMs` (then SIGTERM): a daemon
+ * that serves a whole test file needs longer than a command, on a loaded machine several minutes.
+ */
+export function spawnVmwarden(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 30_000): ResultPromise<{reject: false; env: Record<string, string>; stdin: 'ignore'; timeout: number}> {
+	return execa(process.execPath, [VMWARDEN, ...args], {reject: false, env, stdin: 'ignore', timeout: timeoutMs});
 }
 
 /** Resolves once `stream` has carried text matching `pattern` (all text so far is tested). */

@@ -16,7 +16,7 @@ type Daemon = ReturnType<typeof spawnVmwarden>;
 
 /** Resolves once the daemon serves; wrapped, as awaiting the subprocess itself would wait for its end. */
 async function startDaemon(scratch: CliScratch, socket: string, ...options: string[]): Promise<{daemon: Daemon}> {
-	const daemon = spawnVmwarden(['serve', '--socket', socket, '--vmm', SIM, '--stop-timeout', '3000', ...options], scratch.env());
+	const daemon = spawnVmwarden(['serve', '--socket', socket, '--vmm', SIM, '--stop-timeout', '3000', ...options], scratch.env(), 300_000);
 	await waitForText(daemon.stderr, /Serving on/);
 	return {daemon};
 }
