@@ -98,7 +98,9 @@ describe('stopping', () => {
 describe('shutdown', () => {
 	test('50 VMs are stopped in parallel, leaving no process, descriptor, CID, record or temp dir', async () => {
 		const baseline = takeSnapshot([tempRoot]);
-		const {supervisor, events} = supervise();
+		// A generous stop timeout: the point is fifty graceful stops at once, and on a loaded machine
+		// fifty simulator processes (Node, each with its own stop client) take seconds to end.
+		const {supervisor, events} = supervise({stopTimeoutMs: 30_000});
 		const kernel = guest('payload started', 'payload ready', 'hang');
 		const vms = await Promise.all(Array.from({length: 50}, async () => supervisor.createVm({kernel})));
 		await Promise.all(vms.map(async vm => vm.start()));
@@ -114,7 +116,7 @@ describe('shutdown', () => {
 		expect(events.at(-1)?.type).toBe('supervisor.shutdown.completed');
 		expect(readdirSync(join(stateDir, 'vms'))).toEqual([]);
 		expect(await settleLeaks(baseline, [tempRoot])).toEqual([]);
-	});
+	}, 90_000);
 });
 
 describe('creating VMs from callbacks', () => {
