@@ -87,6 +87,12 @@ const KEPT_FLAGS = O_ACCMODE | constants.O_APPEND | constants.O_DIRECT | constan
 
 /** Opens the file behind the host's descriptor \`fd\` again, with the host's access mode. */
 function reopen(fd) {
+	// Still the host's child: were the host gone (its pid free for another process), /proc/HOST would
+	// name someone else's descriptors.
+	if (process.ppid !== HOST) {
+		throw Object.assign(new Error('the host is gone'), {code: 'ESRCH'});
+	}
+
 	const flags = flagsOf('/proc/' + HOST + '/fdinfo/' + fd);
 	if (flags === undefined) {
 		throw Object.assign(new Error('descriptor ' + fd + ' of the host has no flags'), {code: 'EBADF'});
