@@ -83,9 +83,13 @@ describe('a fleet on the light stand-in', () => {
 		// Outside the package: every import is by URL, and .mts makes it a module.
 		const host = path.join(work, 'emfile-host.mts');
 		writeFileSync(host, `
+import {execFileSync} from 'node:child_process';
 import winston from ${JSON.stringify(pathToFileURL(path.resolve('node_modules/winston/lib/winston.js')).href)};
 import {createSupervisor} from ${JSON.stringify(pathToFileURL(path.resolve('src/supervisor.ts')).href)};
 const [vmm, tempRoot, kernel] = process.argv.slice(2);
+// The limit comes once the modules are in: tsx's loader reads many files at once, and under 64
+// descriptors it could fail before vmwarden runs. The spawner, started later, inherits it.
+execFileSync('prlimit', ['--pid', String(process.pid), '--nofile=64:64']);
 const supervisor = createSupervisor({crosvmPath: vmm, tempRoot, logger: winston.createLogger({silent: true})});
 // One VM first, so that every module (loaded lazily) is in before the descriptors run out.
 const first = await supervisor.createVm({kernel});
@@ -100,7 +104,7 @@ await supervisor.shutdown();
 const deaths = await Promise.all(running.map(async vm => vm.died));
 console.log(JSON.stringify({outcomes: results.map(result => result.status === 'fulfilled' ? 'running' : result.reason.name), deaths: deaths.map(death => death.reason)}));
 `);
-		const output = execFileSync('prlimit', ['--nofile=64:64', process.execPath, '--import', 'tsx', host, standIn, tempRoot, path.join(work, 'kernel')], {encoding: 'utf8'});
+		const output = execFileSync(process.execPath, ['--import', 'tsx', host, standIn, tempRoot, path.join(work, 'kernel')], {encoding: 'utf8'});
 		const {outcomes, deaths} = JSON.parse(output) as {outcomes: string[]; deaths: string[]};
 		expect(outcomes).toHaveLength(40);
 		expect(deaths).toHaveLength(outcomes.filter(outcome => outcome === 'running').length);
