@@ -438,12 +438,13 @@ export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): V
 				}
 
 				checkStartable();
-				actor.send({type: 'START', initiator});
+				actor.send({type: 'START', initiator, admitted: true});
 				if (pending.kill) {
 					actor.send({type: 'KILL', initiator});
 				}
 			} else {
-				actor.send({type: 'START', initiator});
+				// The supervisor admitted this start: it took the turn before its own machine's step.
+				actor.send({type: 'START', initiator, admitted: true});
 			}
 
 			const settled = await whenSettled(current => !current.matches('NotStarted'));

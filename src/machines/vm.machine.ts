@@ -73,6 +73,8 @@ export interface VmContext {
 	env: VmEnvironment;
 	/** Who sent START. */
 	starter: Initiator;
+	/** Whether the START came in a spawn turn its sender took (see VmCommandEvent). */
+	startAdmitted: boolean;
 	/**
 	 * The VMM's pid and temporary directory, for the record (snapshots, the handle, a parent's state
 	 * directory): set when it was spawned and kept after its death. The process itself is owned by
@@ -108,7 +110,11 @@ export interface ControlFailure {
 
 /** Events the VM accepts from outside. */
 export type VmCommandEvent =
-	| {type: 'START'; initiator?: Initiator}
+	/**
+	 * `admitted`: the sender already waited for a spawn turn (services/vmm/spawn/pace.ts) right
+	 * before, so the launch goes on in it rather than queueing for another.
+	 */
+	| {type: 'START'; initiator?: Initiator; admitted?: boolean}
 	| {type: 'PAYLOAD.REPORT'; state: PayloadState; initiator: Initiator; report?: PayloadReport}
 	| {type: 'KILL'; initiator?: Initiator}
 	| {type: 'STOP'; timeoutMs?: number; initiator?: Initiator}
@@ -229,11 +235,9 @@ export const vmMachine = setup({
 		refusalBudgetLeft: ({context}) => context.refusals.reported < PAYLOAD_REFUSALS_PER_WINDOW,
 	},
 	actions: {
-		noteStarter: assign({
-			starter: ({event}) => {
-				assertEvent(event, 'START');
-				return event.initiator ?? 'caller';
-			},
+		noteStarter: assign(({event}) => {
+			assertEvent(event, 'START');
+			return {starter: event.initiator ?? 'caller', startAdmitted: event.admitted === true};
 		}),
 		logStart({context}) {
 			// The requester comes from the caller: escaped like any text from outside.
@@ -376,6 +380,7 @@ export const vmMachine = setup({
 		stopTimeoutMs: checkTimeoutMs('stopTimeoutMs', input.stopTimeoutMs),
 		env: new VmEnvironment(input.config, input.driver, input.vmmPath, input.tempRoot, vmLogger(input.logger, input.cid), input.filePolicy ?? {}),
 		starter: 'caller',
+		startAdmitted: false,
 		pid: undefined,
 		tempDir: undefined,
 		payloadState: 'Starting',
@@ -406,7 +411,7 @@ export const vmMachine = setup({
 					invoke: {
 						id: 'launch',
 						src: 'launchVmm',
-						input: ({context}) => ({env: context.env, cid: context.cid, payloadChannel: context.payloadChannel, requester: context.requester}),
+						input: ({context}) => ({env: context.env, cid: context.cid, payloadChannel: context.payloadChannel, requester: context.requester, admitted: context.startAdmitted}),
 						onDone: {
 							target: '#vm.Running',
 							actions: [

@@ -17,6 +17,8 @@ export interface LaunchInput {
 	payloadChannel: boolean;
 	/** Whom the config's files are checked for (docs/security.md). */
 	requester: Requester;
+	/** The START came in a spawn turn its sender took: the launch's first step needs no other. */
+	admitted?: boolean;
 }
 
 /** A spawned VMM and the temporary directory made for it: handed to the Running state, which owns both. */
@@ -65,8 +67,12 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 	const {env, cid, payloadChannel, requester} = input;
 	const undo: Array<() => unknown> = [];
 	try {
-		// A fleet started in one tick: each launch's synchronous work waits for its turn.
-		await spawnTurn();
+		// A fleet started in one tick: each launch's synchronous work waits for its turn (unless the
+		// start that led here was just given one).
+		if (input.admitted !== true) {
+			await spawnTurn();
+		}
+
 		validateConfig(env.config, env.filePolicy, requester);
 		let tempDir: string;
 		try {
