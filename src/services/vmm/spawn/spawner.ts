@@ -3,8 +3,16 @@ import {Readable} from 'node:stream';
 import type {FromSpawner, OutputFile, StdioEntry, ToSpawner} from './protocol.js';
 import {SPAWNER_SOURCE} from './spawner-source.js';
 
-/** `Omit` over each member of a union. */
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** The requests the spawner answers (each has an id its reply carries). */
+type SpawnerRequest = Extract<ToSpawner, {op: 'spawn' | 'run' | 'mkdtemp' | 'rm'}>;
+
+/**
+ * The environment a child gets: the host's as it is now, as Node's own spawn would give it, not the
+ * spawner's (which starts empty).
+ */
+function hostEnvironment(): NodeJS.ProcessEnv {
+	return {...process.env};
+}
 
 /**
  * How long the spawner process outlives its last child or command. Long enough that a fleet started
@@ -152,7 +160,7 @@ class Spawner {
 
 		// Registered before the request: the exit and the pipes' data may follow 'spawned' at once.
 		this.#children.set(id, live);
-		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs}).catch((error: unknown) => {
+		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs, env: hostEnvironment()}).catch((error: unknown) => {
 			this.#children.delete(id);
 			this.#settle();
 			throw error;
@@ -184,7 +192,7 @@ class Spawner {
 		const cancel = () => {
 			this.#post({op: 'cancel', id});
 		};
-		const request = this.#request({op: 'run', id, file, args, timeoutMs, maxOutputBytes});
+		const request = this.#request({op: 'run', id, file, args, timeoutMs, maxOutputBytes, env: hostEnvironment()});
 		if (signal?.aborted === true) {
 			cancel();
 		}
@@ -203,7 +211,7 @@ class Spawner {
 	/** Makes `prefix` + six random characters, mode 0700, with a marker file in it; resolves with its path. */
 	async makeTempDir(prefix: string, markerName: string, markerText: string): Promise<string> {
 		const id = this.#nextId++;
-		const reply = await this.#ask({op: 'mkdtemp', id, prefix, markerName, markerText});
+		const reply = await this.#request({op: 'mkdtemp', id, prefix, markerName, markerText});
 		if (reply.op !== 'made') {
 			throw new Error(`spawner answered ${reply.op} to mkdtemp`);
 		}
@@ -214,7 +222,7 @@ class Spawner {
 	/** Removes a directory tree; rejects with why it could not. */
 	async removeDir(path: string): Promise<void> {
 		const id = this.#nextId++;
-		const reply = await this.#ask({op: 'rm', id, path});
+		const reply = await this.#request({op: 'rm', id, path});
 		if (reply.op !== 'removed') {
 			throw new Error(`spawner answered ${reply.op} to rm`);
 		}
@@ -224,19 +232,10 @@ class Spawner {
 		}
 	}
 
-	async #ask(message: Extract<ToSpawner, {op: 'mkdtemp' | 'rm'}>): Promise<FromSpawner> {
+	async #request(message: SpawnerRequest): Promise<FromSpawner> {
 		return new Promise((resolve, reject) => {
 			this.#requests.set(message.id, {resolve, reject});
 			this.#post(message);
-		});
-	}
-
-	async #request(message: DistributiveOmit<Extract<ToSpawner, {op: 'spawn' | 'run'}>, 'env'>): Promise<FromSpawner> {
-		return new Promise((resolve, reject) => {
-			this.#requests.set(message.id, {resolve, reject});
-			// The child inherits the host's environment as it is now, as Node's own spawn would give
-			// it, not the spawner's.
-			this.#post({...message, env: {...process.env}});
 		});
 	}
 
@@ -249,12 +248,17 @@ class Spawner {
 
 		clearTimeout(this.#idleTimer);
 		this.#idleTimer = undefined;
-		this.#process = undefined;
 		const exited = new Promise(resolve => {
 			child.once('exit', resolve);
 		});
-		child.disconnect();
+		this.#end(child);
 		await exited;
+	}
+
+	/** Lets an idle spawner go: it exits once its channel closes. */
+	#end(child: ChildProcess): void {
+		this.#process = undefined;
+		child.disconnect();
 	}
 
 	#post(message: ToSpawner): void {
@@ -385,9 +389,7 @@ class Spawner {
 		this.#idleTimer = setTimeout(() => {
 			this.#idleTimer = undefined;
 			if (this.#process === child) {
-				this.#process = undefined;
-				// It exits once its channel closes.
-				child.disconnect();
+				this.#end(child);
 			}
 		}, SPAWNER_IDLE_MS);
 		this.#idleTimer.unref();
