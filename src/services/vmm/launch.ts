@@ -88,8 +88,8 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 		}
 
 		undo.push(async () => removeTempDir(tempDir, env.logger));
-		// The directory came from the thread pool, with other launches' maybe: the synchronous work
-		// that follows (descriptors, the command, the spawn request) waits for a turn again.
+		// The spawner's reply may come with other launches' replies: the synchronous work that follows
+		// (descriptors, the command, the spawn request) waits for a turn again.
 		await spawnTurn();
 		const captures = await openCaptures({config: env.config, tempDir, filePolicy: env.filePolicy, requester, outputs: env.outputs, logger: env.logger});
 		undo.push(() => {

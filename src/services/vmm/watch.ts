@@ -60,7 +60,7 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 	// Set once VMM.DONE is sent: the VM is Dead, and stopping this actor only releases.
 	let delivered = false;
 	let released: Promise<unknown> | undefined;
-	// Once: streams, descriptors, then the directory (off the event loop).
+	// Once: streams, descriptors, then the directory (by the spawner, off the event loop).
 	const release = async () => {
 		released ??= (async () => {
 			captures?.dispose();
@@ -107,8 +107,7 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 		const consoleTail = captures?.consoleTail();
 		// Everything is read: the death is reported with nothing of the VM left behind.
 		await release();
-		// Deaths come in batches when a fleet stops (and from the thread pool): each one's transitions
-		// wait for a turn.
+		// Deaths come in batches when a fleet stops: each one's transitions wait for a turn.
 		await spawnTurn();
 		deliver({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail, consoleTail});
 	};
