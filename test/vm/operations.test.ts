@@ -10,7 +10,9 @@ describe('suspend, resume and the balloon on crosvm-sim', () => {
 	const {guest, vm} = useVmFixture();
 
 	test('suspend pauses the guest and resume lets it go on; a suspended VM stops gracefully', async () => {
-		const machine = vm({kernel: guest('console one', 'sleep 300', 'console two', 'hang'), capture: {console: true}});
+		// The sleep leaves the suspend request (a `crosvm suspend` process) time to land on a loaded
+		// machine; the wait below outlasts it, so a guest that was not paused would print 'two'.
+		const machine = vm({kernel: guest('console one', 'sleep 1500', 'console two', 'hang'), capture: {console: true}});
 		const operations = vmOperations(machine);
 		const lines: string[] = [];
 		operations.console$.subscribe(line => lines.push(line));
@@ -19,7 +21,7 @@ describe('suspend, resume and the balloon on crosvm-sim', () => {
 		expect(operations.execution).toBe('suspended');
 		// The guest is paused in its sleep: nothing more arrives while suspended.
 		await new Promise(resolve => {
-			setTimeout(resolve, 600);
+			setTimeout(resolve, 2500);
 		});
 		expect(lines).toEqual(['one']);
 		await operations.resume();
