@@ -157,7 +157,7 @@ function startSupervisor({range = {first: 2048, last: 65_535}, stateDir, staleVm
 		return answerTo(id);
 	};
 
-	const child = (cid: number) => actor.getSnapshot().children[vmActorId(cid)] as ActorRefFrom<typeof fakeVmMachine> | undefined;
+	const child = (cid: number) => actor.getSnapshot().context.vms.get(vmActorId(cid))?.ref as ActorRefFrom<typeof fakeVmMachine> | undefined;
 	const fleet = () => actor.getSnapshot().value;
 	return {actor, emitted, replies, create, cidOf, askStart, child, clock, loggedErrors, fleet};
 }
@@ -222,6 +222,7 @@ describe('supervisor machine: CIDs', () => {
 		create();
 		create();
 		const before = actor.getSnapshot();
+		const vmsBefore = [...before.context.vms.keys()];
 		const eventsBefore = emitted.length;
 		const reply = create();
 		const after = actor.getSnapshot();
@@ -229,6 +230,7 @@ describe('supervisor machine: CIDs', () => {
 		expect(reply.type === 'supervisor.vm.refused' && reply.error.message).toMatch(/no available CID/);
 		expect(after.context.pool.held).toBe(2);
 		expect(after.context.pool.lastAllocated).toBe(before.context.pool.lastAllocated);
+		expect([...after.context.vms.keys()]).toEqual(vmsBefore);
 		expect(Object.keys(after.children).sort()).toEqual(Object.keys(before.children).sort());
 		expect(emitted.length).toBe(eventsBefore);
 		actor.stop();

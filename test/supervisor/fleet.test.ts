@@ -73,6 +73,17 @@ describe('stopping', () => {
 		expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(400);
 	});
 
+	test('a supervisor actor stopped by hand takes its running VMs with it', async () => {
+		const {supervisor} = supervise();
+		const vms = await Promise.all([supervisor.createVm({kernel: guest('hang')}), supervisor.createVm({kernel: guest('hang')})]);
+		await Promise.all(vms.map(async vm => vm.start()));
+		const pids = vms.map(vm => vm.pid!);
+		supervisor.actor.stop();
+		const deaths = await Promise.all(vms.map(async vm => vm.died));
+		expect(deaths.map(death => [death.reason, death.initiator])).toEqual([['KILLED', 'supervisor'], ['KILLED', 'supervisor']]);
+		expect(pids.filter(pid => isProcessRunning(pid))).toEqual([]);
+	});
+
 	test('a CID is released only after its VM is dead and cleaned up, and its record removed', async () => {
 		const {supervisor, events} = supervise();
 		const vm = await supervisor.createVm({kernel: guest('payload started', 'sleep 200', 'poweroff')});
