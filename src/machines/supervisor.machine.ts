@@ -70,12 +70,12 @@ export interface SupervisorContext {
 	vmDefaults: VmDefaults;
 	/** The VMs by actor id (`vm.<cid>`), from allocation until their CID is released. Updated in place. */
 	vms: Map<string, HeldVm>;
-	/** CIDs whose running VMM is recorded in the state directory. */
+	/** CIDs whose running VMM is recorded in the state directory. Updated in place, as `vms`: a copy per VM would cost a fleet time in proportion to its size. */
 	recorded: Set<number>;
 	staleVms: StaleVmEntry[];
 	/** The stop timeout `shutdown()` asked for, if any. */
 	shutdownStopTimeoutMs: number | undefined;
-	/** During shutdown: the actor ids of the VMs not yet sent STOP. */
+	/** During shutdown: the actor ids of the VMs not yet sent STOP, the next one last (taken from the end, in place). */
 	stopQueue: string[];
 	restartEnvironment: RestartEnvironment;
 	/** The supervision groups by id (`group.<n>`), until they are done. */
@@ -353,10 +353,9 @@ export const supervisorMachine = setup({
 			}
 
 			enqueue(stopChild(held.ref));
-			const recorded = new Set(context.recorded);
-			recorded.delete(held.cid);
+			context.recorded.delete(held.cid);
 			context.vms.set(event.actorId, {...held, ref: undefined});
-			enqueue.assign({vms: context.vms, recorded});
+			enqueue.assign({vms: context.vms, recorded: context.recorded});
 		}),
 		// A member's VM actor failed (a bug): it leaves its group for good, with no death.
 		reportMemberFailed: enqueueActions(({context, event, enqueue}) => {
@@ -558,7 +557,7 @@ export const supervisorMachine = setup({
 		}),
 		markVmRecorded: assign(({context, event}) => {
 			assertEvent(event, 'VM.RUNNING');
-			return {recorded: new Set(context.recorded).add(event.cid)};
+			return {recorded: context.recorded.add(event.cid)};
 		}),
 		forgetVmRecord: enqueueActions(({context, enqueue}, params: {actorId: string}) => {
 			const {stateDir} = context;
@@ -584,8 +583,7 @@ export const supervisorMachine = setup({
 				return;
 			}
 
-			const recorded = new Set(context.recorded);
-			recorded.delete(held.cid);
+			context.recorded.delete(held.cid);
 			context.vms.delete(params.actorId);
 			releaseCid(context.pool, held.cid);
 			for (const child of [held.ref, held.restart]) {
@@ -594,7 +592,7 @@ export const supervisorMachine = setup({
 				}
 			}
 
-			enqueue.assign({vms: context.vms, recorded});
+			enqueue.assign({vms: context.vms, recorded: context.recorded});
 			enqueue.emit({type: 'supervisor.cid.released', cid: held.cid, cause: params.cause, initiator: 'supervisor'});
 		}),
 		releaseStaleCids: enqueueActions(({context, enqueue}, reports: StaleVmReport[]) => {
@@ -633,14 +631,14 @@ export const supervisorMachine = setup({
 				}
 			}
 
-			enqueue.assign({vms: context.vms, stopQueue: [...context.vms.keys()]});
+			enqueue.assign({vms: context.vms, stopQueue: [...context.vms.keys()].reverse()});
 		}),
 		stopNextBatch: enqueueActions(({context, enqueue}) => {
-			// Every stop spawns a process (`crosvm stop`), and spawning blocks the event loop until the
-			// child has exec'd: STOP goes out in batches, one batch per macrotask, so a large fleet
-			// does not freeze the host's event loop for the whole shutdown. All stops still overlap.
+			// Every STOP costs its VM's transitions and a stop command: STOP goes out in batches, one
+			// batch per macrotask, so a large fleet does not hold the host's event loop for the whole
+			// shutdown. All stops still overlap.
 			const timeoutMs = context.shutdownStopTimeoutMs ?? context.vmDefaults.stopTimeoutMs;
-			const batch = context.stopQueue.slice(0, STOP_BATCH_SIZE);
+			const batch = context.stopQueue.splice(-STOP_BATCH_SIZE).reverse();
 			for (const id of batch) {
 				const ref = context.vms.get(id)?.ref;
 				if (ref !== undefined) {
@@ -650,9 +648,8 @@ export const supervisorMachine = setup({
 				}
 			}
 
-			const rest = context.stopQueue.slice(batch.length);
-			enqueue.assign({stopQueue: rest});
-			if (rest.length > 0) {
+			enqueue.assign({stopQueue: context.stopQueue});
+			if (context.stopQueue.length > 0) {
 				enqueue.raise({type: 'STOP.NEXT_BATCH'}, {delay: 'stopBatchPause'});
 			}
 		}),

@@ -77,11 +77,11 @@ describe('stopping', () => {
 		const {supervisor} = supervise();
 		const vms = await Promise.all([supervisor.createVm({kernel: guest('hang')}), supervisor.createVm({kernel: guest('hang')})]);
 		await Promise.all(vms.map(async vm => vm.start()));
-		const pids = vms.map(vm => vm.pid!);
+		const identities = vms.map(vm => processIdentity(vm.pid!)!);
 		supervisor.actor.stop();
 		const deaths = await Promise.all(vms.map(async vm => vm.died));
 		expect(deaths.map(death => [death.reason, death.initiator])).toEqual([['KILLED', 'supervisor'], ['KILLED', 'supervisor']]);
-		expect(pids.filter(pid => isProcessRunning(pid))).toEqual([]);
+		expect(identities.filter(identity => isProcessRunning(identity))).toEqual([]);
 	});
 
 	test('a CID is released only after its VM is dead and cleaned up, and its record removed', async () => {
