@@ -493,8 +493,17 @@ export const vmMachine = setup({
 					initial: 'Starting',
 					states: {
 						Starting: {
-							// A timer only when the hang-up is watched (see services/vmm/timer.ts for why not `after`).
-							invoke: {id: 'hangupWatch', src: 'vmTimer', input: ({context}) => ({ms: context.env.detectHangup ? context.bootHangupTimeoutMs : undefined, event: {type: 'HANGUP.DUE'}})},
+							// A timer (see services/vmm/timer.ts for why not `after`) only when the hang-up is
+							// watched: an invoked actor is kilobytes that a fleet would hold for every VM.
+							initial: 'unwatched',
+							states: {
+								unwatched: {
+									always: {guard: 'detectsHangup', target: 'watching'},
+								},
+								watching: {
+									invoke: {id: 'hangupWatch', src: 'vmTimer', input: ({context}) => ({ms: context.bootHangupTimeoutMs, event: {type: 'HANGUP.DUE'}})},
+								},
+							},
 							on: {
 								'HANGUP.DUE': {guard: 'hangupDue', actions: ['markHungUp', 'logHangup', 'emitHangup', 'killVmm', 'markKillSent']},
 								'PAYLOAD.REPORT': payloadTransitions(['Started', 'Ready', 'Finished']),
