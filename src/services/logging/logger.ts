@@ -34,7 +34,8 @@ export function getDefaultLogger(level: LogLevel = DEFAULT_LOG_LEVEL): winston.L
 			silent: level === 'silent',
 			format: winston.format.combine(
 				winston.format.timestamp(),
-				winston.format.printf(({timestamp, level, message, label}) => `${String(timestamp)} ${level} [${String(label ?? 'vmwarden')}] ${String(message)}`),
+				// vmwarden's labels are strings (`vm <cid>`); anything else is not vmwarden's to print.
+				winston.format.printf(({timestamp, level, message, label}) => `${String(timestamp)} ${level} [${typeof label === 'string' ? label : 'vmwarden'}] ${String(message)}`),
 			),
 			// Straight to process.stderr, not through console: the host may have redirected console to stdout.
 			transports: [new winston.transports.Stream({stream: process.stderr})],
