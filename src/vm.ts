@@ -141,7 +141,6 @@ export interface VmOperations {
 	readonly log$: Observable<string>;
 }
 
-/** How `createVmHandle` attributes the calls made through the handle. */
 /** A start() that waits for its event-loop turn. */
 interface PendingStart {
 	admitted: Promise<void>;
@@ -149,6 +148,7 @@ interface PendingStart {
 	kill: boolean;
 }
 
+/** How `createVmHandle` attributes the calls made through the handle. */
 export interface VmHandleOptions {
 	/** Default `'caller'`; the supervisor uses `'supervisor'` for the handle it keeps. */
 	initiator?: Initiator;
@@ -222,81 +222,381 @@ function controlTarget(snapshot: VmSnapshot, operation: VmControlOperation): Con
 	return {env: context.env, pid: context.pid, tempDir: context.tempDir};
 }
 
+/** What a callback or subscriber of a VM's handle throws: logged through the VM's logger. */
+function logCallbackError(actor: VmActor, what: string): (error: unknown) => void {
+	return (error: unknown) => {
+		actor.getSnapshot().context.env.logger.error(`${what} threw: ${String(error)}`);
+	};
+}
+
+/** Suspend or resume: joins a request under way, resolves at once when already there. */
+async function changeExecution(actor: VmActor, type: 'SUSPEND' | 'RESUME', initiator: Initiator): Promise<void> {
+	const verb = type === 'SUSPEND' ? 'suspend' : 'resume';
+	const [goal, moving, opposite] = type === 'SUSPEND' ? (['suspended', 'suspending', 'resuming'] as const) : (['running', 'resuming', 'suspending'] as const);
+	const current = actor.getSnapshot();
+	const execution = executionOf(current);
+	if (execution === undefined || current.status !== 'active' || !current.matches({Running: {process: 'running'}})) {
+		throw new VmStateError(`VM is ${stateOf(current)}: ${verb} needs a running VMM`);
+	}
+
+	if (execution === goal) {
+		return;
+	}
+
+	if (execution === opposite) {
+		throw new VmStateError(`VM is ${opposite}: wait for it before asking to ${verb}`);
+	}
+
+	if (execution !== moving) {
+		actor.send({type, initiator});
+	}
+
+	const request = actor.getSnapshot().context.controlRequests;
+	const settled = await settledSnapshot(actor, next => executionOf(next) !== moving);
+	if (executionOf(settled) === goal) {
+		return;
+	}
+
+	const failure = settled.context.controlFailure;
+	if (failure !== undefined && failure.request === request) {
+		throw failure.error;
+	}
+
+	throw new VmStateError(`VM is ${stateOf(settled)}: it ended before the ${verb} was acknowledged`);
+}
+
+/** The life current at subscription: a life's lines, completed when its capture ends (at once without capture). */
+function capturedLines(currentActor: () => VmActor, output: 'console' | 'log'): Observable<string> {
+	return isolatedObservable<string>(error => {
+		logCallbackError(currentActor(), `A ${output}$ subscriber`)(error);
+	}, subscriber => {
+		const {env} = currentActor().getSnapshot().context;
+		return (env.config.capture?.[output] === true ? env.outputs.lines$(output) : EMPTY).subscribe(subscriber);
+	});
+}
+
+/**
+ * The operations of a VM, on its actor as it is at each call. A class, not an object literal of
+ * closures: its methods are shared by every VM, and V8 keeps an object literal with getters as a
+ * dictionary. The observables are made when first asked for.
+ */
+abstract class OperationsOnActor implements VmOperations {
+	#console$: Observable<string> | undefined;
+	#log$: Observable<string> | undefined;
+
+	constructor(protected readonly initiator: Initiator) {}
+
+	get execution(): VmExecution | undefined {
+		return executionOf(this.currentActor().getSnapshot());
+	}
+
+	get console$(): Observable<string> {
+		this.#console$ ??= capturedLines(() => this.currentActor(), 'console');
+		return this.#console$;
+	}
+
+	get log$(): Observable<string> {
+		this.#log$ ??= capturedLines(() => this.currentActor(), 'log');
+		return this.#log$;
+	}
+
+	async suspend(): Promise<void> {
+		await changeExecution(this.currentActor(), 'SUSPEND', this.initiator);
+	}
+
+	async resume(): Promise<void> {
+		await changeExecution(this.currentActor(), 'RESUME', this.initiator);
+	}
+
+	async setBalloon(bytes: number): Promise<void> {
+		const checked = checkBalloonBytes(bytes);
+		await setVmmBalloon(controlTarget(this.currentActor().getSnapshot(), 'setBalloon'), checked);
+	}
+
+	async balloonStats(): Promise<BalloonStats> {
+		return readVmmBalloonStats(controlTarget(this.currentActor().getSnapshot(), 'balloonStats'));
+	}
+
+	/** The actor the operations go to now. */
+	protected abstract currentActor(): VmActor;
+}
+
+/** The operations of any VM, whose actor is read at each call. */
+class LiveVmOperations extends OperationsOnActor {
+	readonly #vm: Pick<Vm, 'actor'>;
+
+	constructor(vm: Pick<Vm, 'actor'>, initiator: Initiator) {
+		super(initiator);
+		this.#vm = vm;
+	}
+
+	protected currentActor(): VmActor {
+		return this.#vm.actor;
+	}
+}
+
 /**
  * The operations of a VM (`createVm`'s handle has them; for a supervisor's VM call this with it):
  * requests are attributed to `options.initiator` (default `'caller'`). `vm.actor` is read at each
  * call, so a supervised VM's operations follow it into its next life after a restart.
  */
 export function vmOperations(vm: Pick<Vm, 'actor'>, options: VmHandleOptions = {}): VmOperations {
-	const initiator = options.initiator ?? 'caller';
-	const snapshot = () => vm.actor.getSnapshot();
-	const logCallbackError = (what: string) => (error: unknown) => {
-		snapshot().context.env.logger.error(`${what} threw: ${String(error)}`);
-	};
+	return new LiveVmOperations(vm, options.initiator ?? 'caller');
+}
 
-	// Suspend or resume: joins a request under way, resolves at once when already there.
-	const changeExecution = async (type: 'SUSPEND' | 'RESUME'): Promise<void> => {
-		const verb = type === 'SUSPEND' ? 'suspend' : 'resume';
-		const [goal, moving, opposite] = type === 'SUSPEND' ? (['suspended', 'suspending', 'resuming'] as const) : (['running', 'resuming', 'suspending'] as const);
-		const current = snapshot();
-		const execution = executionOf(current);
-		if (execution === undefined || current.status !== 'active' || !current.matches({Running: {process: 'running'}})) {
-			throw new VmStateError(`VM is ${stateOf(current)}: ${verb} needs a running VMM`);
+/**
+ * A VM's handle over its actor. A class for the same reasons as `OperationsOnActor`; what only some
+ * callers use (the `died` promise, death callbacks, the events' subject, the observables) is made
+ * when first asked for: a fleet holds one handle per VM.
+ */
+class VmHandle extends OperationsOnActor implements Vm {
+	readonly actor: VmActor;
+	readonly #pacedStart: boolean;
+	#death: VmDeath | undefined;
+	#died: Promise<VmDeath> | undefined;
+	#resolveDied: ((death: VmDeath) => void) | undefined;
+	#deathCallbacks: Set<(death: VmDeath) => void> | undefined;
+	/** Made for the first `events$` subscriber; undefined before, and once the events ended. */
+	#events: Subject<VmEvent> | undefined;
+	#eventsEnded = false;
+	#events$: Observable<VmEvent> | undefined;
+	#snapshots$: Observable<VmSnapshot> | undefined;
+	/** A start() waiting for its turn: a stop() waits for it, a kill() follows it. */
+	#pendingStart: PendingStart | undefined;
+
+	constructor(actor: VmActor, options: VmHandleOptions) {
+		super(options.initiator ?? 'caller');
+		this.actor = actor;
+		this.#pacedStart = options.pacedStart ?? true;
+		const initial = actor.getSnapshot();
+		if (initial.context.death === undefined) {
+			const subscription = actor.on('*', event => {
+				this.#events?.next(event);
+				if (event.type === 'died') {
+					this.#reportDeath(event.death);
+				}
+
+				if (event.type === 'died' || event.type === 'failed') {
+					subscription.unsubscribe();
+					this.#endEvents();
+				}
+			});
+		} else {
+			this.#reportDeath(initial.context.death);
+			this.#endEvents();
+		}
+	}
+
+	get cid(): number {
+		return this.actor.getSnapshot().context.cid;
+	}
+
+	get state(): VmState {
+		return stateOf(this.actor.getSnapshot());
+	}
+
+	get payloadState(): PayloadState {
+		return this.actor.getSnapshot().context.payloadState;
+	}
+
+	get pid(): number | undefined {
+		return this.actor.getSnapshot().context.pid;
+	}
+
+	get tempDir(): string | undefined {
+		return this.actor.getSnapshot().context.tempDir;
+	}
+
+	get died(): Promise<VmDeath> {
+		if (this.#died === undefined) {
+			const death = this.#death;
+			this.#died = death === undefined
+				? new Promise<VmDeath>(resolve => {
+					this.#resolveDied = resolve;
+				})
+				: Promise.resolve(death);
 		}
 
-		if (execution === goal) {
+		return this.#died;
+	}
+
+	get snapshots$(): Observable<VmSnapshot> {
+		this.#snapshots$ ??= isolatedObservable<VmSnapshot>(logCallbackError(this.actor, 'A snapshots$ subscriber'), subscriber => {
+			subscriber.next(this.actor.getSnapshot());
+			const subscription = this.actor.subscribe({
+				next(next) {
+					subscriber.next(next);
+				},
+				error(error) {
+					subscriber.error(error);
+				},
+				complete() {
+					subscriber.complete();
+				},
+			});
+			return () => {
+				subscription.unsubscribe();
+			};
+		});
+		return this.#snapshots$;
+	}
+
+	get events$(): Observable<VmEvent> {
+		this.#events$ ??= isolatedObservable<VmEvent>(logCallbackError(this.actor, 'An events$ subscriber'), subscriber => {
+			if (this.#eventsEnded) {
+				subscriber.complete();
+				return undefined;
+			}
+
+			this.#events ??= new Subject<VmEvent>();
+			return this.#events.subscribe(subscriber);
+		});
+		return this.#events$;
+	}
+
+	onDied(callback: (death: VmDeath) => void): () => void {
+		if (this.#death !== undefined) {
+			this.#callDeathCallback(callback, this.#death);
+			return () => undefined;
+		}
+
+		this.#deathCallbacks ??= new Set();
+		const callbacks = this.#deathCallbacks;
+		callbacks.add(callback);
+		return () => {
+			callbacks.delete(callback);
+		};
+	}
+
+	async start(): Promise<void> {
+		this.#checkStartable();
+		const {actor} = this;
+		if (this.#pacedStart) {
+			// A thousand start() calls in one tick cost the caller a promise each: each VM's first
+			// transitions wait for their own event-loop turn (services/vmm/spawn/pace.ts). A stop()
+			// or kill() meanwhile is carried out once the start was sent, as it would be while
+			// launching.
+			const pending: PendingStart = {admitted: spawnTurn(), kill: false};
+			this.#pendingStart = pending;
+			try {
+				await pending.admitted;
+			} finally {
+				this.#pendingStart = undefined;
+			}
+
+			this.#checkStartable();
+			actor.send({type: 'START', initiator: this.initiator, admitted: true});
+			if (pending.kill) {
+				actor.send({type: 'KILL', initiator: this.initiator});
+			}
+		} else {
+			// The supervisor admitted this start: it took the turn before its own machine's step.
+			actor.send({type: 'START', initiator: this.initiator, admitted: true});
+		}
+
+		const settled = await settledSnapshot(actor, current => !current.matches('NotStarted'));
+		if (settled.matches('Failed')) {
+			throw settled.context.startError as VmwardenError;
+		}
+
+		if (settled.matches('NotStarted')) {
+			throw new VmStateError('VM actor was stopped before the VM started');
+		}
+	}
+
+	async stop(stopOptions: {timeoutMs?: number} = {}): Promise<VmDeath | undefined> {
+		const timeoutMs = stopOptions.timeoutMs === undefined ? undefined : checkTimeoutMs('timeoutMs', stopOptions.timeoutMs);
+		if (this.#pendingStart !== undefined) {
+			await this.#pendingStart.admitted;
+		}
+
+		const {actor} = this;
+		const current = actor.getSnapshot();
+		if (current.matches('Dead')) {
+			return current.context.death;
+		}
+
+		if (current.status !== 'active' || current.matches('Failed') || current.matches({NotStarted: 'idle'})) {
+			return current.context.death;
+		}
+
+		actor.send({type: 'STOP', timeoutMs, initiator: this.initiator});
+		const settled = await settledSnapshot(actor, next => next.status !== 'active');
+		return settled.context.death;
+	}
+
+	kill(): void {
+		if (this.#pendingStart !== undefined) {
+			this.#pendingStart.kill = true;
 			return;
 		}
 
-		if (execution === opposite) {
-			throw new VmStateError(`VM is ${opposite}: wait for it before asking to ${verb}`);
+		if (this.actor.getSnapshot().status === 'active') {
+			this.actor.send({type: 'KILL', initiator: this.initiator});
+		}
+	}
+
+	updatePayloadState(state: PayloadState): void {
+		if (!isPayloadState(state)) {
+			throw new InvalidConfigError('payloadState', `${String(state)} is not a payload state`);
 		}
 
-		const {actor} = vm;
-		if (execution !== moving) {
-			actor.send({type, initiator});
+		const current = this.actor.getSnapshot();
+		if (!current.matches('Running')) {
+			throw new VmStateError(`VM is ${stateOf(current)}: payload state changes need a running VM`);
 		}
 
-		const request = actor.getSnapshot().context.controlRequests;
-		const settled = await settledSnapshot(actor, next => executionOf(next) !== moving);
-		if (executionOf(settled) === goal) {
+		if (!isForwardMove(current.context.payloadState, state)) {
+			throw new InvalidPayloadTransitionError(current.context.payloadState, state);
+		}
+
+		this.actor.send({type: 'PAYLOAD.REPORT', state, initiator: this.initiator});
+	}
+
+	protected currentActor(): VmActor {
+		return this.actor;
+	}
+
+	#checkStartable(): void {
+		const current = this.actor.getSnapshot();
+		const starting = this.#pendingStart !== undefined;
+		if (starting || !current.matches({NotStarted: 'idle'}) || current.status !== 'active') {
+			throw new VmStateError(starting || (current.matches('NotStarted') && current.status === 'active')
+				? 'VM is already starting: start() was called before'
+				: `VM is ${stateOf(current)}: start() works once, on a VM not yet started`);
+		}
+	}
+
+	#reportDeath(record: VmDeath): void {
+		if (this.#death !== undefined) {
 			return;
 		}
 
-		const failure = settled.context.controlFailure;
-		if (failure !== undefined && failure.request === request) {
-			throw failure.error;
+		this.#death = record;
+		this.#resolveDied?.(record);
+		this.#resolveDied = undefined;
+		const callbacks = this.#deathCallbacks;
+		this.#deathCallbacks = undefined;
+		for (const callback of [...callbacks ?? []]) {
+			callbacks?.delete(callback);
+			this.#callDeathCallback(callback, record);
 		}
+	}
 
-		throw new VmStateError(`VM is ${stateOf(settled)}: it ended before the ${verb} was acknowledged`);
-	};
+	#callDeathCallback(callback: (death: VmDeath) => void, record: VmDeath): void {
+		try {
+			callback(record);
+		} catch (error) {
+			logCallbackError(this.actor, 'A death callback')(error);
+		}
+	}
 
-	// The life current at subscription: a life's lines, completed when its capture ends (at once without capture).
-	const capturedLines = (output: 'console' | 'log'): Observable<string> => isolatedObservable<string>(logCallbackError(`A ${output}$ subscriber`), subscriber => {
-		const {env} = snapshot().context;
-		return (env.config.capture?.[output] === true ? env.outputs.lines$(output) : EMPTY).subscribe(subscriber);
-	});
-
-	return {
-		get execution() {
-			return executionOf(snapshot());
-		},
-		async suspend() {
-			await changeExecution('SUSPEND');
-		},
-		async resume() {
-			await changeExecution('RESUME');
-		},
-		async setBalloon(bytes) {
-			const checked = checkBalloonBytes(bytes);
-			await setVmmBalloon(controlTarget(snapshot(), 'setBalloon'), checked);
-		},
-		async balloonStats() {
-			return readVmmBalloonStats(controlTarget(snapshot(), 'balloonStats'));
-		},
-		console$: capturedLines('console'),
-		log$: capturedLines('log'),
-	};
+	/** No event follows: subscribers are completed, later ones at once. */
+	#endEvents(): void {
+		this.#eventsEnded = true;
+		this.#events?.complete();
+		this.#events = undefined;
+	}
 }
 
 /**
@@ -305,213 +605,7 @@ export function vmOperations(vm: Pick<Vm, 'actor'>, options: VmHandleOptions = {
  * actor is already Dead.
  */
 export function createVmHandle(actor: VmActor, options: VmHandleOptions = {}): Vm & VmOperations {
-	const initiator = options.initiator ?? 'caller';
-	const events = new Subject<VmEvent>();
-	const logCallbackError = (what: string) => (error: unknown) => {
-		actor.getSnapshot().context.env.logger.error(`${what} threw: ${String(error)}`);
-	};
-
-	let resolveDied!: (death: VmDeath) => void;
-	const died = new Promise<VmDeath>(resolve => {
-		resolveDied = resolve;
-	});
-	let death: VmDeath | undefined;
-	const deathCallbacks = new Set<(death: VmDeath) => void>();
-	const callDeathCallback = (callback: (death: VmDeath) => void, record: VmDeath) => {
-		try {
-			callback(record);
-		} catch (error) {
-			logCallbackError('A death callback')(error);
-		}
-	};
-
-	/** A start() waiting for its turn: a stop() waits for it, a kill() follows it. */
-	let pendingStart: PendingStart | undefined;
-	const checkStartable = () => {
-		const current = actor.getSnapshot();
-		if (pendingStart !== undefined || !current.matches({NotStarted: 'idle'}) || current.status !== 'active') {
-			throw new VmStateError(pendingStart !== undefined || (current.matches('NotStarted') && current.status === 'active')
-				? 'VM is already starting: start() was called before'
-				: `VM is ${stateOf(current)}: start() works once, on a VM not yet started`);
-		}
-	};
-
-	const reportDeath = (record: VmDeath) => {
-		if (death !== undefined) {
-			return;
-		}
-
-		death = record;
-		resolveDied(record);
-		for (const callback of [...deathCallbacks]) {
-			deathCallbacks.delete(callback);
-			callDeathCallback(callback, record);
-		}
-	};
-
-	const initial = actor.getSnapshot();
-	if (initial.context.death === undefined) {
-		const subscription = actor.on('*', event => {
-			events.next(event);
-			if (event.type === 'died') {
-				reportDeath(event.death);
-			}
-
-			if (event.type === 'died' || event.type === 'failed') {
-				subscription.unsubscribe();
-				events.complete();
-			}
-		});
-	} else {
-		reportDeath(initial.context.death);
-		events.complete();
-	}
-
-	const snapshot = () => actor.getSnapshot();
-	const snapshots$ = isolatedObservable<VmSnapshot>(logCallbackError('A snapshots$ subscriber'), subscriber => {
-		subscriber.next(snapshot());
-		const subscription = actor.subscribe({
-			next(next) {
-				subscriber.next(next);
-			},
-			error(error) {
-				subscriber.error(error);
-			},
-			complete() {
-				subscriber.complete();
-			},
-		});
-		return () => {
-			subscription.unsubscribe();
-		};
-	});
-
-	// Resolves with the first snapshot `accept` takes, or the last one if the actor stops first (a
-	// parent may stop its child at any time).
-	const whenSettled = async (accept: (current: VmSnapshot) => boolean): Promise<VmSnapshot> => settledSnapshot(actor, accept);
-
-	const operations = vmOperations({actor}, options);
-	const handle: Vm & VmOperations = {
-		get cid() {
-			return snapshot().context.cid;
-		},
-		get state() {
-			return stateOf(snapshot());
-		},
-		get payloadState() {
-			return snapshot().context.payloadState;
-		},
-		get pid() {
-			return snapshot().context.pid;
-		},
-		get tempDir() {
-			return snapshot().context.tempDir;
-		},
-		died,
-		onDied(callback) {
-			if (death !== undefined) {
-				callDeathCallback(callback, death);
-				return () => undefined;
-			}
-
-			deathCallbacks.add(callback);
-			return () => {
-				deathCallbacks.delete(callback);
-			};
-		},
-		snapshots$,
-		events$: isolatedObservable<VmEvent>(logCallbackError('An events$ subscriber'), subscriber => events.subscribe(subscriber)),
-		actor,
-		async start() {
-			checkStartable();
-			if (options.pacedStart ?? true) {
-				// A thousand start() calls in one tick cost the caller a promise each: each VM's first
-				// transitions wait for their own event-loop turn (services/vmm/spawn/pace.ts). A stop()
-				// or kill() meanwhile is carried out once the start was sent, as it would be while
-				// launching.
-				const pending: PendingStart = {admitted: spawnTurn(), kill: false};
-				pendingStart = pending;
-				try {
-					await pending.admitted;
-				} finally {
-					pendingStart = undefined;
-				}
-
-				checkStartable();
-				actor.send({type: 'START', initiator, admitted: true});
-				if (pending.kill) {
-					actor.send({type: 'KILL', initiator});
-				}
-			} else {
-				// The supervisor admitted this start: it took the turn before its own machine's step.
-				actor.send({type: 'START', initiator, admitted: true});
-			}
-
-			const settled = await whenSettled(current => !current.matches('NotStarted'));
-			if (settled.matches('Failed')) {
-				throw settled.context.startError as VmwardenError;
-			}
-
-			if (settled.matches('NotStarted')) {
-				throw new VmStateError('VM actor was stopped before the VM started');
-			}
-		},
-		async stop(stopOptions = {}) {
-			const timeoutMs = stopOptions.timeoutMs === undefined ? undefined : checkTimeoutMs('timeoutMs', stopOptions.timeoutMs);
-			if (pendingStart !== undefined) {
-				await pendingStart.admitted;
-			}
-
-			const current = snapshot();
-			if (current.matches('Dead')) {
-				return current.context.death;
-			}
-
-			if (current.status !== 'active' || current.matches('Failed') || current.matches({NotStarted: 'idle'})) {
-				return current.context.death;
-			}
-
-			actor.send({type: 'STOP', timeoutMs, initiator});
-			const settled = await whenSettled(next => next.status !== 'active');
-			return settled.context.death;
-		},
-		kill() {
-			if (pendingStart !== undefined) {
-				pendingStart.kill = true;
-				return;
-			}
-
-			if (snapshot().status === 'active') {
-				actor.send({type: 'KILL', initiator});
-			}
-		},
-		get execution() {
-			return operations.execution;
-		},
-		suspend: async () => operations.suspend(),
-		resume: async () => operations.resume(),
-		setBalloon: async bytes => operations.setBalloon(bytes),
-		balloonStats: async () => operations.balloonStats(),
-		console$: operations.console$,
-		log$: operations.log$,
-		updatePayloadState(state) {
-			if (!isPayloadState(state)) {
-				throw new InvalidConfigError('payloadState', `${String(state)} is not a payload state`);
-			}
-
-			const current = snapshot();
-			if (!current.matches('Running')) {
-				throw new VmStateError(`VM is ${stateOf(current)}: payload state changes need a running VM`);
-			}
-
-			if (!isForwardMove(current.context.payloadState, state)) {
-				throw new InvalidPayloadTransitionError(current.context.payloadState, state);
-			}
-
-			actor.send({type: 'PAYLOAD.REPORT', state, initiator});
-		},
-	};
-	return handle;
+	return new VmHandle(actor, options);
 }
 
 /** The machine input `createVm` builds from its options (exported for parents that spawn VMs). */

@@ -63,18 +63,18 @@ export interface PayloadRefusals {
 	muted: number;
 }
 
+/**
+ * A VM's context. Its inputs that never change are in `env` (the requester, whether the payload
+ * channel is given and the hang-up watched): XState copies the context on every `assign`, and V8
+ * keeps a copy of more than 19 fields as a dictionary, several times the size.
+ */
 export interface VmContext {
 	cid: number;
-	requester: Requester;
-	detectHangup: boolean;
-	payloadChannel: boolean;
 	bootHangupTimeoutMs: number;
 	stopTimeoutMs: number;
 	env: VmEnvironment;
 	/** Who sent START. */
 	starter: Initiator;
-	/** Whether the START came in a spawn turn its sender took (see VmCommandEvent). */
-	startAdmitted: boolean;
 	/**
 	 * The VMM's pid and temporary directory, for the record (snapshots, the handle, a parent's state
 	 * directory): set when it was spawned and kept after its death. The process itself is owned by
@@ -225,7 +225,7 @@ export const vmMachine = setup({
 		vmmRunning: stateIn({Running: {process: 'running'}}),
 		killNotSent: ({context}) => !context.killSent,
 		canKill: and(['vmmRunning', 'killNotSent']),
-		detectsHangup: ({context}) => context.detectHangup,
+		detectsHangup: ({context}) => context.env.detectHangup,
 		// A suspended guest cannot report: the watch starts over when it is resumed.
 		executing: stateIn({Running: {execution: 'running'}}),
 		hangupDue: and(['detectsHangup', 'canKill', 'executing']),
@@ -237,11 +237,11 @@ export const vmMachine = setup({
 	actions: {
 		noteStarter: assign(({event}) => {
 			assertEvent(event, 'START');
-			return {starter: event.initiator ?? 'caller', startAdmitted: event.admitted === true};
+			return {starter: event.initiator ?? 'caller'};
 		}),
 		logStart({context}) {
 			// The requester comes from the caller: escaped like any text from outside.
-			const {uid, sid, debugPid} = context.requester;
+			const {uid, sid, debugPid} = context.env.requester;
 			context.env.logger.debug(`Starting for uid ${uid}, sid '${sid}', debug pid ${debugPid}`);
 		},
 		recordLaunch: assign((_, {vmm, tempDir}: Launched) => ({pid: vmm.pid, tempDir})),
@@ -373,14 +373,19 @@ export const vmMachine = setup({
 	id: 'vm',
 	context: ({input}) => ({
 		cid: input.cid,
-		requester: input.requester,
-		detectHangup: input.config.detectHangup ?? false,
-		payloadChannel: input.payloadChannel,
 		bootHangupTimeoutMs: checkTimeoutMs('bootHangupTimeoutMs', input.bootHangupTimeoutMs),
 		stopTimeoutMs: checkTimeoutMs('stopTimeoutMs', input.stopTimeoutMs),
-		env: new VmEnvironment(input.config, input.driver, input.vmmPath, input.tempRoot, vmLogger(input.logger, input.cid), input.filePolicy ?? {}),
+		env: new VmEnvironment({
+			config: input.config,
+			driver: input.driver,
+			vmmPath: input.vmmPath,
+			tempRoot: input.tempRoot,
+			logger: vmLogger(input.logger, input.cid),
+			filePolicy: input.filePolicy ?? {},
+			requester: input.requester,
+			payloadChannel: input.payloadChannel,
+		}),
 		starter: 'caller',
-		startAdmitted: false,
 		pid: undefined,
 		tempDir: undefined,
 		payloadState: 'Starting',
@@ -411,7 +416,11 @@ export const vmMachine = setup({
 					invoke: {
 						id: 'launch',
 						src: 'launchVmm',
-						input: ({context}) => ({env: context.env, cid: context.cid, payloadChannel: context.payloadChannel, requester: context.requester, admitted: context.startAdmitted}),
+						// Whether the START came in a spawn turn its sender took: known only from the event.
+						input: ({context, event}) => {
+							assertEvent(event, 'START');
+							return {env: context.env, cid: context.cid, payloadChannel: context.env.payloadChannel, requester: context.env.requester, admitted: event.admitted === true};
+						},
 						onDone: {
 							target: '#vm.Running',
 							actions: [
@@ -484,8 +493,17 @@ export const vmMachine = setup({
 					initial: 'Starting',
 					states: {
 						Starting: {
-							// A timer only when the hang-up is watched (see services/vmm/timer.ts for why not `after`).
-							invoke: {id: 'hangupWatch', src: 'vmTimer', input: ({context}) => ({ms: context.detectHangup ? context.bootHangupTimeoutMs : undefined, event: {type: 'HANGUP.DUE'}})},
+							// A timer (see services/vmm/timer.ts for why not `after`) only when the hang-up is
+							// watched: an invoked actor is kilobytes that a fleet would hold for every VM.
+							initial: 'unwatched',
+							states: {
+								unwatched: {
+									always: {guard: 'detectsHangup', target: 'watching'},
+								},
+								watching: {
+									invoke: {id: 'hangupWatch', src: 'vmTimer', input: ({context}) => ({ms: context.bootHangupTimeoutMs, event: {type: 'HANGUP.DUE'}})},
+								},
+							},
 							on: {
 								'HANGUP.DUE': {guard: 'hangupDue', actions: ['markHungUp', 'logHangup', 'emitHangup', 'killVmm', 'markKillSent']},
 								'PAYLOAD.REPORT': payloadTransitions(['Started', 'Ready', 'Finished']),

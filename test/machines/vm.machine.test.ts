@@ -64,6 +64,22 @@ describe('the boot hang-up watch (simulated clock)', () => {
 		expect(death(byCaller)).toMatchObject({reason: DeathReason.SHUTDOWN, payloadState: 'Started'});
 	});
 
+	test('only a VM that watches the hang-up holds a timer for it, and a resume starts it over', async () => {
+		const watched = await running({detectHangup: true, bootHangupTimeoutMs: 300});
+		const unwatched = await running({detectHangup: false, bootHangupTimeoutMs: 300});
+		expect(watched.actor.getSnapshot().children.hangupWatch).toBeDefined();
+		expect(unwatched.actor.getSnapshot().children.hangupWatch).toBeUndefined();
+		unwatched.actor.send({type: 'EXECUTION.RESUMED'});
+		expect(unwatched.actor.getSnapshot().children.hangupWatch).toBeUndefined();
+		watched.actor.send({type: 'PAYLOAD.REPORT', state: 'Started', initiator: 'caller'});
+		expect(watched.actor.getSnapshot().children.hangupWatch).toBeUndefined();
+		for (const vm of [watched, unwatched]) {
+			vm.vmm.exit({exitCode: 0});
+		}
+
+		await settle();
+	});
+
 	test('does not fire without detectHangup', async () => {
 		const vm = await running({detectHangup: false, bootHangupTimeoutMs: 300});
 		await vm.advance(10_000);
@@ -467,6 +483,24 @@ describe('callbacks that throw never reach the host', () => {
 		} finally {
 			rxjsConfig.onUnhandledError = previous;
 		}
+	});
+
+	test('a handle asked only after the death still has it: died, onDied at once, events$ completed at once', async () => {
+		const vm = await running();
+		const handle = createVmHandle(vm.actor);
+		const called: string[] = [];
+		const unsubscribe = handle.onDied(() => called.push('unsubscribed'));
+		unsubscribe();
+		vm.vmm.exit({exitCode: 0});
+		await settle();
+		expect(handle.state).toBe('Dead');
+		await expect(handle.died).resolves.toMatchObject({reason: DeathReason.SHUTDOWN});
+		handle.onDied(death => called.push(`late ${death.reason}`));
+		const seen: string[] = [];
+		let completed = false;
+		handle.events$.subscribe({next: event => seen.push(event.type), complete: () => completed = true});
+		expect({called, seen, completed}).toEqual({called: [`late ${DeathReason.SHUTDOWN}`], seen: [], completed: true});
+		expect(handle.events$).toBe(handle.events$);
 	});
 
 	test('an onDied callback that throws is logged, before and after the death; the others are called', async () => {

@@ -52,32 +52,42 @@ export function isolatedObservable<T>(onThrow: (error: unknown) => void, subscri
 	return new IsolatedObservable(onThrow, subscribe);
 }
 
-/** The observer's callbacks, each called as a method of `observer` inside a try/catch. */
+/**
+ * The observer's callbacks, each called as a method of `observer` inside a try/catch. An object
+ * with shared methods rather than closures: a fleet's handles hold a subscription or two per VM.
+ */
 function isolate<T>(observer: Partial<Observer<T>>, onThrow: (error: unknown) => void): Observer<T> {
-	const guarded = (call: () => void) => {
-		try {
-			call();
-		} catch (error) {
-			onThrow(error);
-		}
-	};
-
-	return {
-		next(value) {
-			guarded(() => observer.next?.(value));
-		},
-		error(error: unknown) {
-			guarded(() => {
-				if (observer.error === undefined) {
-					onThrow(error);
-				} else {
-					observer.error(error);
-				}
-			});
-		},
-		complete() {
-			guarded(() => observer.complete?.());
-		},
-	};
+	return new IsolatedObserver(observer, onThrow);
 }
 
+class IsolatedObserver<T> implements Observer<T> {
+	constructor(private readonly observer: Partial<Observer<T>>, private readonly onThrow: (error: unknown) => void) {}
+
+	next(value: T): void {
+		try {
+			this.observer.next?.(value);
+		} catch (error) {
+			this.onThrow(error);
+		}
+	}
+
+	error(error: unknown): void {
+		try {
+			if (this.observer.error === undefined) {
+				this.onThrow(error);
+			} else {
+				this.observer.error(error);
+			}
+		} catch (thrown) {
+			this.onThrow(thrown);
+		}
+	}
+
+	complete(): void {
+		try {
+			this.observer.complete?.();
+		} catch (error) {
+			this.onThrow(error);
+		}
+	}
+}

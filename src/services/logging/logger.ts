@@ -34,7 +34,8 @@ export function getDefaultLogger(level: LogLevel = DEFAULT_LOG_LEVEL): winston.L
 			silent: level === 'silent',
 			format: winston.format.combine(
 				winston.format.timestamp(),
-				winston.format.printf(({timestamp, level, message, label}) => `${String(timestamp)} ${level} [${String(label ?? 'vmwarden')}] ${String(message)}`),
+				// vmwarden's labels are strings (`vm <cid>`); anything else is not vmwarden's to print.
+				winston.format.printf(({timestamp, level, message, label}) => `${String(timestamp)} ${level} [${typeof label === 'string' ? label : 'vmwarden'}] ${String(message)}`),
 			),
 			// Straight to process.stderr, not through console: the host may have redirected console to stdout.
 			transports: [new winston.transports.Stream({stream: process.stderr})],
@@ -94,14 +95,16 @@ function sanitizeEntry(info: LogEntry | Error): LogEntry {
  * A child logger for one VM: every line carries its CID, as a label and as a field. Much of what a
  * VM logs comes from outside (guest lines, failure text, VMM output), so every entry is sanitized
  * here, before any of the caller's formats sees it: control characters escaped, length bounded.
- * Built as winston's own `child` is, by overriding `write`, which every logging method ends in.
+ * Built as winston's own `child` is, by overriding `write`, which every logging method ends in; in
+ * one object rather than a child of a child, which a fleet holds one of per VM.
  */
 export function vmLogger(parent: winston.Logger, cid: number): winston.Logger {
-	const child = parent.child({label: `vm ${cid}`, cid});
-	return Object.create(child, {
+	const fields = {label: `vm ${cid}`, cid};
+	return Object.create(parent, {
 		write: {
 			value(info: LogEntry | Error) {
-				return child.write(sanitizeEntry(info));
+				// As winston's `child` merges its fields: the entry's own win.
+				return parent.write({...fields, ...sanitizeEntry(info)});
 			},
 		},
 	}) as winston.Logger;

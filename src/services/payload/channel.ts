@@ -65,136 +65,172 @@ export interface PayloadChannelInput {
  * Stops listening (without closing the stream, which the VM owns) when stopped.
  */
 export const payloadChannelReader = fromCallback<{type: 'NONE'}, PayloadChannelInput, PayloadReportEvent>(({input, sendBack}) => {
-	const {stream, logger, now} = input;
+	const {stream} = input;
 	if (stream === undefined) {
 		return;
 	}
 
-	const limits = PAYLOAD_CHANNEL_LIMITS;
-	const decoder = new PayloadLineDecoder();
-	const malformed = new RateLimitedLog(logger, {what: 'malformed payload channel lines', burst: limits.malformedLinesLogged, intervalMs: limits.summaryIntervalMs, now});
-	const dropped = new RateLimitedLog(logger, {what: 'payload reports dropped (each could only be refused)', burst: 1, intervalMs: limits.summaryIntervalMs, now});
-	let furthestSent = payloadStateRank('Starting');
-	let refusedSent = 0;
-
-	const send = (report: PayloadReport) => {
-		const state = payloadStateOf(report);
-		const forward = payloadStateRank(state) > furthestSent;
-		if (!forward && refusedSent >= limits.refusedReportsSent) {
-			dropped.note(() => `Dropped a payload report to ${state}: the payload is already at ${PAYLOAD_STATES[furthestSent]} or beyond`);
-			return;
-		}
-
-		if (forward) {
-			furthestSent = payloadStateRank(state);
-		} else {
-			refusedSent++;
-		}
-
-		sendBack({type: 'PAYLOAD.REPORT', state, initiator: 'guest', report});
-	};
-
-	const deliver = (decoded: PayloadLine[]) => {
-		lines += decoded.length;
-		for (const line of decoded) {
-			if (line.ok) {
-				send(line.report);
-			} else {
-				malformed.note(() => `Dropped payload channel line "${sanitizeForLog(line.line, limits.malformedLineCharacters)}": ${line.problem}`);
-			}
-		}
-	};
-
-	let stopped = false;
-	let ended = false;
-	let backlog: Uint8Array | undefined;
-	let immediate: NodeJS.Immediate | undefined;
-
-	let lines = 0;
-	const finish = () => {
-		deliver(decoder.end());
-		malformed.close();
-		dropped.close();
-		logger.debug(`Payload channel ended after ${lines} lines`);
-	};
-
-	// Stream handlers run outside XState's error routing: a failure is logged, never thrown.
-	const guarded = (work: () => void) => {
-		try {
-			work();
-		} catch (error) {
-			logger.error(`Payload channel: ${sanitizeForLog(String(error), 1000)}`);
-		}
-	};
-
-	// Bytes decoded since the event loop last ran: small chunks yield too, once they add up.
-	let sinceYield = 0;
-	const resume = () => {
-		immediate = undefined;
-		stream.resume();
-	};
-
-	// Decodes one slice of the backlog; yields to the event loop before the next.
-	const decodeSlice = () => {
-		immediate = undefined;
-		const chunk = backlog!;
-		const slice = chunk.subarray(0, limits.sliceBytes);
-		backlog = chunk.length > limits.sliceBytes ? chunk.subarray(limits.sliceBytes) : undefined;
-		guarded(() => {
-			deliver(decoder.push(slice));
-		});
-		if (stopped) {
-			return;
-		}
-
-		sinceYield += slice.length;
-		if (backlog !== undefined) {
-			sinceYield = 0;
-			immediate = setImmediate(decodeSlice);
-		} else if (ended) {
-			guarded(finish);
-		} else if (sinceYield >= limits.sliceBytes) {
-			// A paused stream resumes on the next tick, before any I/O: wait for a turn of the loop.
-			sinceYield = 0;
-			immediate = setImmediate(resume);
-		} else {
-			stream.resume();
-		}
-	};
-
-	const onData = (chunk: Uint8Array | string) => {
-		// Several buffered chunks can arrive in one tick: pausing makes each wait for its turn.
-		stream.pause();
-		backlog = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-		decodeSlice();
-	};
-
-	const onEnd = () => {
-		ended = true;
-		if (backlog === undefined) {
-			guarded(finish);
-		}
-	};
-
-	const onError = (error: Error) => {
-		logger.warn(`Payload channel read failed: ${sanitizeForLog(error.message, 1000)}`);
-	};
-
-	stream.on('data', onData);
-	stream.once('end', onEnd);
-	stream.on('error', onError);
+	const reading = new ChannelReading(stream, input.logger, sendBack, input.now);
 	return () => {
-		stopped = true;
-		clearImmediate(immediate);
-		stream.off('data', onData);
-		stream.off('end', onEnd);
-		stream.off('error', onError);
+		reading.stop();
+	};
+});
+
+/**
+ * One channel's reading. A class rather than closures over the reader's state: a fleet holds one
+ * per running VM, and its methods are shared; the rate-limited logs are made for the first line
+ * they note.
+ */
+class ChannelReading {
+	readonly #decoder = new PayloadLineDecoder();
+	#malformed: RateLimitedLog | undefined;
+	#dropped: RateLimitedLog | undefined;
+	#furthestSent = payloadStateRank('Starting');
+	#refusedSent = 0;
+	#lines = 0;
+	#stopped = false;
+	#ended = false;
+	#backlog: Uint8Array | undefined;
+	#immediate: NodeJS.Immediate | undefined;
+	// Bytes decoded since the event loop last ran: small chunks yield too, once they add up.
+	#sinceYield = 0;
+	readonly #onData = this.#data.bind(this);
+	readonly #onEnd = this.#end.bind(this);
+	readonly #onError = this.#error.bind(this);
+
+	constructor(
+		private readonly stream: Readable,
+		private readonly logger: winston.Logger,
+		private readonly sendBack: (event: PayloadReportEvent) => void,
+		private readonly now: (() => number) | undefined,
+	) {
+		stream.on('data', this.#onData);
+		stream.once('end', this.#onEnd);
+		stream.on('error', this.#onError);
+	}
+
+	stop(): void {
+		const {stream} = this;
+		this.#stopped = true;
+		clearImmediate(this.#immediate);
+		stream.off('data', this.#onData);
+		stream.off('end', this.#onEnd);
+		stream.off('error', this.#onError);
 		// As before the reader paused it: what the guest still writes is read and dropped.
 		if (!stream.destroyed) {
 			stream.resume();
 		}
 
-		malformed.close();
-		dropped.close();
-	};
-});
+		this.#malformed?.close();
+		this.#dropped?.close();
+	}
+
+	#send(report: PayloadReport): void {
+		const limits = PAYLOAD_CHANNEL_LIMITS;
+		const state = payloadStateOf(report);
+		const forward = payloadStateRank(state) > this.#furthestSent;
+		if (!forward && this.#refusedSent >= limits.refusedReportsSent) {
+			const furthest = PAYLOAD_STATES[this.#furthestSent];
+			this.#dropped ??= new RateLimitedLog(this.logger, {what: 'payload reports dropped (each could only be refused)', burst: 1, intervalMs: limits.summaryIntervalMs, now: this.now});
+			this.#dropped.note(() => `Dropped a payload report to ${state}: the payload is already at ${furthest} or beyond`);
+			return;
+		}
+
+		if (forward) {
+			this.#furthestSent = payloadStateRank(state);
+		} else {
+			this.#refusedSent++;
+		}
+
+		this.sendBack({type: 'PAYLOAD.REPORT', state, initiator: 'guest', report});
+	}
+
+	#deliver(decoded: PayloadLine[]): void {
+		const limits = PAYLOAD_CHANNEL_LIMITS;
+		this.#lines += decoded.length;
+		for (const line of decoded) {
+			if (line.ok) {
+				this.#send(line.report);
+			} else {
+				this.#malformed ??= new RateLimitedLog(this.logger, {what: 'malformed payload channel lines', burst: limits.malformedLinesLogged, intervalMs: limits.summaryIntervalMs, now: this.now});
+				this.#malformed.note(() => `Dropped payload channel line "${sanitizeForLog(line.line, limits.malformedLineCharacters)}": ${line.problem}`);
+			}
+		}
+	}
+
+	#finish(): void {
+		this.#deliver(this.#decoder.end());
+		this.#malformed?.close();
+		this.#dropped?.close();
+		this.logger.debug(`Payload channel ended after ${this.#lines} lines`);
+	}
+
+	// Stream handlers run outside XState's error routing: a failure is logged, never thrown.
+	#guarded(work: () => void): void {
+		try {
+			work();
+		} catch (error) {
+			this.logger.error(`Payload channel: ${sanitizeForLog(String(error), 1000)}`);
+		}
+	}
+
+	#resume(): void {
+		this.#immediate = undefined;
+		this.stream.resume();
+	}
+
+	// Decodes one slice of the backlog; yields to the event loop before the next.
+	#decodeSlice(): void {
+		const limits = PAYLOAD_CHANNEL_LIMITS;
+		this.#immediate = undefined;
+		const chunk = this.#backlog!;
+		const slice = chunk.subarray(0, limits.sliceBytes);
+		this.#backlog = chunk.length > limits.sliceBytes ? chunk.subarray(limits.sliceBytes) : undefined;
+		this.#guarded(() => {
+			this.#deliver(this.#decoder.push(slice));
+		});
+		if (this.#stopped) {
+			return;
+		}
+
+		this.#sinceYield += slice.length;
+		if (this.#backlog !== undefined) {
+			this.#sinceYield = 0;
+			this.#immediate = setImmediate(() => {
+				this.#decodeSlice();
+			});
+		} else if (this.#ended) {
+			this.#guarded(() => {
+				this.#finish();
+			});
+		} else if (this.#sinceYield >= limits.sliceBytes) {
+			// A paused stream resumes on the next tick, before any I/O: wait for a turn of the loop.
+			this.#sinceYield = 0;
+			this.#immediate = setImmediate(() => {
+				this.#resume();
+			});
+		} else {
+			this.stream.resume();
+		}
+	}
+
+	#data(chunk: Uint8Array | string): void {
+		// Several buffered chunks can arrive in one tick: pausing makes each wait for its turn.
+		this.stream.pause();
+		this.#backlog = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+		this.#decodeSlice();
+	}
+
+	#end(): void {
+		this.#ended = true;
+		if (this.#backlog === undefined) {
+			this.#guarded(() => {
+				this.#finish();
+			});
+		}
+	}
+
+	#error(error: Error): void {
+		this.logger.warn(`Payload channel read failed: ${sanitizeForLog(error.message, 1000)}`);
+	}
+}

@@ -17,6 +17,9 @@ const PREFIX = `VMW${PAYLOAD_PROTOCOL_VERSION}`;
 /** The longest line a host keeps; anything longer is dropped as malformed (a UART is not a file). */
 export const MAX_PAYLOAD_LINE_BYTES = 4096;
 
+/** What the decoder keeps of an unfinished line: the limit and a `\r` that a `\n` may yet follow. */
+const PENDING_CAPACITY = MAX_PAYLOAD_LINE_BYTES + 1;
+
 export type PayloadReport =
 	| {type: 'started'}
 	| {type: 'ready'}
@@ -102,8 +105,9 @@ function tooLong(start: Uint8Array): PayloadLine {
  * character), malformed bytes as U+FFFD.
  */
 export class PayloadLineDecoder {
-	// The start of the current line: at most the limit and a `\r` that a `\n` may yet follow.
-	readonly #pending = new Uint8Array(MAX_PAYLOAD_LINE_BYTES + 1);
+	// The start of the current line. Made for the first line that arrives in pieces: a guest writing
+	// whole lines never needs it, and a fleet's idle channels would each hold one.
+	#pending: Uint8Array | undefined;
 	#pendingLength = 0;
 	// The current line was already reported as too long: drop the rest of it.
 	#discarding = false;
@@ -127,12 +131,13 @@ export class PayloadLineDecoder {
 			return lines;
 		}
 
-		if (this.#pendingLength + tail.length > this.#pending.length) {
+		if (this.#pendingLength + tail.length > PENDING_CAPACITY) {
 			// Reported once, as soon as it is certain, however many chunks the line still spans.
 			lines.push(tooLong(this.#joined(tail, this.#pendingLength)));
 			this.#pendingLength = 0;
 			this.#discarding = true;
-		} else {
+		} else if (tail.length > 0) {
+			this.#pending ??= new Uint8Array(PENDING_CAPACITY);
 			this.#pending.set(tail, this.#pendingLength);
 			this.#pendingLength += tail.length;
 		}
@@ -161,7 +166,7 @@ export class PayloadLineDecoder {
 		}
 
 		const total = pendingLength + rest.length;
-		const last = rest.length > 0 ? rest.at(-1) : this.#pending[pendingLength - 1];
+		const last = rest.length > 0 ? rest.at(-1) : this.#pending?.[pendingLength - 1];
 		const length = last === CR ? total - 1 : total;
 		const whole = this.#joined(rest, pendingLength);
 		return length > MAX_PAYLOAD_LINE_BYTES ? tooLong(whole) : parsePayloadLine(utf8.decode(whole.subarray(0, length)));
@@ -169,9 +174,12 @@ export class PayloadLineDecoder {
 
 	/** The pending bytes followed by the start of `rest`: no more than the buffer holds. */
 	#joined(rest: Uint8Array, pendingLength: number): Uint8Array {
-		const head = rest.subarray(0, this.#pending.length - pendingLength);
+		const head = rest.subarray(0, PENDING_CAPACITY - pendingLength);
 		const joined = new Uint8Array(pendingLength + head.length);
-		joined.set(this.#pending.subarray(0, pendingLength));
+		if (this.#pending !== undefined) {
+			joined.set(this.#pending.subarray(0, pendingLength));
+		}
+
 		joined.set(head, pendingLength);
 		return joined;
 	}
