@@ -1,4 +1,4 @@
-import {Subject, type Observable} from 'rxjs';
+import {Observable, Subject} from 'rxjs';
 import {createActor, type Actor, type InspectionEvent, type Observer} from 'xstate';
 import type winston from 'winston';
 import {InvalidConfigError, SupervisorFailedError, SupervisorShutDownError} from './errors.js';
@@ -20,9 +20,11 @@ import {createEventChannel} from './services/events/event-channel.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {hostLogger} from './services/logging/host-logger.js';
 import type {Logger, LogLevel} from './services/logging/logger.js';
-import {createVmHandle, vmMachineInput, vmOperations, type Vm, type VmOperations} from './vm.js';
+import {createVmHandle, vmMachineInput, vmOperations, type Vm, type VmActor, type VmExecution, type VmOperations, type VmSnapshot} from './vm.js';
 import {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
-import {defaultRequester, type Requester, type VmDeath, type VmEvent} from './types.js';
+import {defaultRequester, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
+import type {PayloadState} from './services/payload/state.js';
+import type {BalloonStats} from './services/control/balloon.js';
 export {NoAvailableCidError, SupervisorShutDownError} from './errors.js';
 export {DEFAULT_CID_RANGE, type CidRange} from './services/cids/range.js';
 
@@ -509,220 +511,326 @@ interface SupervisedVmParts {
  * and the final death taken from the restart machine's output, from the group's report, or, for a
  * VM that is never restarted, from its only life.
  */
-function supervisedVm({first, restart, group, policy, start, end, publish, logger}: SupervisedVmParts): {
+function supervisedVm(parts: SupervisedVmParts): {
 	vm: SupervisedVm;
 	adoptLife: (life: Vm) => void;
 	finish: (outcome: RestartOutcome, death: VmDeath | undefined) => void;
 } {
-	let life = first;
-	let restarts = 0;
-	const events = new Subject<VmEvent>();
-	const supervision = new Subject<RestartEmitted>();
-	const deaths: VmDeath[] = [];
-	const deathCallbacks = new Set<(death: VmDeath) => void>();
-	const diedCallbacks = new Set<(death: VmDeath) => void>();
-	let finalDeath: VmDeath | undefined;
-	let outcome: RestartOutcome | undefined;
-	let resolveDied!: (death: VmDeath) => void;
-	const died = new Promise<VmDeath>(resolve => {
-		resolveDied = resolve;
-	});
-	let resolveOver!: () => void;
-	const over = new Promise<void>(resolve => {
-		resolveOver = resolve;
-	});
-	const call = (callbacks: Iterable<(death: VmDeath) => void>, death: VmDeath) => {
-		for (const callback of [...callbacks]) {
-			try {
-				callback(death);
-			} catch (error) {
-				logger.error(`A death callback threw: ${String(error)}`);
-			}
-		}
+	const vm = new SupervisedVmHandle(parts);
+	return {
+		vm,
+		adoptLife(next) {
+			vm.adoptLife(next);
+		},
+		finish(ended, death) {
+			vm.finish(ended, death);
+		},
 	};
+}
 
-	const finish = (ended: RestartOutcome, death: VmDeath | undefined) => {
-		if (outcome !== undefined) {
+/**
+ * See `supervisedVm`. A class, not an object literal of closures: a fleet holds one per VM, V8 keeps
+ * an object literal with getters as a dictionary, and the subjects, the `died` promise and the
+ * callback sets are made only for the callers that ask for them.
+ */
+class SupervisedVmHandle implements SupervisedVm {
+	readonly restartPolicy: RestartPolicy;
+	readonly group: string | undefined;
+	readonly #parts: SupervisedVmParts;
+	#life: Vm;
+	#restarts = 0;
+	#events: Subject<VmEvent> | undefined;
+	#supervision: Subject<RestartEmitted> | undefined;
+	#events$: Observable<VmEvent> | undefined;
+	#supervision$: Observable<RestartEmitted> | undefined;
+	readonly #deaths: VmDeath[] = [];
+	#deathCallbacks: Set<(death: VmDeath) => void> | undefined;
+	#diedCallbacks: Set<(death: VmDeath) => void> | undefined;
+	#finalDeath: VmDeath | undefined;
+	#outcome: RestartOutcome | undefined;
+	#died: Promise<VmDeath> | undefined;
+	#resolveDied: ((death: VmDeath) => void) | undefined;
+	#over: Promise<void> | undefined;
+	#resolveOver: (() => void) | undefined;
+	#operations: VmOperations | undefined;
+
+	constructor(parts: SupervisedVmParts) {
+		const {first, restart, group, policy} = parts;
+		this.#parts = parts;
+		this.#life = first;
+		this.restartPolicy = policy;
+		this.group = group;
+		this.#follow(first);
+		if (restart !== undefined) {
+			restart.on('*', event => {
+				parts.publish(event);
+				this.#supervision?.next(event);
+			});
+			restart.subscribe({
+				next: snapshot => {
+					if (snapshot.status === 'done') {
+						this.finish(snapshot.output.outcome, snapshot.output.death);
+					}
+				},
+				error: () => {
+					this.finish('ended', this.#deaths.at(-1));
+				},
+				complete: () => {
+					// Stopped by the supervisor without reaching a final state: its VM actor failed.
+					this.finish('ended', this.#deaths.at(-1));
+				},
+			});
+		}
+	}
+
+	get cid(): number {
+		return this.#life.cid;
+	}
+
+	get state(): VmState {
+		return this.#life.state;
+	}
+
+	get payloadState(): PayloadState {
+		return this.#life.payloadState;
+	}
+
+	get pid(): number | undefined {
+		return this.#life.pid;
+	}
+
+	get tempDir(): string | undefined {
+		return this.#life.tempDir;
+	}
+
+	get actor(): VmActor {
+		return this.#life.actor;
+	}
+
+	get snapshots$(): Observable<VmSnapshot> {
+		return this.#life.snapshots$;
+	}
+
+	get restarts(): number {
+		return this.#restarts;
+	}
+
+	get deaths(): VmDeath[] {
+		return [...this.#deaths];
+	}
+
+	get died(): Promise<VmDeath> {
+		if (this.#died === undefined) {
+			const death = this.#finalDeath;
+			this.#died = death === undefined
+				? new Promise<VmDeath>(resolve => {
+					this.#resolveDied = resolve;
+				})
+				: Promise.resolve(death);
+		}
+
+		return this.#died;
+	}
+
+	get events$(): Observable<VmEvent> {
+		this.#events$ ??= this.#ended$(() => {
+			this.#events ??= new Subject<VmEvent>();
+			return this.#events;
+		});
+		return this.#events$;
+	}
+
+	get supervision$(): Observable<RestartEmitted> {
+		this.#supervision$ ??= this.#ended$(() => {
+			this.#supervision ??= new Subject<RestartEmitted>();
+			return this.#supervision;
+		});
+		return this.#supervision$;
+	}
+
+	get supervision(): SupervisionState {
+		const {restart, group} = this.#parts;
+		if (this.#outcome !== undefined) {
+			return OUTCOME_STATES[this.#outcome];
+		}
+
+		if (restart !== undefined) {
+			const snapshot = restart.getSnapshot();
+			return RESTART_STATES.find(([state]) => snapshot.matches(state as 'Idle'))?.[1] ?? 'ended';
+		}
+
+		if (group === undefined) {
+			return 'unsupervised';
+		}
+
+		return this.#neverStarted() ? 'idle' : this.#isLive() ? 'alive' : 'backoff';
+	}
+
+	// The operations follow the current life: a restarted VM is suspended, ballooned and watched anew.
+	get execution(): VmExecution | undefined {
+		return this.#lifeOperations().execution;
+	}
+
+	get console$(): Observable<string> {
+		return this.#lifeOperations().console$;
+	}
+
+	get log$(): Observable<string> {
+		return this.#lifeOperations().log$;
+	}
+
+	async suspend(): Promise<void> {
+		await this.#lifeOperations().suspend();
+	}
+
+	async resume(): Promise<void> {
+		await this.#lifeOperations().resume();
+	}
+
+	async setBalloon(bytes: number): Promise<void> {
+		await this.#lifeOperations().setBalloon(bytes);
+	}
+
+	async balloonStats(): Promise<BalloonStats> {
+		return this.#lifeOperations().balloonStats();
+	}
+
+	onDied(callback: (death: VmDeath) => void): () => void {
+		if (this.#finalDeath !== undefined) {
+			callback(this.#finalDeath);
+			return () => undefined;
+		}
+
+		this.#diedCallbacks ??= new Set();
+		const callbacks = this.#diedCallbacks;
+		callbacks.add(callback);
+		return () => {
+			callbacks.delete(callback);
+		};
+	}
+
+	onDeath(callback: (death: VmDeath) => void): () => void {
+		this.#deathCallbacks ??= new Set();
+		const callbacks = this.#deathCallbacks;
+		callbacks.add(callback);
+		return () => {
+			callbacks.delete(callback);
+		};
+	}
+
+	async start(): Promise<void> {
+		return this.#parts.start();
+	}
+
+	async stop(stopOptions?: {timeoutMs?: number}): Promise<VmDeath | undefined> {
+		const {restart, group, end} = this.#parts;
+		if (restart === undefined && group === undefined) {
+			return this.#life.stop(stopOptions);
+		}
+
+		end();
+		if (this.#neverStarted()) {
+			return undefined;
+		}
+
+		if (this.#isLive()) {
+			await this.#life.stop(stopOptions);
+		}
+
+		if (this.#outcome === undefined) {
+			this.#over ??= new Promise<void>(resolve => {
+				this.#resolveOver = resolve;
+			});
+			await this.#over;
+		}
+
+		return this.#finalDeath;
+	}
+
+	kill(): void {
+		if (this.#parts.restart !== undefined || this.#parts.group !== undefined) {
+			this.#parts.end();
+		}
+
+		this.#life.kill();
+	}
+
+	updatePayloadState(state: PayloadState): void {
+		this.#life.updatePayloadState(state);
+	}
+
+	adoptLife(next: Vm): void {
+		this.#life = next;
+		this.#restarts++;
+		this.#follow(next);
+	}
+
+	finish(ended: RestartOutcome, death: VmDeath | undefined): void {
+		if (this.#outcome !== undefined) {
 			return;
 		}
 
-		outcome = ended;
+		this.#outcome = ended;
 		if (death !== undefined) {
-			finalDeath = death;
-			resolveDied(death);
-			call(diedCallbacks, death);
-			diedCallbacks.clear();
+			this.#finalDeath = death;
+			this.#resolveDied?.(death);
+			this.#call(this.#diedCallbacks, death);
+			this.#diedCallbacks = undefined;
 		}
 
-		resolveOver();
-		events.complete();
-		supervision.complete();
-	};
+		this.#resolveOver?.();
+		this.#events?.complete();
+		this.#supervision?.complete();
+	}
 
-	const follow = (current: Vm) => {
-		current.events$.subscribe(event => {
-			publish(event);
-			events.next(event);
-		});
-		current.onDied(death => {
-			deaths.push(death);
-			deaths.splice(0, Math.max(0, deaths.length - policy.historySize));
-			call(deathCallbacks, death);
-		});
-	};
+	/** An observable of one of the subjects, completed at once once the VM is over. */
+	#ended$<T>(subject: () => Subject<T>): Observable<T> {
+		return new Observable<T>(subscriber => this.#outcome === undefined ? subject().subscribe(subscriber) : subscriber.complete());
+	}
 
-	follow(first);
-	if (restart !== undefined) {
-		restart.on('*', event => {
-			publish(event);
-			supervision.next(event);
-		});
-		restart.subscribe({
-			next(snapshot) {
-				if (snapshot.status === 'done') {
-					finish(snapshot.output.outcome, snapshot.output.death);
-				}
-			},
-			error() {
-				finish('ended', deaths.at(-1));
-			},
-			complete() {
-				// Stopped by the supervisor without reaching a final state: its VM actor failed.
-				finish('ended', deaths.at(-1));
-			},
-		});
-	} else if (group === undefined) {
+	#follow(current: Vm): void {
+		const {restart, group, publish, policy} = this.#parts;
 		// Neither restarted nor grouped: the first life is the only one, and ends with a death or a
 		// failed start.
-		first.onDied(death => {
-			finish('ended', death);
+		const only = restart === undefined && group === undefined;
+		current.events$.subscribe(event => {
+			publish(event);
+			this.#events?.next(event);
+			if (only && event.type === 'failed') {
+				this.finish('ended', undefined);
+			}
 		});
-		first.events$.subscribe(event => {
-			if (event.type === 'failed') {
-				finish('ended', undefined);
+		current.onDied(death => {
+			this.#deaths.push(death);
+			this.#deaths.splice(0, Math.max(0, this.#deaths.length - policy.historySize));
+			this.#call(this.#deathCallbacks, death);
+			if (only) {
+				this.finish('ended', death);
 			}
 		});
 	}
 
-	const neverStarted = () => restarts === 0 && life.actor.getSnapshot().matches({NotStarted: 'idle'});
-	const isLive = () => life.actor.getSnapshot().status === 'active' && (life.state === 'Running' || life.actor.getSnapshot().matches({NotStarted: 'launching'}));
-	// The operations follow the current life: a restarted VM is suspended, ballooned and watched anew.
-	const operations = vmOperations({
-		get actor() {
-			return life.actor;
-		},
-	});
-	const vm: SupervisedVm = {
-		get execution() {
-			return operations.execution;
-		},
-		suspend: async () => operations.suspend(),
-		resume: async () => operations.resume(),
-		setBalloon: async bytes => operations.setBalloon(bytes),
-		balloonStats: async () => operations.balloonStats(),
-		console$: operations.console$,
-		log$: operations.log$,
-		get cid() {
-			return life.cid;
-		},
-		get state() {
-			return life.state;
-		},
-		get payloadState() {
-			return life.payloadState;
-		},
-		get pid() {
-			return life.pid;
-		},
-		get tempDir() {
-			return life.tempDir;
-		},
-		died,
-		onDied(callback) {
-			if (finalDeath !== undefined) {
-				callback(finalDeath);
-				return () => undefined;
+	#call(callbacks: Iterable<(death: VmDeath) => void> | undefined, death: VmDeath): void {
+		for (const callback of [...callbacks ?? []]) {
+			try {
+				callback(death);
+			} catch (error) {
+				this.#parts.logger.error(`A death callback threw: ${String(error)}`);
 			}
+		}
+	}
 
-			diedCallbacks.add(callback);
-			return () => {
-				diedCallbacks.delete(callback);
-			};
-		},
-		onDeath(callback) {
-			deathCallbacks.add(callback);
-			return () => {
-				deathCallbacks.delete(callback);
-			};
-		},
-		get snapshots$() {
-			return life.snapshots$;
-		},
-		events$: events.asObservable(),
-		supervision$: supervision.asObservable(),
-		get actor() {
-			return life.actor;
-		},
-		get restarts() {
-			return restarts;
-		},
-		get deaths() {
-			return [...deaths];
-		},
-		get supervision() {
-			if (outcome !== undefined) {
-				return OUTCOME_STATES[outcome];
-			}
+	#lifeOperations(): VmOperations {
+		this.#operations ??= vmOperations(this);
+		return this.#operations;
+	}
 
-			if (restart !== undefined) {
-				const snapshot = restart.getSnapshot();
-				return RESTART_STATES.find(([state]) => snapshot.matches(state as 'Idle'))?.[1] ?? 'ended';
-			}
+	#neverStarted(): boolean {
+		return this.#restarts === 0 && this.#life.actor.getSnapshot().matches({NotStarted: 'idle'});
+	}
 
-			if (group === undefined) {
-				return 'unsupervised';
-			}
-
-			return neverStarted() ? 'idle' : isLive() ? 'alive' : 'backoff';
-		},
-		restartPolicy: policy,
-		group,
-		start,
-		async stop(stopOptions) {
-			if (restart === undefined && group === undefined) {
-				return life.stop(stopOptions);
-			}
-
-			end();
-			if (neverStarted()) {
-				return undefined;
-			}
-
-			if (isLive()) {
-				await life.stop(stopOptions);
-			}
-
-			await over;
-			return finalDeath;
-		},
-		kill() {
-			if (restart !== undefined || group !== undefined) {
-				end();
-			}
-
-			life.kill();
-		},
-		updatePayloadState(state) {
-			life.updatePayloadState(state);
-		},
-	};
-	return {
-		vm,
-		adoptLife(next) {
-			life = next;
-			restarts++;
-			follow(next);
-		},
-		finish,
-	};
+	#isLive(): boolean {
+		const {actor} = this.#life;
+		return actor.getSnapshot().status === 'active' && (this.#life.state === 'Running' || actor.getSnapshot().matches({NotStarted: 'launching'}));
+	}
 }
