@@ -17,6 +17,7 @@ import type {FilePolicy} from './services/config/file-policy.js';
 import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import {createEventChannel} from './services/events/event-channel.js';
+import {OnDemandPromise} from './services/events/on-demand-promise.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {hostLogger} from './services/logging/host-logger.js';
 import type {Logger, LogLevel} from './services/logging/logger.js';
@@ -546,12 +547,10 @@ class SupervisedVmHandle implements SupervisedVm {
 	readonly #deaths: VmDeath[] = [];
 	#deathCallbacks: Set<(death: VmDeath) => void> | undefined;
 	#diedCallbacks: Set<(death: VmDeath) => void> | undefined;
-	#finalDeath: VmDeath | undefined;
+	readonly #finalDeath = new OnDemandPromise<VmDeath>();
 	#outcome: RestartOutcome | undefined;
-	#died: Promise<VmDeath> | undefined;
-	#resolveDied: ((death: VmDeath) => void) | undefined;
-	#over: Promise<void> | undefined;
-	#resolveOver: (() => void) | undefined;
+	/** Settled once the VM is over: its outcome is known. */
+	readonly #over = new OnDemandPromise<void>();
 	#operations: VmOperations | undefined;
 
 	constructor(parts: SupervisedVmParts) {
@@ -620,16 +619,7 @@ class SupervisedVmHandle implements SupervisedVm {
 	}
 
 	get died(): Promise<VmDeath> {
-		if (this.#died === undefined) {
-			const death = this.#finalDeath;
-			this.#died = death === undefined
-				? new Promise<VmDeath>(resolve => {
-					this.#resolveDied = resolve;
-				})
-				: Promise.resolve(death);
-		}
-
-		return this.#died;
+		return this.#finalDeath.promise;
 	}
 
 	get events$(): Observable<VmEvent> {
@@ -696,8 +686,9 @@ class SupervisedVmHandle implements SupervisedVm {
 	}
 
 	onDied(callback: (death: VmDeath) => void): () => void {
-		if (this.#finalDeath !== undefined) {
-			callback(this.#finalDeath);
+		const death = this.#finalDeath.value;
+		if (death !== undefined) {
+			callback(death);
 			return () => undefined;
 		}
 
@@ -737,14 +728,8 @@ class SupervisedVmHandle implements SupervisedVm {
 			await this.#life.stop(stopOptions);
 		}
 
-		if (this.#outcome === undefined) {
-			this.#over ??= new Promise<void>(resolve => {
-				this.#resolveOver = resolve;
-			});
-			await this.#over;
-		}
-
-		return this.#finalDeath;
+		await this.#over.promise;
+		return this.#finalDeath.value;
 	}
 
 	kill(): void {
@@ -772,13 +757,12 @@ class SupervisedVmHandle implements SupervisedVm {
 
 		this.#outcome = ended;
 		if (death !== undefined) {
-			this.#finalDeath = death;
-			this.#resolveDied?.(death);
+			this.#finalDeath.resolve(death);
 			this.#call(this.#diedCallbacks, death);
 			this.#diedCallbacks = undefined;
 		}
 
-		this.#resolveOver?.();
+		this.#over.resolve();
 		this.#events?.complete();
 		this.#supervision?.complete();
 	}

@@ -21,6 +21,7 @@ import type {VmConfig} from './services/config/vm-config.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {checkTimeoutMs} from './services/config/timeouts.js';
 import {isolatedObservable} from './services/events/isolated-observable.js';
+import {OnDemandPromise} from './services/events/on-demand-promise.js';
 import {defaultRequester, type Initiator, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
 
 /** The default time `stop()` waits for the VMM to exit before killing it (Android's, late 2025). */
@@ -352,9 +353,7 @@ export function vmOperations(vm: Pick<Vm, 'actor'>, options: VmHandleOptions = {
 class VmHandle extends OperationsOnActor implements Vm {
 	readonly actor: VmActor;
 	readonly #pacedStart: boolean;
-	#death: VmDeath | undefined;
-	#died: Promise<VmDeath> | undefined;
-	#resolveDied: ((death: VmDeath) => void) | undefined;
+	readonly #death = new OnDemandPromise<VmDeath>();
 	#deathCallbacks: Set<(death: VmDeath) => void> | undefined;
 	/** Made for the first `events$` subscriber; undefined before, and once the events ended. */
 	#events: Subject<VmEvent> | undefined;
@@ -408,16 +407,7 @@ class VmHandle extends OperationsOnActor implements Vm {
 	}
 
 	get died(): Promise<VmDeath> {
-		if (this.#died === undefined) {
-			const death = this.#death;
-			this.#died = death === undefined
-				? new Promise<VmDeath>(resolve => {
-					this.#resolveDied = resolve;
-				})
-				: Promise.resolve(death);
-		}
-
-		return this.#died;
+		return this.#death.promise;
 	}
 
 	get snapshots$(): Observable<VmSnapshot> {
@@ -455,8 +445,9 @@ class VmHandle extends OperationsOnActor implements Vm {
 	}
 
 	onDied(callback: (death: VmDeath) => void): () => void {
-		if (this.#death !== undefined) {
-			this.#callDeathCallback(callback, this.#death);
+		const death = this.#death.value;
+		if (death !== undefined) {
+			this.#callDeathCallback(callback, death);
 			return () => undefined;
 		}
 
@@ -568,13 +559,11 @@ class VmHandle extends OperationsOnActor implements Vm {
 	}
 
 	#reportDeath(record: VmDeath): void {
-		if (this.#death !== undefined) {
+		if (this.#death.settled) {
 			return;
 		}
 
-		this.#death = record;
-		this.#resolveDied?.(record);
-		this.#resolveDied = undefined;
+		this.#death.resolve(record);
 		const callbacks = this.#deathCallbacks;
 		this.#deathCallbacks = undefined;
 		for (const callback of [...callbacks ?? []]) {
