@@ -94,7 +94,7 @@ describe('spawnVmm', () => {
 	test('the failure text and the stderr tail are read back from their files, bounded', async () => {
 		const vmm = await spawnVmm({...options(['fail-flood 200000', 'poweroff']), failureChannel: {maxBytes: 1000}});
 		const failure = await vmm.settled(200);
-		expect(failure).toEqual({text: 'x'.repeat(1000), truncated: true});
+		expect(failure).toEqual({text: 'x'.repeat(1000), truncated: true, dirRemoved: false});
 		expect(vmm.stderrTail).toMatch(/exiting with success/);
 		vmm.dispose();
 	});
