@@ -28,7 +28,7 @@
 export const SPAWNER_SOURCE = String.raw`
 'use strict';
 const {spawn} = require('node:child_process');
-const {chmodSync, closeSync, constants, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync} = require('node:fs');
+const {chmodSync, closeSync, constants, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeSync} = require('node:fs');
 const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
@@ -179,8 +179,26 @@ function watchExit(id, entry, atExit) {
 		entry.settling = false;
 		const failure = atExit.failure === undefined ? undefined : readBack(atExit.failure.path, atExit.failure.maxBytes, false);
 		const stderrTail = readBack(atExit.stderr.path, atExit.stderr.maxBytes, true).text;
-		const removeError = atExit.removeDir === undefined ? undefined : removeTree(atExit.removeDir);
-		post({op: 'settled', id, failure, stderrTail, removeError});
+		// The directory leaves its name at once (one rename) and is removed right after the host has
+		// what it waits for: a death does not wait for a file system's unlinks. Should the rename fail
+		// (the name beside it taken), it is removed first.
+		let removing = atExit.removeDir === undefined ? undefined : atExit.removeDir + '.removing';
+		let removeError;
+		if (removing !== undefined) {
+			try {
+				renameSync(atExit.removeDir, removing);
+			} catch {
+				removing = undefined;
+				removeError = removeTree(atExit.removeDir);
+			}
+		}
+
+		post({op: 'settled', id, failure, stderrTail, removeError, removing: removing !== undefined});
+		if (removing !== undefined) {
+			// In the same turn: nothing (not even the host's going) comes between.
+			post({op: 'gone', id, error: removeTree(removing)});
+		}
+
 		forget(id);
 	};
 

@@ -57,8 +57,13 @@ export interface CommandResult extends ChildExit {
 export interface ExitReadBack {
 	failure: ReadBack | undefined;
 	stderrTail: string;
-	/** Whether the directory to remove is gone; `removeError` says why not. */
+	/** Why the directory to remove could not be taken away, when it could not. */
 	removeError: string | undefined;
+	/**
+	 * Settles once the directory, gone from its name already, is removed: with why it could not
+	 * be, if it could not (its name says what is left).
+	 */
+	removed: Promise<string | undefined>;
 }
 
 /** What a spawn asks of the spawner besides the child. */
@@ -98,6 +103,8 @@ interface LiveChild {
 	resolveReadBack: (readBack: ExitReadBack | undefined) => void;
 	/** Whether the spawner's `settled` is still to come. */
 	settling: boolean;
+	/** Set while the `gone` that follows `settled` is still to come. */
+	resolveRemoved?: (error: string | undefined) => void;
 	pipes: Map<number, RelayedPipe>;
 	/** The child fds of the relayed pipes the spawner has not closed yet. */
 	open: Set<number>;
@@ -397,7 +404,23 @@ class Spawner {
 				const child = this.#children.get(message.id);
 				if (child !== undefined) {
 					child.settling = false;
-					child.resolveReadBack({failure: message.failure, stderrTail: message.stderrTail, removeError: message.removeError});
+					const removed = message.removing
+						? new Promise<string | undefined>(resolve => {
+							child.resolveRemoved = resolve;
+						})
+						: Promise.resolve(undefined);
+					child.resolveReadBack({failure: message.failure, stderrTail: message.stderrTail, removeError: message.removeError, removed});
+					this.#forget(message.id);
+				}
+
+				break;
+			}
+
+			case 'gone': {
+				const child = this.#children.get(message.id);
+				if (child !== undefined) {
+					child.resolveRemoved?.(message.error);
+					child.resolveRemoved = undefined;
 					this.#forget(message.id);
 				}
 
@@ -425,7 +448,7 @@ class Spawner {
 
 	#forget(id: number): void {
 		const child = this.#children.get(id);
-		if (child !== undefined && child.exited && child.open.size === 0 && !child.settling) {
+		if (child !== undefined && child.exited && child.open.size === 0 && !child.settling && child.resolveRemoved === undefined) {
 			this.#children.delete(id);
 			this.#settle();
 		}
@@ -484,6 +507,7 @@ class Spawner {
 
 			child.resolvePipesClosed();
 			child.resolveReadBack(undefined);
+			child.resolveRemoved?.('the spawner process was lost');
 		}
 
 		this.#children.clear();
