@@ -75,12 +75,12 @@ export type FromSpawner =
 	 * is removed (`removing`), or `removeError` says why it could not be removed.
 	 */
 	| {op: 'settled'; id: number; failure: ReadBack | undefined; stderrTail: string; removeError: string | undefined; removing: boolean}
-	/** The directory of a spawn's `atExit` is removed, or `error` says why not. */
+	/** A directory `settled` or `removed` took away (`removing`) is removed, or `error` says why not. */
 	| {op: 'gone'; id: number; error: string | undefined}
 	/** A child's 'error' after it was spawned (a failed kill): logged, the exit still comes. */
 	| {op: 'error'; id: number; message: string}
 	| {op: 'made'; id: number; path: string}
 	/** `error` says why the directory could not be removed. */
-	| {op: 'removed'; id: number; error: string | undefined}
+	| {op: 'removed'; id: number; error: string | undefined; removing: boolean}
 	/** A command ended; `failed` says why it could not even start. */
 	| {op: 'ran'; id: number; code: number | null; signal: NodeJS.Signals | null; stderr: string; timedOut: boolean; failed: string | undefined};

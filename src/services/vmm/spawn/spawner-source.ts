@@ -166,6 +166,29 @@ function removeTree(path) {
 }
 
 /**
+ * Takes a directory away from its name at once (one rename beside it), so that whoever waits for
+ * its removal does not wait for a file system's unlinks: {removing}, the name it has now, for
+ * finishRemoval once the answer is sent. Should the rename fail (that name taken), it is removed
+ * here: {error} says why it could not be.
+ */
+function takeAway(path) {
+	const removing = path + '.removing';
+	try {
+		renameSync(path, removing);
+		return {removing};
+	} catch {
+		return {error: removeTree(path)};
+	}
+}
+
+/** Removes what takeAway left, right after the answer and in the same turn: nothing comes between. */
+function finishRemoval(id, removing) {
+	if (removing !== undefined) {
+		post({op: 'gone', id, error: removeTree(removing)});
+	}
+}
+
+/**
  * The child's atExit, once it exited and its relayed pipes ended, or when the host says so (its
  * grace for a pipe another process keeps open is over): what the host would otherwise read and
  * remove after the exit, in one message, so that a death costs the host no further round trip.
@@ -179,26 +202,9 @@ function watchExit(id, entry, atExit) {
 		entry.settling = false;
 		const failure = atExit.failure === undefined ? undefined : readBack(atExit.failure.path, atExit.failure.maxBytes, false);
 		const stderrTail = readBack(atExit.stderr.path, atExit.stderr.maxBytes, true).text;
-		// The directory leaves its name at once (one rename) and is removed right after the host has
-		// what it waits for: a death does not wait for a file system's unlinks. Should the rename fail
-		// (the name beside it taken), it is removed first.
-		let removing = atExit.removeDir === undefined ? undefined : atExit.removeDir + '.removing';
-		let removeError;
-		if (removing !== undefined) {
-			try {
-				renameSync(atExit.removeDir, removing);
-			} catch {
-				removing = undefined;
-				removeError = removeTree(atExit.removeDir);
-			}
-		}
-
-		post({op: 'settled', id, failure, stderrTail, removeError, removing: removing !== undefined});
-		if (removing !== undefined) {
-			// In the same turn: nothing (not even the host's going) comes between.
-			post({op: 'gone', id, error: removeTree(removing)});
-		}
-
+		const {removing, error} = atExit.removeDir === undefined ? {} : takeAway(atExit.removeDir);
+		post({op: 'settled', id, failure, stderrTail, removeError: error, removing: removing !== undefined});
+		finishRemoval(id, removing);
 		forget(id);
 	};
 
@@ -450,7 +456,9 @@ process.on('message', message => {
 		}
 
 		case 'rm': {
-			post({op: 'removed', id: message.id, error: removeTree(message.path)});
+			const {removing, error} = takeAway(message.path);
+			post({op: 'removed', id: message.id, error, removing: removing !== undefined});
+			finishRemoval(message.id, removing);
 			break;
 		}
 

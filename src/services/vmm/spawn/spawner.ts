@@ -103,8 +103,6 @@ interface LiveChild {
 	resolveReadBack: (readBack: ExitReadBack | undefined) => void;
 	/** Whether the spawner's `settled` is still to come. */
 	settling: boolean;
-	/** Set while the `gone` that follows `settled` is still to come. */
-	resolveRemoved?: (error: string | undefined) => void;
 	pipes: Map<number, RelayedPipe>;
 	/** The child fds of the relayed pipes the spawner has not closed yet. */
 	open: Set<number>;
@@ -170,6 +168,8 @@ class Spawner {
 	#nextId = 1;
 	readonly #requests = new Map<number, PendingRequest>();
 	readonly #children = new Map<number, LiveChild>();
+	/** Removals whose directory left its name, by id, until the spawner says how they ended (`gone`). */
+	readonly #removals = new Map<number, (error: string | undefined) => void>();
 	#idleTimer: NodeJS.Timeout | undefined;
 
 	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = [], {dir, atExit}: SpawnExtras = {}): Promise<SpawnedChild> {
@@ -269,8 +269,11 @@ class Spawner {
 		return reply.path;
 	}
 
-	/** Removes a directory tree; rejects with why it could not. */
-	async removeDir(path: string): Promise<void> {
+	/**
+	 * Removes a directory tree: resolves once it is gone from its name, with how its removal ends
+	 * (why it could not be finished, if it could not); rejects with why it could not be taken away.
+	 */
+	async removeDir(path: string): Promise<{removed: Promise<string | undefined>}> {
 		const id = this.#nextId++;
 		const reply = await this.#request({op: 'rm', id, path});
 		if (reply.op !== 'removed') {
@@ -280,6 +283,19 @@ class Spawner {
 		if (reply.error !== undefined) {
 			throw new Error(reply.error);
 		}
+
+		return {removed: this.#removal(id, reply.removing)};
+	}
+
+	/** How the removal the spawner announced with `removing` ends (its `gone`). */
+	async #removal(id: number, removing: boolean): Promise<string | undefined> {
+		if (!removing) {
+			return undefined;
+		}
+
+		return new Promise(resolve => {
+			this.#removals.set(id, resolve);
+		});
 	}
 
 	async #request(message: SpawnerRequest): Promise<FromSpawner> {
@@ -404,11 +420,7 @@ class Spawner {
 				const child = this.#children.get(message.id);
 				if (child !== undefined) {
 					child.settling = false;
-					const removed = message.removing
-						? new Promise<string | undefined>(resolve => {
-							child.resolveRemoved = resolve;
-						})
-						: Promise.resolve(undefined);
+					const removed = this.#removal(message.id, message.removing);
 					child.resolveReadBack({failure: message.failure, stderrTail: message.stderrTail, removeError: message.removeError, removed});
 					this.#forget(message.id);
 				}
@@ -417,13 +429,8 @@ class Spawner {
 			}
 
 			case 'gone': {
-				const child = this.#children.get(message.id);
-				if (child !== undefined) {
-					child.resolveRemoved?.(message.error);
-					child.resolveRemoved = undefined;
-					this.#forget(message.id);
-				}
-
+				this.#removals.get(message.id)?.(message.error);
+				this.#removals.delete(message.id);
 				break;
 			}
 
@@ -448,7 +455,7 @@ class Spawner {
 
 	#forget(id: number): void {
 		const child = this.#children.get(id);
-		if (child !== undefined && child.exited && child.open.size === 0 && !child.settling && child.resolveRemoved === undefined) {
+		if (child !== undefined && child.exited && child.open.size === 0 && !child.settling) {
 			this.#children.delete(id);
 			this.#settle();
 		}
@@ -507,10 +514,14 @@ class Spawner {
 
 			child.resolvePipesClosed();
 			child.resolveReadBack(undefined);
-			child.resolveRemoved?.('the spawner process was lost');
 		}
 
 		this.#children.clear();
+		for (const resolve of this.#removals.values()) {
+			resolve(reason);
+		}
+
+		this.#removals.clear();
 	}
 }
 

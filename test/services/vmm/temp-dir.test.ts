@@ -1,0 +1,67 @@
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {afterEach, beforeEach, describe, expect, test} from '@jest/globals';
+import {closeIdleSpawner} from '../../../src/services/vmm/spawn/spawner.js';
+import {createTempDir, isTempDirName, planTempDir, removeTempDir, TEMP_DIR_MARKER} from '../../../src/services/vmm/temp-dir.js';
+import {silentLogger} from '../../helpers/vm-fixture.js';
+
+describe('the temporary directory', () => {
+	let root: string;
+
+	beforeEach(() => {
+		root = mkdtempSync(path.join(os.tmpdir(), 'vmw-temp-dir-'));
+	});
+
+	afterEach(async () => {
+		rmSync(root, {recursive: true, force: true});
+		await closeIdleSpawner();
+	});
+
+	/** Waits until `root` holds only `entries` (a removal's unlinks may trail its answer by a moment). */
+	async function onlyLeft(entries: string[]): Promise<string[]> {
+		const deadline = Date.now() + 2000;
+		while (readdirSync(root).sort().join() !== entries.join() && Date.now() < deadline) {
+			await new Promise(resolve => {
+				setTimeout(resolve, 10);
+			});
+		}
+
+		return readdirSync(root).sort();
+	}
+
+	test('a planned name is one createTempDir gives, drawn afresh each time, under the root', () => {
+		const first = planTempDir(root, 7);
+		const second = planTempDir(root, 7);
+		expect(isTempDirName(first.path, 7)).toBe(true);
+		expect(isTempDirName(first.path, 8)).toBe(false);
+		expect(path.dirname(first.path)).toBe(root);
+		expect(second.path).not.toBe(first.path);
+		expect(first).toMatchObject({markerName: TEMP_DIR_MARKER, markerText: expect.stringContaining('CID 7')});
+	});
+
+	test('removal: the name is gone when it resolves, the content right after', async () => {
+		const directory = await createTempDir(root, 9);
+		expect(statSync(directory).mode & 0o777).toBe(0o700);
+		mkdirSync(path.join(directory, 'deep'));
+		writeFileSync(path.join(directory, 'deep', 'file'), 'x');
+		expect(await removeTempDir(directory, silentLogger())).toBe(true);
+		expect(existsSync(directory)).toBe(false);
+		expect(await onlyLeft([])).toEqual([]);
+	});
+
+	test('removal: when the name beside it is taken, the directory is removed in place and the other is left alone', async () => {
+		const directory = await createTempDir(root, 10);
+		const beside = `${directory}.removing`;
+		mkdirSync(beside);
+		writeFileSync(path.join(beside, 'theirs'), 'x');
+		expect(await removeTempDir(directory, silentLogger())).toBe(true);
+		expect(existsSync(directory)).toBe(false);
+		expect(readdirSync(beside)).toEqual(['theirs']);
+	});
+
+	test('removal of a directory that is not there resolves as removed', async () => {
+		expect(await removeTempDir(path.join(root, 'vmwarden-11-abcdef'), silentLogger())).toBe(true);
+		expect(readdirSync(root)).toEqual([]);
+	});
+});
