@@ -8,6 +8,7 @@ import {spawnVmm, type SpawnVmmOptions} from '../../../src/services/vmm/process.
 import {runCommand} from '../../../src/services/vmm/spawn/command.js';
 import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../../helpers/leak-checker.js';
 import {SIM_PATH} from '../../helpers/vm-fixture.js';
+import {entriesOnceSettled} from './entries.js';
 
 const logger = winston.createLogger({silent: true});
 
@@ -115,18 +116,6 @@ describe('spawnVmm', () => {
 		return {path: path.join(work, name), markerName: '.marker', markerText: 'the test\'s\n'};
 	}
 
-	/** Waits until `work` holds only `entries` (the directory's removal may trail the answer by a moment). */
-	async function onlyLeft(entries: string[]): Promise<string[]> {
-		const deadline = Date.now() + 2000;
-		while (readdirSync(work).sort().join() !== entries.join() && Date.now() < deadline) {
-			await new Promise(resolve => {
-				setTimeout(resolve, 10);
-			});
-		}
-
-		return readdirSync(work).sort();
-	}
-
 	test('the spawner makes the directory with the spawn (0700, with its marker) and, asked to, removes it once the outputs are read', async () => {
 		const dir = newDir();
 		const vmm = await spawnVmm({...options(['fail boom', 'sleep 300', 'poweroff']), outputDir: undefined, newOutputDir: dir, removeOutputDir: true});
@@ -137,7 +126,7 @@ describe('spawnVmm', () => {
 		expect(vmm.stderrTail).toMatch(/exiting with success/);
 		// Gone from its name when the answer came, removed right after.
 		expect(existsSync(dir.path)).toBe(false);
-		expect(await onlyLeft(['guest'])).toEqual(['guest']);
+		expect(await entriesOnceSettled(work, ['guest'])).toEqual(['guest']);
 		vmm.dispose();
 	});
 
@@ -185,7 +174,7 @@ describe('spawnVmm', () => {
 		vmm.kill();
 		expect(await vmm.settled(200)).toEqual({text: '', truncated: false, dirRemoved: true});
 		expect(vmm.stderrTail).toBe('');
-		expect(await onlyLeft(['guest', 'secret'])).toEqual(['guest', 'secret']);
+		expect(await entriesOnceSettled(work, ['guest', 'secret'])).toEqual(['guest', 'secret']);
 		expect(readFileSync(secret, 'utf8')).toBe('not for the death record');
 		vmm.dispose();
 	});

@@ -5,6 +5,7 @@ import {afterEach, beforeEach, describe, expect, test} from '@jest/globals';
 import {closeIdleSpawner} from '../../../src/services/vmm/spawn/spawner.js';
 import {createTempDir, isTempDirName, planTempDir, removeTempDir, TEMP_DIR_MARKER} from '../../../src/services/vmm/temp-dir.js';
 import {silentLogger} from '../../helpers/vm-fixture.js';
+import {entriesOnceSettled} from './entries.js';
 
 describe('the temporary directory', () => {
 	let root: string;
@@ -17,18 +18,6 @@ describe('the temporary directory', () => {
 		rmSync(root, {recursive: true, force: true});
 		await closeIdleSpawner();
 	});
-
-	/** Waits until `root` holds only `entries` (a removal's unlinks may trail its answer by a moment). */
-	async function onlyLeft(entries: string[]): Promise<string[]> {
-		const deadline = Date.now() + 2000;
-		while (readdirSync(root).sort().join() !== entries.join() && Date.now() < deadline) {
-			await new Promise(resolve => {
-				setTimeout(resolve, 10);
-			});
-		}
-
-		return readdirSync(root).sort();
-	}
 
 	test('a planned name is one createTempDir gives, drawn afresh each time, under the root', () => {
 		const first = planTempDir(root, 7);
@@ -47,7 +36,7 @@ describe('the temporary directory', () => {
 		writeFileSync(path.join(directory, 'deep', 'file'), 'x');
 		expect(await removeTempDir(directory, silentLogger())).toBe(true);
 		expect(existsSync(directory)).toBe(false);
-		expect(await onlyLeft([])).toEqual([]);
+		expect(await entriesOnceSettled(root, [])).toEqual([]);
 	});
 
 	test('removal: when the name beside it is taken, the directory is removed in place and the other is left alone', async () => {
