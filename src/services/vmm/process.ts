@@ -1,4 +1,4 @@
-import {accessSync, constants, existsSync, statSync} from 'node:fs';
+import {accessSync, constants, existsSync, statSync, type Stats} from 'node:fs';
 import {mkdtemp, rm} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,7 +84,9 @@ export function resolveVmmPath(vmmPath: string): string {
 	const candidates = vmmPath.includes('/') ? [path.resolve(vmmPath)] : (process.env['PATH'] ?? '').split(path.delimiter).filter(Boolean).map(directory => path.join(directory, vmmPath));
 	let found: string | undefined;
 	for (const candidate of candidates) {
-		if (!existsSync(candidate) || !statSync(candidate).isFile()) {
+		// One stat serves the checks below: each system call is paid on every start.
+		const stats = statSync(candidate, {throwIfNoEntry: false});
+		if (stats?.isFile() !== true) {
 			continue;
 		}
 
@@ -95,7 +97,7 @@ export function resolveVmmPath(vmmPath: string): string {
 			continue;
 		}
 
-		checkCredentialsKept(candidate, vmmPath);
+		checkCredentialsKept(candidate, stats, vmmPath);
 		return candidate;
 	}
 
@@ -116,8 +118,7 @@ const SET_GROUP_ID = 0o2000;
  * (prctl(2), PR_SET_PDEATHSIG), so such a VMM would outlive a host killed by SIGKILL. A binary of
  * this process's own user and group, or a host running as that user, keeps the signal.
  */
-function checkCredentialsKept(file: string, vmmPath: string): void {
-	const {mode, uid, gid} = statSync(file);
+function checkCredentialsKept(file: string, {mode, uid, gid}: Stats, vmmPath: string): void {
 	const changesUser = (mode & SET_USER_ID) !== 0 && uid !== process.geteuid?.();
 	const changesGroup = (mode & SET_GROUP_ID) !== 0 && gid !== process.getegid?.();
 	if (changesUser || changesGroup) {

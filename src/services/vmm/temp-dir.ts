@@ -1,4 +1,4 @@
-import {randomInt} from 'node:crypto';
+import {randomBytes} from 'node:crypto';
 import {lstat, rm} from 'node:fs/promises';
 import path from 'node:path';
 import type winston from 'winston';
@@ -35,7 +35,9 @@ const NAME_CHARACTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
  * can name it before it exists. The spawner's `mkdir` fails on a name that is taken: then draw again.
  */
 export function planTempDir(root: string, cid: number): DirectoryToMake {
-	const suffix = Array.from({length: 6}, () => NAME_CHARACTERS[randomInt(NAME_CHARACTERS.length)]).join('');
+	// A byte modulo 62 favours the first eight characters slightly (5 in 256 against 4): the name
+	// stays as hard to guess as mkdtemp's, for the price of one call.
+	const suffix = [...randomBytes(6)].map(byte => NAME_CHARACTERS[byte % NAME_CHARACTERS.length]).join('');
 	return {path: path.join(root, `vmwarden-${cid}-${suffix}`), markerName: TEMP_DIR_MARKER, markerText: markerText(cid)};
 }
 
