@@ -75,9 +75,9 @@ function tempDirError(error: unknown, env: VmEnvironment): VmwardenError {
 	return new InvalidConfigError('tempRoot', `cannot create a temporary directory in ${env.tempRoot}: ${reason}`, {cause: error});
 }
 
-/** The spawner's refusal to make the directory of a spawn, behind the spawn's typed error. */
-function dirFailure(error: unknown): SpawnFailure | undefined {
-	return error instanceof VmSpawnError && error.cause instanceof SpawnFailure && error.cause.inDir ? error.cause : undefined;
+/** The spawner's failure behind a spawn's typed error. */
+function spawnerFailure(error: unknown): SpawnFailure | undefined {
+	return error instanceof VmSpawnError && error.cause instanceof SpawnFailure ? error.cause : undefined;
 }
 
 /** How many names a launch draws for its directory before it gives up (each taken one is a 1 in 62^6 chance). */
@@ -117,8 +117,8 @@ export async function launchVmm(input: LaunchInput, signal: AbortSignal): Promis
 			try {
 				return await launchIn(input, signal, planTempDir(env.tempRoot, cid));
 			} catch (error) {
-				const failure = dirFailure(error);
-				if (failure === undefined) {
+				const failure = spawnerFailure(error);
+				if (failure?.inDir !== true) {
 					throw error;
 				}
 
@@ -199,6 +199,14 @@ async function launchIn(input: LaunchInput, signal: AbortSignal, directory: stri
 			// Nothing of the host reads the directory after the exit: the spawner removes it with the exit.
 			removeOutputDir: planned !== undefined && !exitReadsTempDir(env.driver),
 			turnTaken: true,
+		}).catch(async (error: unknown) => {
+			// A spawner that refused the spawn removed what it made; one lost before it answered may
+			// have made the directory, and nobody else would remove it.
+			if (planned !== undefined && spawnerFailure(error)?.lost === true) {
+				await removeTempDir(planned.path, env.logger);
+			}
+
+			throw error;
 		});
 		if (planned !== undefined) {
 			undo.push(async () => removeTempDir(planned.path, env.logger));

@@ -36,10 +36,11 @@ export interface ChildExit {
 
 /**
  * A spawn the operating system refused; `code` is the errno name (ENOENT, EMFILE, E2BIG, ...).
- * `inDir`: the spawn's directory could not be made, so nothing was tried after it.
+ * `inDir`: the spawn's directory could not be made, so nothing was tried after it. `lost`: the
+ * spawner process was lost before it answered, so what it made is unknown.
  */
 export class SpawnFailure extends Error {
-	constructor(readonly code: string | undefined, message: string, readonly inDir = false) {
+	constructor(readonly code: string | undefined, message: string, readonly inDir = false, readonly lost = false) {
 		super(message);
 		this.name = 'SpawnFailure';
 	}
@@ -490,7 +491,7 @@ class Spawner {
 		this.#idleTimer = undefined;
 		for (const [id, request] of this.#requests) {
 			this.#children.delete(id);
-			request.reject(new SpawnFailure(undefined, reason));
+			request.reject(new SpawnFailure(undefined, reason, false, true));
 		}
 
 		this.#requests.clear();
