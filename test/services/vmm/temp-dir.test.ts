@@ -4,6 +4,7 @@ import path from 'node:path';
 import {afterEach, beforeEach, describe, expect, test} from '@jest/globals';
 import {closeIdleSpawner} from '../../../src/services/vmm/spawn/spawner.js';
 import {createTempDir, isTempDirName, planTempDir, removeTempDir, TEMP_DIR_MARKER} from '../../../src/services/vmm/temp-dir.js';
+import {settleLeaks, takeSnapshot} from '../../helpers/leak-checker.js';
 import {silentLogger} from '../../helpers/vm-fixture.js';
 import {entriesOnceSettled} from './entries.js';
 
@@ -47,6 +48,13 @@ describe('the temporary directory', () => {
 		expect(await removeTempDir(directory, silentLogger())).toBe(true);
 		expect(existsSync(directory)).toBe(false);
 		expect(readdirSync(beside)).toEqual(['theirs']);
+	});
+
+	test('a directory that cannot be made fails with its reason, and the spawner still goes once idle', async () => {
+		await closeIdleSpawner();
+		const before = takeSnapshot();
+		await expect(createTempDir(path.join(root, 'missing'), 12)).rejects.toMatchObject({code: 'ENOENT'});
+		expect(await settleLeaks(before, [], 3000)).toEqual([]);
 	});
 
 	test('removal of a directory that is not there resolves as removed', async () => {

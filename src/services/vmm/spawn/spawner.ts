@@ -386,6 +386,8 @@ class Spawner {
 				this.#requests.delete(message.id);
 				this.#children.delete(message.id);
 				request?.reject(new SpawnFailure(message.code, message.message, message.inDir === true));
+				// Nothing else may be in flight: an idle spawner is let go as after any answer.
+				this.#settle();
 				break;
 			}
 
