@@ -162,7 +162,6 @@ export class VmmProcess {
 	readonly #ownDir: string | undefined;
 	/** Whether the spawner removes the output directory once the VMM settled. */
 	readonly #removesDir: boolean;
-	readonly #logger: winston.Logger;
 	#stderrTail = '';
 	#termination: VmmTermination | undefined;
 	#disposed = false;
@@ -171,7 +170,6 @@ export class VmmProcess {
 		this.#child = child;
 		this.#ownDir = ownDir;
 		this.#removesDir = options.removeOutputDir === true;
-		this.#logger = options.logger;
 		this.pid = child.pid;
 		this.terminated = child.exited.then(async ({code, signal, lost}) => {
 			// Exits arrive in batches when a fleet stops: what follows each one (the death decision,
@@ -212,11 +210,6 @@ export class VmmProcess {
 		const readBack = await this.#child.readBack;
 		// Lost with the spawner, nothing was read: the exit's waitError says why.
 		this.#stderrTail = readBack?.stderrTail ?? '';
-		void readBack?.removed.then(error => {
-			if (error !== undefined) {
-				this.#logger.error(`Error removing the VMM's directory after its exit: ${error}`);
-			}
-		});
 		return {...readBack?.failure ?? {text: '', truncated: false}, dirRemoved: readBack !== undefined && this.#removesDir && readBack.removeError === undefined};
 	}
 

@@ -56,21 +56,11 @@ const removing = new Set<Promise<boolean>>();
 /**
  * Removes a temporary directory, from the spawner process (off the host's event loop and thread
  * pool, in one round trip); a failure is logged, never thrown (as in the reference). Resolves with
- * whether it is gone from its name: its content is removed right after the answer.
+ * whether it is gone.
  */
 export async function removeTempDir(directory: string, logger: winston.Logger): Promise<boolean> {
-	const logFailure = (error: unknown) => {
+	const removal = spawner.removeDir(directory).then(() => true, (error: unknown) => {
 		logger.error(`Error removing temporary directory ${directory}: ${String(error)}`);
-	};
-	const removal = spawner.removeDir(directory).then(({removed}) => {
-		void removed.then(error => {
-			if (error !== undefined) {
-				logFailure(error);
-			}
-		});
-		return true;
-	}, (error: unknown) => {
-		logFailure(error);
 		return false;
 	});
 	removing.add(removal);

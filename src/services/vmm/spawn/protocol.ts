@@ -22,8 +22,8 @@ export interface DirectoryToMake {
 /**
  * What the spawner does once the child exited and every relayed pipe ended (or when the host says
  * `settle`, another process keeping a pipe open): reads the start of `failure` and the tail of
- * `stderr` (bounded, never through a link), takes `removeDir` out of the way if given, and says so
- * in one `settled` message; `gone` follows once the directory is removed.
+ * `stderr` (bounded, never through a link), then removes `removeDir` if given, and says so in one
+ * `settled` message.
  */
 export interface AtExit {
 	failure: {path: string; maxBytes: number} | undefined;
@@ -70,17 +70,12 @@ export type FromSpawner =
 	| {op: 'data'; id: number; fd: number; chunk: Uint8Array}
 	| {op: 'end'; id: number; fd: number}
 	| {op: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null}
-	/**
-	 * The spawn's `atExit` is done: its directory is gone from its name, and `gone` follows once it
-	 * is removed (`removing`), or `removeError` says why it could not be removed.
-	 */
-	| {op: 'settled'; id: number; failure: ReadBack | undefined; stderrTail: string; removeError: string | undefined; removing: boolean}
-	/** A directory `settled` or `removed` took away (`removing`) is removed, or `error` says why not. */
-	| {op: 'gone'; id: number; error: string | undefined}
+	/** The spawn's `atExit` is done; `removeError` says why its directory could not be removed. */
+	| {op: 'settled'; id: number; failure: ReadBack | undefined; stderrTail: string; removeError: string | undefined}
 	/** A child's 'error' after it was spawned (a failed kill): logged, the exit still comes. */
 	| {op: 'error'; id: number; message: string}
 	| {op: 'made'; id: number; path: string}
 	/** `error` says why the directory could not be removed. */
-	| {op: 'removed'; id: number; error: string | undefined; removing: boolean}
+	| {op: 'removed'; id: number; error: string | undefined}
 	/** A command ended; `failed` says why it could not even start. */
 	| {op: 'ran'; id: number; code: number | null; signal: NodeJS.Signals | null; stderr: string; timedOut: boolean; failed: string | undefined};

@@ -28,7 +28,7 @@
 export const SPAWNER_SOURCE = String.raw`
 'use strict';
 const {spawn} = require('node:child_process');
-const {chmodSync, closeSync, constants, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeSync} = require('node:fs');
+const {chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, unlinkSync, writeSync} = require('node:fs');
 const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
@@ -157,34 +157,34 @@ function readBack(path, maxBytes, tail) {
 /** Removes a directory tree; returns why it could not, if it could not. */
 function removeTree(path) {
 	try {
+		// What a VMM leaves, a directory of files and sockets, with one call per entry: a death waits
+		// for this, and rmSync would also lstat each entry and try rmdir first. An entry is unlinked,
+		// a link never followed.
+		const stats = lstatSync(path, {throwIfNoEntry: false});
+		if (stats === undefined) {
+			return undefined;
+		}
+
+		if (stats.isDirectory()) {
+			for (const entry of readdirSync(path, {withFileTypes: true})) {
+				if (!entry.isDirectory()) {
+					unlinkSync(join(path, entry.name));
+				}
+			}
+
+			rmdirSync(path);
+			return undefined;
+		}
+	} catch {
+		// A subdirectory, or something that changed meanwhile: the general way below.
+	}
+
+	try {
 		// rmSync never follows a link inside: it removes the link.
 		rmSync(path, {recursive: true, force: true, maxRetries: 2});
 		return undefined;
 	} catch (error) {
 		return String(error && error.message || error);
-	}
-}
-
-/**
- * Takes a directory away from its name at once (one rename beside it), so that whoever waits for
- * its removal does not wait for a file system's unlinks: {removing}, the name it has now, for
- * finishRemoval once the answer is sent. Should the rename fail (that name taken), it is removed
- * here: {error} says why it could not be.
- */
-function takeAway(path) {
-	const removing = path + '.removing';
-	try {
-		renameSync(path, removing);
-		return {removing};
-	} catch {
-		return {error: removeTree(path)};
-	}
-}
-
-/** Removes what takeAway left, right after the answer and in the same turn: nothing comes between. */
-function finishRemoval(id, removing) {
-	if (removing !== undefined) {
-		post({op: 'gone', id, error: removeTree(removing)});
 	}
 }
 
@@ -202,9 +202,8 @@ function watchExit(id, entry, atExit) {
 		entry.settling = false;
 		const failure = atExit.failure === undefined ? undefined : readBack(atExit.failure.path, atExit.failure.maxBytes, false);
 		const stderrTail = readBack(atExit.stderr.path, atExit.stderr.maxBytes, true).text;
-		const {removing, error} = atExit.removeDir === undefined ? {} : takeAway(atExit.removeDir);
-		post({op: 'settled', id, failure, stderrTail, removeError: error, removing: removing !== undefined});
-		finishRemoval(id, removing);
+		const removeError = atExit.removeDir === undefined ? undefined : removeTree(atExit.removeDir);
+		post({op: 'settled', id, failure, stderrTail, removeError});
 		forget(id);
 	};
 
@@ -456,9 +455,7 @@ process.on('message', message => {
 		}
 
 		case 'rm': {
-			const {removing, error} = takeAway(message.path);
-			post({op: 'removed', id: message.id, error, removing: removing !== undefined});
-			finishRemoval(message.id, removing);
+			post({op: 'removed', id: message.id, error: removeTree(message.path)});
 			break;
 		}
 

@@ -58,13 +58,8 @@ export interface CommandResult extends ChildExit {
 export interface ExitReadBack {
 	failure: ReadBack | undefined;
 	stderrTail: string;
-	/** Why the directory to remove could not be taken away, when it could not. */
+	/** Why the directory to remove could not be removed, when it could not. */
 	removeError: string | undefined;
-	/**
-	 * Settles once the directory, gone from its name already, is removed: with why it could not
-	 * be, if it could not (its name says what is left).
-	 */
-	removed: Promise<string | undefined>;
 }
 
 /** What a spawn asks of the spawner besides the child. */
@@ -169,8 +164,6 @@ class Spawner {
 	#nextId = 1;
 	readonly #requests = new Map<number, PendingRequest>();
 	readonly #children = new Map<number, LiveChild>();
-	/** Removals whose directory left its name, by id, until the spawner says how they ended (`gone`). */
-	readonly #removals = new Map<number, (error: string | undefined) => void>();
 	#idleTimer: NodeJS.Timeout | undefined;
 
 	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = [], {dir, atExit}: SpawnExtras = {}): Promise<SpawnedChild> {
@@ -270,11 +263,8 @@ class Spawner {
 		return reply.path;
 	}
 
-	/**
-	 * Removes a directory tree: resolves once it is gone from its name, with how its removal ends
-	 * (why it could not be finished, if it could not); rejects with why it could not be taken away.
-	 */
-	async removeDir(path: string): Promise<{removed: Promise<string | undefined>}> {
+	/** Removes a directory tree; rejects with why it could not. */
+	async removeDir(path: string): Promise<void> {
 		const id = this.#nextId++;
 		const reply = await this.#request({op: 'rm', id, path});
 		if (reply.op !== 'removed') {
@@ -284,19 +274,6 @@ class Spawner {
 		if (reply.error !== undefined) {
 			throw new Error(reply.error);
 		}
-
-		return {removed: this.#removal(id, reply.removing)};
-	}
-
-	/** How the removal the spawner announced with `removing` ends (its `gone`). */
-	async #removal(id: number, removing: boolean): Promise<string | undefined> {
-		if (!removing) {
-			return undefined;
-		}
-
-		return new Promise(resolve => {
-			this.#removals.set(id, resolve);
-		});
 	}
 
 	async #request(message: SpawnerRequest): Promise<FromSpawner> {
@@ -423,17 +400,10 @@ class Spawner {
 				const child = this.#children.get(message.id);
 				if (child !== undefined) {
 					child.settling = false;
-					const removed = this.#removal(message.id, message.removing);
-					child.resolveReadBack({failure: message.failure, stderrTail: message.stderrTail, removeError: message.removeError, removed});
+					child.resolveReadBack({failure: message.failure, stderrTail: message.stderrTail, removeError: message.removeError});
 					this.#forget(message.id);
 				}
 
-				break;
-			}
-
-			case 'gone': {
-				this.#removals.get(message.id)?.(message.error);
-				this.#removals.delete(message.id);
 				break;
 			}
 
@@ -520,11 +490,6 @@ class Spawner {
 		}
 
 		this.#children.clear();
-		for (const resolve of this.#removals.values()) {
-			resolve(reason);
-		}
-
-		this.#removals.clear();
 	}
 }
 
