@@ -9,7 +9,7 @@ import {spawnVmm} from './process.js';
 import {spawnTurn} from './spawn/pace.js';
 import type {DirectoryToMake} from './spawn/protocol.js';
 import {SpawnFailure} from './spawn/spawner.js';
-import {createTempDir, planTempDir, removeTempDir} from './temp-dir.js';
+import {createTempDir, planTempDir, removeStaleTempDir, removeTempDir} from './temp-dir.js';
 import type {RunningVmm} from './watch.js';
 import type {Requester} from '../../types.js';
 
@@ -201,9 +201,13 @@ async function launchIn(input: LaunchInput, signal: AbortSignal, directory: stri
 			turnTaken: true,
 		}).catch(async (error: unknown) => {
 			// A spawner that refused the spawn removed what it made; one lost before it answered may
-			// have made the directory, and nobody else would remove it.
+			// have made the directory, and nobody else would remove it. Removed from here, only if it
+			// is provably ours: a new spawner may not start either (a host out of processes).
 			if (planned !== undefined && spawnerFailure(error)?.lost === true) {
-				await removeTempDir(planned.path, env.logger);
+				const removal = await removeStaleTempDir(planned.path, cid);
+				if (!removal.removed) {
+					env.logger.error(`Error removing temporary directory ${planned.path}: ${removal.reason ?? 'unknown'}`);
+				}
 			}
 
 			throw error;
