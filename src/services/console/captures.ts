@@ -49,6 +49,14 @@ function openDestination(field: string, source: FileSource | undefined, input: O
 }
 
 /**
+ * Whether `openCaptures` makes anything in the VM's temporary directory (a FIFO per captured
+ * output): then the directory must exist before the VMM's command is spawned.
+ */
+export function capturesNeedDirectory(config: VmConfig): boolean {
+	return config.capture?.console === true || config.capture?.log === true;
+}
+
+/**
  * Sets up the outputs `config.capture` asks for: a pipe per output (in `tempDir`) whose write end
  * replaces the output in the VMM's config, and a reader that passes the bytes on to the original
  * destination. Nothing is made when nothing is captured. On failure, whatever was made is released.

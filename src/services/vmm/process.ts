@@ -1,4 +1,4 @@
-import {accessSync, constants, existsSync, statSync} from 'node:fs';
+import {accessSync, constants, existsSync, statSync, type Stats} from 'node:fs';
 import {mkdtemp, rm} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,9 +8,8 @@ import type {VmmExit} from './driver.js';
 import {MAX_FAILURE_TEXT_BYTES, type FailureChannelOptions, type FailureText} from '../death/failure-channel.js';
 import {settledWithin} from './stream-settled.js';
 import {VmSpawnError} from '../../errors.js';
-import {readOutputFile} from './spawn/output-files.js';
 import {SpawnFailure, spawner, type SpawnedChild} from './spawn/spawner.js';
-import type {OutputFile, StdioEntry} from './spawn/protocol.js';
+import type {AtExit, DirectoryToMake, OutputFile, StdioEntry} from './spawn/protocol.js';
 import {spawnTurn} from './spawn/pace.js';
 
 /** util-linux's `setpriv`, which sets the parent-death signal and then execs the VMM. */
@@ -24,6 +23,12 @@ export interface VmmTermination {
 	exit: VmmExit;
 	/** Set when the exit could not be read (no code and no signal). */
 	waitError: string | undefined;
+}
+
+/** What is known once the VMM settled: its failure text, and whether its directory is gone already. */
+export interface SettledVmm extends FailureText {
+	/** The spawner removed the output directory with the exit (`removeOutputDir`): nothing is left to remove. */
+	dirRemoved?: boolean;
 }
 
 /** One descriptor the VMM inherits at 3, 4, ...: an open fd, or `'pipe'` for a channel vmwarden reads. */
@@ -53,6 +58,16 @@ export interface SpawnVmmOptions {
 	 */
 	outputDir?: string;
 	/**
+	 * The output directory, not there yet: the spawner makes it with the spawn request (one round
+	 * trip for both; removed again when the spawn fails). Takes the place of `outputDir`.
+	 */
+	newOutputDir?: DirectoryToMake;
+	/**
+	 * The spawner removes the output directory once the VMM is gone and its outputs are read, with
+	 * the same message: for a caller that needs nothing in it after the exit.
+	 */
+	removeOutputDir?: boolean;
+	/**
 	 * The caller took a spawn turn (./spawn/pace.ts) for its own synchronous work right before, in
 	 * this event-loop turn: spawnVmm goes on in it rather than queueing for another.
 	 */
@@ -69,7 +84,9 @@ export function resolveVmmPath(vmmPath: string): string {
 	const candidates = vmmPath.includes('/') ? [path.resolve(vmmPath)] : (process.env['PATH'] ?? '').split(path.delimiter).filter(Boolean).map(directory => path.join(directory, vmmPath));
 	let found: string | undefined;
 	for (const candidate of candidates) {
-		if (!existsSync(candidate) || !statSync(candidate).isFile()) {
+		// One stat serves the checks below: each system call is paid on every start.
+		const stats = statSync(candidate, {throwIfNoEntry: false});
+		if (stats?.isFile() !== true) {
 			continue;
 		}
 
@@ -80,7 +97,7 @@ export function resolveVmmPath(vmmPath: string): string {
 			continue;
 		}
 
-		checkCredentialsKept(candidate, vmmPath);
+		checkCredentialsKept(candidate, stats, vmmPath);
 		return candidate;
 	}
 
@@ -101,8 +118,7 @@ const SET_GROUP_ID = 0o2000;
  * (prctl(2), PR_SET_PDEATHSIG), so such a VMM would outlive a host killed by SIGKILL. A binary of
  * this process's own user and group, or a host running as that user, keeps the signal.
  */
-function checkCredentialsKept(file: string, vmmPath: string): void {
-	const {mode, uid, gid} = statSync(file);
+function checkCredentialsKept(file: string, {mode, uid, gid}: Stats, vmmPath: string): void {
 	const changesUser = (mode & SET_USER_ID) !== 0 && uid !== process.geteuid?.();
 	const changesGroup = (mode & SET_GROUP_ID) !== 0 && gid !== process.getegid?.();
 	if (changesUser || changesGroup) {
@@ -131,14 +147,6 @@ export function parentDeathCommand(file: string, args: string[], logger: winston
 	return {file, args, parentDeathSignal: false};
 }
 
-/** What the host kept of the VMM's output files. */
-interface OutputFiles {
-	/** The directory spawnVmm made itself (removed on dispose), when the caller gave none. */
-	ownDir: string | undefined;
-	stderrPath: string;
-	failurePath: string | undefined;
-}
-
 /**
  * A running VMM. Lives in the VM machine's context, so it serializes to a summary (`toJSON`) and
  * never drags the subprocess into a snapshot.
@@ -150,22 +158,23 @@ export class VmmProcess {
 	/** The payload channel, when the VM has one. */
 	readonly payloadStream: Readable | undefined;
 	readonly #child: SpawnedChild;
-	readonly #outputs: OutputFiles;
-	readonly #maxFailureBytes: number;
+	/** The directory spawnVmm made itself (removed on dispose), when the caller gave none. */
+	readonly #ownDir: string | undefined;
+	/** Whether the spawner removes the output directory once the VMM settled. */
+	readonly #removesDir: boolean;
 	#stderrTail = '';
-	#failure: FailureText | undefined;
 	#termination: VmmTermination | undefined;
 	#disposed = false;
 
-	constructor(child: SpawnedChild, outputs: OutputFiles, options: SpawnVmmOptions) {
+	constructor(child: SpawnedChild, ownDir: string | undefined, options: SpawnVmmOptions) {
 		this.#child = child;
-		this.#outputs = outputs;
-		this.#maxFailureBytes = options.failureChannel?.maxBytes ?? MAX_FAILURE_TEXT_BYTES;
+		this.#ownDir = ownDir;
+		this.#removesDir = options.removeOutputDir === true;
 		this.pid = child.pid;
 		this.terminated = child.exited.then(async ({code, signal, lost}) => {
 			// Exits arrive in batches when a fleet stops: what follows each one (the death decision,
-			// the cleanup) waits for its turn.
-			await spawnTurn();
+			// the cleanup) waits for its turn, this VMM's.
+			await spawnTurn(this);
 			this.#termination = {
 				exit: {exitCode: code ?? undefined, signal: signal ?? undefined},
 				waitError: lost ?? (code === null && signal === null ? 'the VMM exited without a status' : undefined),
@@ -184,27 +193,24 @@ export class VmmProcess {
 	/**
 	 * Resolves with the failure text once the VMM exited and its payload channel was closed, or
 	 * `graceMs` after the exit when some other process keeps that channel open (a report written
-	 * just before the exit still counts). The failure text and the stderr tail are read from their
-	 * files then, bounded: whatever the VMM wrote is already there.
+	 * just before the exit still counts). The spawner reads the failure text and the stderr tail
+	 * from their files then, bounded (whatever the VMM wrote is already there), and removes the
+	 * directory when asked to, all in the message that follows the channel's end: the host makes no
+	 * round trip of its own for a death.
 	 */
-	async settled(graceMs: number): Promise<FailureText> {
-		// The pipes' end, not the reader's: everything before it was pushed to the reader already, and
-		// a flowing reader's 'end' (nextTick) runs before this promise's continuation.
+	async settled(graceMs: number): Promise<SettledVmm> {
+		// The spawner's answer comes after the pipes' end: everything before it was pushed to the
+		// reader already, and a flowing reader's 'end' (nextTick) runs before this continuation.
 		await Promise.all([this.terminated, settledWithin(this.terminated, graceMs, finish => {
-			void this.#child.pipesClosed.then(finish);
+			void this.#child.readBack.then(finish);
 			return () => undefined;
 		})]);
-		return this.#readOutputs();
-	}
-
-	#readOutputs(): FailureText {
-		if (this.#failure === undefined) {
-			const {failurePath, stderrPath} = this.#outputs;
-			this.#failure = failurePath === undefined ? {text: '', truncated: false} : readOutputFile(failurePath, this.#maxFailureBytes);
-			this.#stderrTail = readOutputFile(stderrPath, STDERR_TAIL_BYTES, true).text;
-		}
-
-		return this.#failure;
+		// Past the grace (or answered already, when this does nothing): whatever pipe is still open.
+		this.#child.settleNow();
+		const readBack = await this.#child.readBack;
+		// Lost with the spawner, nothing was read: the exit's waitError says why.
+		this.#stderrTail = readBack?.stderrTail ?? '';
+		return {...readBack?.failure ?? {text: '', truncated: false}, dirRemoved: readBack !== undefined && this.#removesDir && readBack.removeError === undefined};
 	}
 
 	get hasExited(): boolean {
@@ -236,9 +242,9 @@ export class VmmProcess {
 			pipe.destroy();
 		}
 
-		if (this.#outputs.ownDir !== undefined) {
+		if (this.#ownDir !== undefined) {
 			// Private to this VMM and read already: nobody waits for it to go.
-			void rm(this.#outputs.ownDir, {recursive: true, force: true}).catch(() => undefined);
+			void rm(this.#ownDir, {recursive: true, force: true}).catch(() => undefined);
 		}
 	}
 
@@ -277,7 +283,6 @@ function spawnError(vmmPath: string, error: unknown): VmSpawnError {
 export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 	let ownDir: string | undefined;
 	let child: SpawnedChild;
-	let outputs: OutputFiles;
 	try {
 		if (options.turnTaken !== true) {
 			await spawnTurn();
@@ -285,17 +290,19 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 
 		const file = resolveVmmPath(options.vmmPath);
 		const command = parentDeathCommand(file, options.args, options.logger, options.setprivPath);
-		const directory = options.outputDir ?? (ownDir = await mkdtemp(path.join(os.tmpdir(), 'vmwarden-vmm-')));
-		outputs = {ownDir, stderrPath: path.join(directory, 'vmm.stderr'), failurePath: options.failureFd === undefined ? undefined : path.join(directory, 'vmm.failure')};
+		const directory = options.newOutputDir?.path ?? options.outputDir ?? (ownDir = await mkdtemp(path.join(os.tmpdir(), 'vmwarden-vmm-')));
+		const stderr = {fd: 2, path: path.join(directory, 'vmm.stderr')};
+		const failure = options.failureFd === undefined ? undefined : {fd: options.failureFd, path: path.join(directory, 'vmm.failure')};
 		const stdio: StdioEntry[] = ['ignore', 'ignore', 'ignore', ...options.descriptors];
-		const files: OutputFile[] = [{fd: 2, path: outputs.stderrPath}];
-		if (outputs.failurePath !== undefined) {
-			files.push({fd: options.failureFd!, path: outputs.failurePath});
-		}
-
+		const files: OutputFile[] = failure === undefined ? [stderr] : [stderr, failure];
+		const atExit: AtExit = {
+			failure: failure === undefined ? undefined : {path: failure.path, maxBytes: options.failureChannel?.maxBytes ?? MAX_FAILURE_TEXT_BYTES},
+			stderr: {path: stderr.path, maxBytes: STDERR_TAIL_BYTES},
+			removeDir: options.removeOutputDir === true ? directory : undefined,
+		};
 		const relay = stdio.flatMap((entry, fd) => (entry === 'pipe' && !files.some(output => output.fd === fd) ? [fd] : []));
 		options.logger.debug(`Running ${[command.file, ...command.args].join(' ')}`);
-		child = await spawner.spawn(command.file, command.args, stdio, relay, files);
+		child = await spawner.spawn(command.file, command.args, stdio, relay, files, {dir: options.newOutputDir, atExit});
 	} catch (error) {
 		options.onDispose?.();
 		if (ownDir !== undefined) {
@@ -311,7 +318,7 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 	// waits for its turn.
 	await spawnTurn();
 
-	const vmm = new VmmProcess(child, outputs, options);
+	const vmm = new VmmProcess(child, ownDir, options);
 	options.logger.debug(`Spawned VMM(${vmm.pid})`);
 	return vmm;
 }

@@ -1,8 +1,10 @@
+import {randomBytes} from 'node:crypto';
 import {lstat, rm} from 'node:fs/promises';
 import path from 'node:path';
 import type winston from 'winston';
 import {readSmallFileAsync} from '../state-dir/files.js';
 import {privateDirProblem} from '../state-dir/private-dir.js';
+import type {DirectoryToMake} from './spawn/protocol.js';
 import {spawner} from './spawn/spawner.js';
 
 /**
@@ -22,6 +24,21 @@ function markerText(cid: number): string {
  */
 export function isTempDirName(directory: string, cid: number): boolean {
 	return path.isAbsolute(directory) && path.resolve(directory) === directory && new RegExp(`^vmwarden-${cid}-[A-Za-z0-9]{6}$`).test(path.basename(directory));
+}
+
+/** The characters of a name's random part, as `mkdtemp` draws them. */
+const NAME_CHARACTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/**
+ * The VM's private temporary directory as the spawner makes it with the VMM's spawn request (one
+ * round trip for both): a name `createTempDir` would give, drawn here, so that the command line
+ * can name it before it exists. The spawner's `mkdir` fails on a name that is taken: then draw again.
+ */
+export function planTempDir(root: string, cid: number): DirectoryToMake {
+	// A byte modulo 62 favours the first eight characters slightly (5 in 256 against 4): the name
+	// stays as hard to guess as mkdtemp's, for the price of one call.
+	const suffix = [...randomBytes(6)].map(byte => NAME_CHARACTERS[byte % NAME_CHARACTERS.length]).join('');
+	return {path: path.join(root, `vmwarden-${cid}-${suffix}`), markerName: TEMP_DIR_MARKER, markerText: markerText(cid)};
 }
 
 /**

@@ -60,12 +60,15 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 	// Set once VMM.DONE is sent: the VM is Dead, and stopping this actor only releases.
 	let delivered = false;
 	let released: Promise<unknown> | undefined;
-	// Once: streams, descriptors, then the directory (by the spawner, off the event loop).
-	const release = async () => {
+	// Once: streams, descriptors, then the directory (by the spawner, off the event loop), unless
+	// the spawner removed it with the exit already.
+	const release = async (dirRemoved = false) => {
 		released ??= (async () => {
 			captures?.dispose();
 			vmm.dispose();
-			await removeTempDir(tempDir, logger);
+			if (!dirRemoved) {
+				await removeTempDir(tempDir, logger);
+			}
 		})();
 		return released;
 	};
@@ -106,9 +109,10 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 
 		const consoleTail = captures?.consoleTail();
 		// Everything is read: the death is reported with nothing of the VM left behind.
-		await release();
-		// Deaths come in batches when a fleet stops: each one's transitions wait for a turn.
-		await spawnTurn();
+		await release(failure.dirRemoved);
+		// Deaths come in batches when a fleet stops: each one's transitions wait for a turn, unless the
+		// turn its exit took is still on (the spawner's answer came with the exit).
+		await spawnTurn(vmm);
 		deliver({type: 'VMM.DONE', exit, waitError, failureText: failure.text, failureTruncated: failure.truncated, exitReason, stderrTail: vmm.stderrTail, consoleTail});
 	};
 
@@ -127,6 +131,6 @@ export function watchVmm({input, sendBack, receive}: WatchArgs): () => void {
 			logger.warn(`VM actor stopped while ${driver.name}(${vmm.pid}) runs: killed it`);
 		}
 
-		void Promise.all([vmm.settled(FAILURE_CHANNEL_GRACE_MS), captures?.settled(vmm.terminated, FAILURE_CHANNEL_GRACE_MS)]).then(release);
+		void Promise.all([vmm.settled(FAILURE_CHANNEL_GRACE_MS), captures?.settled(vmm.terminated, FAILURE_CHANNEL_GRACE_MS)]).then(async ([settled]) => release(settled.dirRemoved));
 	};
 }

@@ -1,4 +1,4 @@
-import {closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync} from 'node:fs';
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import winston from 'winston';
@@ -94,7 +94,7 @@ describe('spawnVmm', () => {
 	test('the failure text and the stderr tail are read back from their files, bounded', async () => {
 		const vmm = await spawnVmm({...options(['fail-flood 200000', 'poweroff']), failureChannel: {maxBytes: 1000}});
 		const failure = await vmm.settled(200);
-		expect(failure).toEqual({text: 'x'.repeat(1000), truncated: true});
+		expect(failure).toEqual({text: 'x'.repeat(1000), truncated: true, dirRemoved: false});
 		expect(vmm.stderrTail).toMatch(/exiting with success/);
 		vmm.dispose();
 	});
@@ -108,6 +108,86 @@ describe('spawnVmm', () => {
 		expect(error).toMatchObject({code: 'VMM_SPAWN_FAILED'});
 		expect((error as VmSpawnError).message).toMatch(/E2BIG/);
 		expect(spawnOptions.disposals()).toBe(1);
+	});
+
+	/** Where the spawner makes the VM's directory, with its marker. */
+	function newDir(name = 'vm-dir'): {path: string; markerName: string; markerText: string} {
+		return {path: path.join(work, name), markerName: '.marker', markerText: 'the test\'s\n'};
+	}
+
+	test('the spawner makes the directory with the spawn (0700, with its marker) and, asked to, removes it once the outputs are read', async () => {
+		const dir = newDir();
+		const vmm = await spawnVmm({...options(['fail boom', 'sleep 300', 'poweroff']), outputDir: undefined, newOutputDir: dir, removeOutputDir: true});
+		expect(statSync(dir.path).mode & 0o777).toBe(0o700);
+		expect(readFileSync(path.join(dir.path, '.marker'), 'utf8')).toBe(dir.markerText);
+		const failure = await vmm.settled(200);
+		expect(failure).toEqual({text: 'boom', truncated: false, dirRemoved: true});
+		expect(vmm.stderrTail).toMatch(/exiting with success/);
+		// Gone when the answer came.
+		expect(readdirSync(work)).toEqual(['guest']);
+		vmm.dispose();
+	});
+
+	test('without being asked, the spawner leaves the directory it made to its owner', async () => {
+		const dir = newDir();
+		const vmm = await spawnVmm({...options(['poweroff']), outputDir: undefined, newOutputDir: dir});
+		expect(await vmm.settled(200)).toEqual({text: '', truncated: false, dirRemoved: false});
+		expect(readdirSync(dir.path).sort()).toEqual(['.marker', 'vmm.failure', 'vmm.stderr']);
+		vmm.dispose();
+	});
+
+	test('a directory name that is taken is refused before anything is spawned, and what is there is left alone', async () => {
+		const dir = newDir('taken');
+		mkdirSync(dir.path);
+		writeFileSync(path.join(dir.path, 'theirs'), 'not vmwarden\'s');
+		const spawnOptions = options(['hang']);
+		const error = await spawnVmm({...spawnOptions, outputDir: undefined, newOutputDir: dir, removeOutputDir: true}).catch((caught: unknown) => caught);
+		expect(error).toBeInstanceOf(VmSpawnError);
+		expect((error as VmSpawnError).cause).toMatchObject({code: 'EEXIST', inDir: true});
+		expect(readdirSync(dir.path)).toEqual(['theirs']);
+		expect(spawnOptions.disposals()).toBe(1);
+	});
+
+	test('a spawn that fails once its directory is made removes the directory again', async () => {
+		const dir = newDir();
+		const spawnOptions = options(['hang']);
+		const huge = Array.from({length: 64}, () => 'x'.repeat(128 * 1024));
+		const error = await spawnVmm({...spawnOptions, args: huge, outputDir: undefined, newOutputDir: dir}).catch((caught: unknown) => caught);
+		expect(error).toMatchObject({code: 'VMM_SPAWN_FAILED'});
+		expect((error as VmSpawnError).cause).toMatchObject({code: 'E2BIG', inDir: false});
+		expect(existsSync(dir.path)).toBe(false);
+		expect(spawnOptions.disposals()).toBe(1);
+	});
+
+	test('outputs the VMM replaced with links are read as empty, and removing the directory leaves what they point to', async () => {
+		const secret = path.join(work, 'secret');
+		writeFileSync(secret, 'not for the death record');
+		const dir = newDir();
+		const vmm = await spawnVmm({...options([], {vmmPath: 'sleep', args: ['30']}), outputDir: undefined, newOutputDir: dir, removeOutputDir: true});
+		for (const output of ['vmm.failure', 'vmm.stderr']) {
+			rmSync(path.join(dir.path, output));
+			symlinkSync(secret, path.join(dir.path, output));
+		}
+
+		vmm.kill();
+		expect(await vmm.settled(200)).toEqual({text: '', truncated: false, dirRemoved: true});
+		expect(vmm.stderrTail).toBe('');
+		expect(readdirSync(work).sort()).toEqual(['guest', 'secret']);
+		expect(readFileSync(secret, 'utf8')).toBe('not for the death record');
+		vmm.dispose();
+	});
+
+	test('a grandchild that keeps the payload channel open delays the outputs by the grace only', async () => {
+		const dir = newDir();
+		// sh writes its failure text, leaves a sleep holding every descriptor (the payload pipe at 5), and exits.
+		const vmm = await spawnVmm({...options([], {vmmPath: 'sh', args: ['-c', 'printf late >&3; sleep 3 & exit 7']}), outputDir: undefined, newOutputDir: dir, removeOutputDir: true});
+		const {exit} = await vmm.terminated;
+		const exitedAt = Date.now();
+		expect(exit).toEqual({exitCode: 7, signal: undefined});
+		expect(await vmm.settled(100)).toEqual({text: 'late', truncated: false, dirRemoved: true});
+		expect(Date.now() - exitedAt).toBeLessThan(2000);
+		expect(existsSync(dir.path)).toBe(false);
+		vmm.dispose();
 	});
 
 	test('a VMM that is not there rejects with VMM_NOT_FOUND before anything is spawned', async () => {

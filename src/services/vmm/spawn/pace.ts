@@ -1,6 +1,8 @@
-const waiting: Array<() => void> = [];
+const waiting: Array<{resolve: () => void; owner: object | undefined}> = [];
 /** Whether a turn was granted in the current event-loop turn (cleared by the next `tick`). */
 let granted = false;
+/** Whose work the granted turn is, when its taker said. */
+let holder: object | undefined;
 let scheduled = false;
 
 function schedule(): void {
@@ -13,10 +15,12 @@ function schedule(): void {
 function tick(): void {
 	scheduled = false;
 	granted = false;
+	holder = undefined;
 	const next = waiting.shift();
 	if (next !== undefined) {
 		granted = true;
-		next();
+		holder = next.owner;
+		next.resolve();
 		// Also clears `granted` once this turn is over.
 		schedule();
 	}
@@ -28,17 +32,24 @@ function tick(): void {
  * event-loop turn, in order: the work a waiter does after its turn (including the promise chains it
  * resolves) ends with that turn, so no turn holds more than one VM's work, and timers and I/O run
  * between any two. A thousand VMs started in one tick become a thousand short turns instead of one
- * long block; the first caller of a turn goes at once, so a lone start waits for nothing.
+ * long block; the first caller of a turn goes at once, so a lone start waits for nothing. A caller
+ * that names the `owner` of its work goes on in a turn granted to the same owner: one VM's exit and
+ * the death that follows it in the same event-loop turn are one VM's work, not two.
  */
-export async function spawnTurn(): Promise<void> {
+export async function spawnTurn(owner?: object): Promise<void> {
+	if (granted && owner !== undefined && holder === owner) {
+		return;
+	}
+
 	if (!granted && waiting.length === 0) {
 		granted = true;
+		holder = owner;
 		schedule();
 		return;
 	}
 
 	await new Promise<void>(resolve => {
-		waiting.push(resolve);
+		waiting.push({resolve, owner});
 		schedule();
 	});
 }

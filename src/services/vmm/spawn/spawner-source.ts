@@ -28,7 +28,7 @@
 export const SPAWNER_SOURCE = String.raw`
 'use strict';
 const {spawn} = require('node:child_process');
-const {chmodSync, closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync} = require('node:fs');
+const {chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, unlinkSync, writeSync} = require('node:fs');
 const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
@@ -40,7 +40,10 @@ if (typeof process.send !== 'function' || !process.connected) {
 	process.exit(70);
 }
 
-/** Live children by request id: {child, relays: Map<fd, stream>}. */
+/**
+ * Live children by request id: {child, relays: Map<fd, stream>, settling: whether its atExit is
+ * still to do, relayEnded and settleNow: what moves it on}.
+ */
 const children = new Map();
 /** Each short command still running, by request id: {child, end}. */
 const commands = new Map();
@@ -101,10 +104,12 @@ function reopen(fd) {
 	return openSync('/proc/' + HOST + '/fd/' + fd, flags & KEPT_FLAGS);
 }
 
-/** Drops a child once it exited and every relayed pipe of it closed. */
+const exited = child => child.exitCode !== null || child.signalCode !== null;
+
+/** Drops a child once it exited, every relayed pipe of it closed and its atExit is done. */
 function forget(id) {
 	const entry = children.get(id);
-	if (entry !== undefined && entry.relays.size === 0 && (entry.child.exitCode !== null || entry.child.signalCode !== null)) {
+	if (entry !== undefined && entry.relays.size === 0 && !entry.settling && exited(entry.child)) {
 		children.delete(id);
 	}
 }
@@ -112,12 +117,149 @@ function forget(id) {
 /** Write-only, appending, created fresh (never an existing file or a planted symlink). */
 const OUTPUT_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-function spawnChild({id, file, args, stdio, relay, outputs, env}) {
+/** Read-only, never through a link, never waiting on a FIFO planted in a file's place. */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * At most maxBytes of a file a child wrote: from its start, or its last bytes (tail). Bounded
+ * whatever the child wrote; a missing or unreadable file reads as empty.
+ */
+function readBack(path, maxBytes, tail) {
+	let fd;
+	try {
+		fd = openSync(path, READ_FLAGS);
+	} catch {
+		return {text: '', truncated: false};
+	}
+
+	try {
+		const {size} = fstatSync(fd);
+		const length = Math.min(size, maxBytes);
+		const buffer = Buffer.alloc(length);
+		let read = 0;
+		while (read < length) {
+			const got = readSync(fd, buffer, read, length - read, (tail ? size - length : 0) + read);
+			if (got === 0) {
+				break;
+			}
+
+			read += got;
+		}
+
+		return {text: buffer.subarray(0, read).toString('utf8'), truncated: size > maxBytes};
+	} catch {
+		return {text: '', truncated: false};
+	} finally {
+		closeSync(fd);
+	}
+}
+
+/** Removes a directory tree; returns why it could not, if it could not. */
+function removeTree(path) {
+	try {
+		// What a VMM leaves, a directory of files and sockets, with one call per entry: a death waits
+		// for this, and rmSync would also lstat each entry and try rmdir first. An entry is unlinked,
+		// a link never followed.
+		const stats = lstatSync(path, {throwIfNoEntry: false});
+		if (stats === undefined) {
+			return undefined;
+		}
+
+		if (stats.isDirectory()) {
+			for (const entry of readdirSync(path, {withFileTypes: true})) {
+				if (!entry.isDirectory()) {
+					unlinkSync(join(path, entry.name));
+				}
+			}
+
+			rmdirSync(path);
+			return undefined;
+		}
+	} catch {
+		// A subdirectory, or something that changed meanwhile: the general way below.
+	}
+
+	try {
+		// rmSync never follows a link inside: it removes the link.
+		rmSync(path, {recursive: true, force: true, maxRetries: 2});
+		return undefined;
+	} catch (error) {
+		return String(error && error.message || error);
+	}
+}
+
+/**
+ * The child's atExit, once it exited and its relayed pipes ended, or when the host says so (its
+ * grace for a pipe another process keeps open is over): what the host would otherwise read and
+ * remove after the exit, in one message, so that a death costs the host no further round trip.
+ */
+function watchExit(id, entry, atExit) {
+	const finish = () => {
+		if (!entry.settling) {
+			return;
+		}
+
+		entry.settling = false;
+		const failure = atExit.failure === undefined ? undefined : readBack(atExit.failure.path, atExit.failure.maxBytes, false);
+		const stderrTail = readBack(atExit.stderr.path, atExit.stderr.maxBytes, true).text;
+		const removeError = atExit.removeDir === undefined ? undefined : removeTree(atExit.removeDir);
+		post({op: 'settled', id, failure, stderrTail, removeError});
+		forget(id);
+	};
+
+	entry.settling = true;
+	entry.settleNow = finish;
+	entry.relayEnded = () => {
+		if (entry.relays.size === 0 && exited(entry.child)) {
+			finish();
+		}
+	};
+	entry.child.on('exit', entry.relayEnded);
+}
+
+/** Fills a directory just made: mode 0700 whatever the umask, and its marker file. */
+function fillDir(directory, markerName, markerText) {
+	chmodSync(directory, 0o700);
+	const fd = openSync(join(directory, markerName), OUTPUT_FLAGS, 0o600);
+	try {
+		writeSync(fd, markerText);
+	} finally {
+		closeSync(fd);
+	}
+}
+
+function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 	let child;
+	if (dir !== undefined) {
+		try {
+			// Never an existing directory or a planted link: mkdir fails on any name that is taken.
+			mkdirSync(dir.path, 0o700);
+		} catch (error) {
+			post({op: 'failed', id, code: error.code, message: String(error && error.message || error), inDir: true});
+			return;
+		}
+	}
+
+	const fail = error => {
+		if (dir !== undefined) {
+			removeTree(dir.path);
+		}
+
+		post({op: 'failed', id, code: error.code, message: String(error && error.message || error), inDir: dir !== undefined && error.inDir === true});
+	};
+
 	// Created here, not on the host's event loop: on a busy disk creating and closing a file takes
 	// milliseconds, times a fleet.
 	const opened = [];
 	try {
+		if (dir !== undefined) {
+			try {
+				fillDir(dir.path, dir.markerName, dir.markerText);
+			} catch (error) {
+				throw Object.assign(error, {inDir: true});
+			}
+		}
+
 		for (const [index, entry] of stdio.entries()) {
 			if (typeof entry === 'number') {
 				const fd = reopen(entry);
@@ -134,7 +276,7 @@ function spawnChild({id, file, args, stdio, relay, outputs, env}) {
 
 		child = spawn(file, args, {stdio, env});
 	} catch (error) {
-		post({op: 'failed', id, code: error.code, message: String(error && error.message || error)});
+		fail(error);
 		return;
 	} finally {
 		// The child has its copies (or there is none): the host keeps no descriptor of these files.
@@ -145,12 +287,14 @@ function spawnChild({id, file, args, stdio, relay, outputs, env}) {
 
 	if (child.pid === undefined) {
 		// libuv failed (ENOENT, EACCES, EMFILE, E2BIG, ...): Node reports it as 'error' on the next tick.
-		child.once('error', error => post({op: 'failed', id, code: error.code, message: String(error.message)}));
+		child.once('error', fail);
 		return;
 	}
 
 	const relays = new Map();
-	children.set(id, {child, relays});
+	const entry = {child, relays, settling: false, relayEnded: () => undefined, settleNow: () => undefined};
+	children.set(id, entry);
+
 	child.on('error', error => post({op: 'error', id, message: String(error.message)}));
 	post({op: 'spawned', id, pid: child.pid});
 	for (const fd of relay) {
@@ -167,6 +311,7 @@ function spawnChild({id, file, args, stdio, relay, outputs, env}) {
 				ended = true;
 				relays.delete(fd);
 				post({op: 'end', id, fd});
+				entry.relayEnded();
 				forget(id);
 			}
 		};
@@ -185,6 +330,10 @@ function spawnChild({id, file, args, stdio, relay, outputs, env}) {
 		post({op: 'exit', id, code, signal});
 		forget(id);
 	});
+	// After the exit's own listener: the host learns of the exit before what follows it.
+	if (atExit !== undefined) {
+		watchExit(id, entry, atExit);
+	}
 }
 
 function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
@@ -240,32 +389,14 @@ function makeTempDir({id, prefix, markerName, markerText}) {
 	let directory;
 	try {
 		directory = mkdtempSync(prefix);
-		// mkdtemp already uses 0700; chmod makes it independent of the umask.
-		chmodSync(directory, 0o700);
-		const fd = openSync(join(directory, markerName), OUTPUT_FLAGS, 0o600);
-		try {
-			writeSync(fd, markerText);
-		} finally {
-			closeSync(fd);
-		}
-
+		fillDir(directory, markerName, markerText);
 		post({op: 'made', id, path: directory});
 	} catch (error) {
 		if (directory !== undefined) {
-			rmSync(directory, {recursive: true, force: true});
+			removeTree(directory);
 		}
 
 		post({op: 'failed', id, code: error.code, message: String(error && error.message || error)});
-	}
-}
-
-function removeDir({id, path}) {
-	try {
-		// rmSync never follows a link inside: it removes the link.
-		rmSync(path, {recursive: true, force: true, maxRetries: 2});
-		post({op: 'removed', id, error: undefined});
-	} catch (error) {
-		post({op: 'removed', id, error: String(error && error.message || error)});
 	}
 }
 
@@ -299,6 +430,15 @@ process.on('message', message => {
 			break;
 		}
 
+		case 'settle': {
+			const entry = children.get(message.id);
+			if (entry !== undefined && exited(entry.child)) {
+				entry.settleNow();
+			}
+
+			break;
+		}
+
 		case 'cancel': {
 			commands.get(message.id)?.end();
 			break;
@@ -315,7 +455,7 @@ process.on('message', message => {
 		}
 
 		case 'rm': {
-			removeDir(message);
+			post({op: 'removed', id: message.id, error: removeTree(message.path)});
 			break;
 		}
 

@@ -1,6 +1,6 @@
 import {spawn, type ChildProcess} from 'node:child_process';
 import {Readable} from 'node:stream';
-import type {FromSpawner, OutputFile, StdioEntry, ToSpawner} from './protocol.js';
+import type {AtExit, DirectoryToMake, FromSpawner, OutputFile, ReadBack, StdioEntry, ToSpawner} from './protocol.js';
 import {SPAWNER_SOURCE} from './spawner-source.js';
 
 /** The requests the spawner answers (each has an id its reply carries). */
@@ -34,9 +34,13 @@ export interface ChildExit {
 	lost?: string;
 }
 
-/** A spawn the operating system refused; `code` is the errno name (ENOENT, EMFILE, E2BIG, ...). */
+/**
+ * A spawn the operating system refused; `code` is the errno name (ENOENT, EMFILE, E2BIG, ...).
+ * `inDir`: the spawn's directory could not be made, so nothing was tried after it. `lost`: the
+ * spawner process was lost before it answered, so what it made is unknown.
+ */
 export class SpawnFailure extends Error {
-	constructor(readonly code: string | undefined, message: string) {
+	constructor(readonly code: string | undefined, message: string, readonly inDir = false, readonly lost = false) {
 		super(message);
 		this.name = 'SpawnFailure';
 	}
@@ -48,6 +52,22 @@ export interface CommandResult extends ChildExit {
 	timedOut: boolean;
 	/** Why it could not be started (ENOENT, EMFILE, ...), when it was not. */
 	failed: string | undefined;
+}
+
+/** What the spawner did once a child was gone (see `AtExit`). */
+export interface ExitReadBack {
+	failure: ReadBack | undefined;
+	stderrTail: string;
+	/** Why the directory to remove could not be removed, when it could not. */
+	removeError: string | undefined;
+}
+
+/** What a spawn asks of the spawner besides the child. */
+export interface SpawnExtras {
+	/** Made before anything else; removed again when the spawn fails. */
+	dir?: DirectoryToMake;
+	/** Done once the child is gone; `SpawnedChild.readBack` carries the result. */
+	atExit?: AtExit;
 }
 
 /** A child the spawner process started, as the host sees it. */
@@ -62,6 +82,13 @@ export interface SpawnedChild {
 	 * yet), or the host closed it.
 	 */
 	readonly pipesClosed: Promise<void>;
+	/**
+	 * Settles once the spawner did the spawn's `atExit`, with what it read; `undefined` when no
+	 * `atExit` was asked or the spawner was lost first (then nothing was read or removed).
+	 */
+	readonly readBack: Promise<ExitReadBack | undefined>;
+	/** Has the spawner do the `atExit` now, for a child that exited with a relayed pipe still open. */
+	settleNow(): void;
 	/** Asks for a signal; false once the exit is known. */
 	kill(signal: NodeJS.Signals): boolean;
 }
@@ -69,6 +96,9 @@ export interface SpawnedChild {
 interface LiveChild {
 	resolveExit: (exit: ChildExit) => void;
 	resolvePipesClosed: () => void;
+	resolveReadBack: (readBack: ExitReadBack | undefined) => void;
+	/** Whether the spawner's `settled` is still to come. */
+	settling: boolean;
 	pipes: Map<number, RelayedPipe>;
 	/** The child fds of the relayed pipes the spawner has not closed yet. */
 	open: Set<number>;
@@ -136,7 +166,7 @@ class Spawner {
 	readonly #children = new Map<number, LiveChild>();
 	#idleTimer: NodeJS.Timeout | undefined;
 
-	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = []): Promise<SpawnedChild> {
+	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = [], {dir, atExit}: SpawnExtras = {}): Promise<SpawnedChild> {
 		const id = this.#nextId++;
 		const pipes = new Map<number, RelayedPipe>();
 		let resolveExit!: (exit: ChildExit) => void;
@@ -147,7 +177,15 @@ class Spawner {
 		const pipesClosed = new Promise<void>(resolve => {
 			resolvePipesClosed = resolve;
 		});
-		const live: LiveChild = {resolveExit, resolvePipesClosed, pipes, open: new Set(relay), exited: false};
+		let resolveReadBack!: (readBack: ExitReadBack | undefined) => void;
+		const readBack = new Promise<ExitReadBack | undefined>(resolve => {
+			resolveReadBack = resolve;
+		});
+		const live: LiveChild = {resolveExit, resolvePipesClosed, resolveReadBack, settling: atExit !== undefined, pipes, open: new Set(relay), exited: false};
+		if (atExit === undefined) {
+			resolveReadBack(undefined);
+		}
+
 		if (relay.length === 0) {
 			resolvePipesClosed();
 		}
@@ -160,7 +198,7 @@ class Spawner {
 
 		// Registered before the request: the exit and the pipes' data may follow 'spawned' at once.
 		this.#children.set(id, live);
-		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs, env: hostEnvironment()}).catch((error: unknown) => {
+		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs, env: hostEnvironment(), dir, atExit}).catch((error: unknown) => {
 			this.#children.delete(id);
 			this.#settle();
 			throw error;
@@ -176,6 +214,12 @@ class Spawner {
 			exited,
 			pipes,
 			pipesClosed,
+			readBack,
+			settleNow: () => {
+				if (live.settling && this.#children.has(id)) {
+					this.#post({op: 'settle', id});
+				}
+			},
 			kill: signal => {
 				if (live.exited || !this.#children.has(id)) {
 					return false;
@@ -318,7 +362,9 @@ class Spawner {
 				const request = this.#requests.get(message.id);
 				this.#requests.delete(message.id);
 				this.#children.delete(message.id);
-				request?.reject(new SpawnFailure(message.code, message.message));
+				request?.reject(new SpawnFailure(message.code, message.message, message.inDir === true));
+				// Nothing else may be in flight: an idle spawner is let go as after any answer.
+				this.#settle();
 				break;
 			}
 
@@ -350,6 +396,17 @@ class Spawner {
 				break;
 			}
 
+			case 'settled': {
+				const child = this.#children.get(message.id);
+				if (child !== undefined) {
+					child.settling = false;
+					child.resolveReadBack({failure: message.failure, stderrTail: message.stderrTail, removeError: message.removeError});
+					this.#forget(message.id);
+				}
+
+				break;
+			}
+
 			case 'error': {
 				// A failed kill: the exit still comes and decides.
 				break;
@@ -371,7 +428,7 @@ class Spawner {
 
 	#forget(id: number): void {
 		const child = this.#children.get(id);
-		if (child !== undefined && child.exited && child.open.size === 0) {
+		if (child !== undefined && child.exited && child.open.size === 0 && !child.settling) {
 			this.#children.delete(id);
 			this.#settle();
 		}
@@ -406,7 +463,7 @@ class Spawner {
 		this.#idleTimer = undefined;
 		for (const [id, request] of this.#requests) {
 			this.#children.delete(id);
-			request.reject(new SpawnFailure(undefined, reason));
+			request.reject(new SpawnFailure(undefined, reason, false, true));
 		}
 
 		this.#requests.clear();
@@ -429,6 +486,7 @@ class Spawner {
 			}
 
 			child.resolvePipesClosed();
+			child.resolveReadBack(undefined);
 		}
 
 		this.#children.clear();
