@@ -84,6 +84,8 @@ export function createCrosvmDriver(options: CrosvmDriverOptions = {}): VmmDriver
 		exitReason(exit) {
 			return crosvmExitReason(exit);
 		},
+		// The exit status says everything: the directory can go with the exit.
+		exitReadsTempDir: false,
 	};
 }
 

@@ -84,6 +84,12 @@ export interface VmmDriver {
 	 */
 	exitReason(exit: VmmExit, context: VmmExitContext): DeathReason | Promise<DeathReason>;
 	/**
+	 * `false` when `exitReason` reads nothing in `tempDir`: the spawner process then removes the
+	 * directory as soon as the VMM exited and its outputs were read, and a death costs one round trip
+	 * less. Default `true`: the directory stays until the death is decided.
+	 */
+	readonly exitReadsTempDir?: boolean;
+	/**
 	 * Pauses the guest's vCPUs; resolves once the VMM acknowledged it. Optional: without it,
 	 * `vm.suspend()` rejects with `VmControlUnsupportedError`. Rejects with `VmControlError`.
 	 */

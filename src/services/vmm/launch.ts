@@ -89,7 +89,7 @@ const NAME_DRAWS = 3;
  * that says `exitReadsTempDir: false` lets the spawner remove it with the exit.
  */
 function exitReadsTempDir(driver: VmmDriver): boolean {
-	return !('exitReadsTempDir' in driver) || driver.exitReadsTempDir !== false;
+	return driver.exitReadsTempDir !== false;
 }
 
 /**
