@@ -216,11 +216,14 @@ async function launchIn(input: LaunchInput, signal: AbortSignal, directory: stri
 			undo.push(async () => removeTempDir(planned.path, env.logger));
 		}
 
-		if (signal.aborted) {
-			// The VM actor was stopped while spawning: take the VMM down with it.
+		// Whatever fails from here on takes the VMM down first (undo runs in reverse).
+		undo.push(async () => {
 			vmm.kill('SIGKILL');
 			await vmm.terminated;
 			vmm.dispose();
+		});
+		if (signal.aborted) {
+			// The VM actor was stopped while spawning: the VMM goes with it.
 			throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, 'the VM was stopped while starting');
 		}
 
