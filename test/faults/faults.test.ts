@@ -73,11 +73,23 @@ interface HostSummary {
 	leaks: string[];
 }
 
+/**
+ * Node's own report of a Node process (the spawner) that could not make its threads at start-up
+ * (out of processes): an assertion or a pthread_create error, then its native stack. The kernel
+ * refusing is what the test provokes; the host learns it as a lost spawner.
+ */
+const THREAD_START_FAILURE = /^(#\s.*(node_platform|uv_thread_create).*|.*pthread_create: Resource temporarily unavailable.*|----- Native stack trace -----|\s*\d+: 0x[0-9a-f]+ .*|\s*)$/;
+
+function withoutThreadStartFailures(stderr: string): string {
+	return stderr.split('\n').filter(line => !THREAD_START_FAILURE.test(line)).join('\n');
+}
+
 /** Runs the fault host under a prefix (a limit, another user) and parses its summary line. */
 async function runHost(prefix: string[], count: number, kernel: string, options: {readOnlyMount?: string; limits?: string} = {}): Promise<HostSummary> {
 	const {readOnlyMount, limits} = options;
 	const result = await execa(prefix[0]!, [...prefix.slice(1), process.execPath, '--import', 'tsx', HOST, SIM_PATH, tempRoot, stateDir, kernel, String(count), ...(readOnlyMount === undefined ? [] : [readOnlyMount])], {reject: false, timeout: 20_000, cleanup: true, env: limits === undefined ? {} : {FAULT_PRLIMIT: limits}});
-	expect({exitCode: result.exitCode, stderr: result.stderr.slice(-2000), stdout: result.exitCode === 0 ? '' : result.stdout.slice(-2000)}).toEqual({exitCode: 0, stderr: '', stdout: ''});
+	const stderr = limits?.includes('--nproc') === true ? withoutThreadStartFailures(result.stderr) : result.stderr;
+	expect({exitCode: result.exitCode, stderr: stderr.slice(-2000), stdout: result.exitCode === 0 ? '' : result.stdout.slice(-2000)}).toEqual({exitCode: 0, stderr: '', stdout: ''});
 	return JSON.parse(result.stdout) as HostSummary;
 }
 
