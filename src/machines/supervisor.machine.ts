@@ -199,12 +199,19 @@ function registeredLogic(self: SupervisorSelf, name: 'vm' | 'restart'): AnyState
  */
 function startVmActor(self: SupervisorSelf, ref: VmActorRef, recorded: boolean): void {
 	if (recorded) {
-		const subscription = ref.subscribe(snapshot => {
-			const vmm = runningVmmOf(snapshot);
-			if (vmm !== undefined) {
-				subscription.unsubscribe();
-				self.send({type: 'VM.RUNNING', cid: snapshot.context.cid, ...vmm});
-			}
+		const subscription = ref.subscribe({
+			next(snapshot) {
+				const vmm = runningVmmOf(snapshot);
+				if (vmm !== undefined) {
+					subscription.unsubscribe();
+					self.send({type: 'VM.RUNNING', cid: snapshot.context.cid, ...vmm});
+				}
+			},
+			// The supervisor hears of a failed VM actor through its error event. Without a handler here,
+			// XState would rethrow the error from a timer: an uncaught exception in the host.
+			error() {
+				// Nothing: see above.
+			},
 		});
 	}
 

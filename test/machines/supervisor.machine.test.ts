@@ -217,6 +217,19 @@ describe('supervisor machine: CIDs', () => {
 		actor.stop();
 	});
 
+	test('with a state directory, a VM actor that fails before it runs is released and throws nothing at the host', async () => {
+		const {actor, emitted, create, child} = startSupervisor({range: {first: 10, last: 11}, stateDir: makeStateDir()});
+		create();
+		child(10)!.send({type: 'BREAK'});
+		// An observer without an error handler would have XState rethrow the error from a timer.
+		await new Promise(resolve => {
+			setTimeout(resolve, 20);
+		});
+		expect(emitted.filter(event => event.type === 'supervisor.cid.released')).toEqual([{type: 'supervisor.cid.released', cid: 10, cause: 'vm actor failed', initiator: 'supervisor'}]);
+		expect(actor.getSnapshot().status).toBe('active');
+		actor.stop();
+	});
+
 	test('exhaustion refuses with NoAvailableCidError and changes nothing else', () => {
 		const {actor, emitted, create} = startSupervisor({range: {first: 10, last: 11}});
 		create();
