@@ -18,6 +18,7 @@ import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import {createEventChannel} from './services/events/event-channel.js';
 import {OnDemandPromise} from './services/events/on-demand-promise.js';
+import {endFleet} from './services/fleet/fleet-guard.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {hostLogger} from './services/logging/host-logger.js';
 import type {Logger, LogLevel} from './services/logging/logger.js';
@@ -249,6 +250,8 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 	const handles = new Map<number, SupervisedVm>();
 	const lives = new Map<number, (ref: VmActorRef) => void>();
 	const groupMembers = new Map<number, (outcome: RestartOutcome, death: VmDeath | undefined) => void>();
+	/** How to end each supervised VM's supervision should the supervisor actor go: see `abandon`. */
+	const abandons = new Map<number, () => void>();
 	const pending = new Map<number, PendingRequest>();
 	let lastRequestId = 0;
 
@@ -269,6 +272,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 			handles.delete(event.cid);
 			lives.delete(event.cid);
 			groupMembers.delete(event.cid);
+			abandons.delete(event.cid);
 		}
 
 		channel.publish(event);
@@ -294,13 +298,21 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 		});
 	};
 
-	/** The actor is gone: nobody is left to answer, so every pending request is refused. */
+	/**
+	 * The actor is gone: nobody is left to answer, so every pending request is refused, and no restart
+	 * follows any VM: each supervised VM is over once its current life is.
+	 */
 	const abandon = (error: Error) => {
 		for (const request of pending.values()) {
 			request.fail(error);
 		}
 
 		pending.clear();
+		for (const end of [...abandons.values()]) {
+			end();
+		}
+
+		abandons.clear();
 		if (!finished) {
 			finish();
 		}
@@ -317,12 +329,14 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 			}
 		},
 		error(error) {
-			// Never expected (a failed state write is reported, not thrown): the actor stopped its VMs.
+			// Never expected (a failed state write is reported, not thrown). XState stops nothing of a
+			// failed actor: its VMs are killed here, from the map its context still holds.
 			logger.error(`The supervisor actor failed: ${String(error)}`);
+			endFleet(actor.getSnapshot().context.vms);
 			abandon(new SupervisorFailedError(error));
 		},
 		complete() {
-			// Only when someone stops `actor` by hand (ShutDown is not final): its VMs were stopped with it.
+			// Only when someone stops `actor` by hand (ShutDown is not final): its fleet guard killed its VMs.
 			abandon(new SupervisorShutDownError());
 		},
 	});
@@ -365,7 +379,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 
 	const adopt = (ref: VmActorRef, restart: RestartActorRef | undefined, policy: RestartPolicy, group: string | undefined): SupervisedVm => {
 		const handle = createVmHandle(ref, {pacedStart: false});
-		const {vm, adoptLife, finish} = supervisedVm({
+		const {vm, adoptLife, finish, abandon: abandonVm} = supervisedVm({
 			first: handle,
 			restart,
 			group,
@@ -396,6 +410,7 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 			groupMembers.set(vm.cid, finish);
 		}
 
+		abandons.set(vm.cid, abandonVm);
 		return vm;
 	};
 
@@ -516,6 +531,7 @@ function supervisedVm(parts: SupervisedVmParts): {
 	vm: SupervisedVm;
 	adoptLife: (life: Vm) => void;
 	finish: (outcome: RestartOutcome, death: VmDeath | undefined) => void;
+	abandon: () => void;
 } {
 	const vm = new SupervisedVmHandle(parts);
 	return {
@@ -525,6 +541,9 @@ function supervisedVm(parts: SupervisedVmParts): {
 		},
 		finish(ended, death) {
 			vm.finish(ended, death);
+		},
+		abandon() {
+			vm.abandon();
 		},
 	};
 }
@@ -792,6 +811,31 @@ class SupervisedVmHandle implements SupervisedVm {
 				this.finish('ended', death);
 			}
 		});
+	}
+
+	/**
+	 * The supervisor actor is gone (stopped by hand or failed), and with it the restart machine's or
+	 * the group's verdict: the VM is over (`ended`) once its current life is, with its last death.
+	 * A VM without either is over with its only life already.
+	 */
+	abandon(): void {
+		const {restart, group} = this.#parts;
+		if (this.#outcome !== undefined || (restart === undefined && group === undefined)) {
+			return;
+		}
+
+		const {actor} = this.#life;
+		const over = () => {
+			this.finish('ended', this.#deaths.at(-1));
+		};
+
+		if (actor.getSnapshot().status !== 'active' || actor.getSnapshot().matches({NotStarted: 'idle'})) {
+			over();
+			return;
+		}
+
+		// Its death (if any) is recorded by #follow before the actor completes.
+		actor.subscribe({complete: over, error: over});
 	}
 
 	#call(callbacks: Iterable<(death: VmDeath) => void> | undefined, death: VmDeath): void {

@@ -758,7 +758,7 @@ export const supervisorMachine = setup({
 		'VM.START': {actions: 'refuseShutDown'},
 		'GROUP.CREATE': {actions: 'refuseShutDown'},
 	},
-	// For as long as the actor lives: it ends the detached VM actors if the actor is stopped or fails.
+	// For as long as the actor lives: it ends the detached VM actors if the actor is stopped by hand.
 	invoke: {id: 'fleetGuard', src: 'fleetGuard', input: ({context}) => ({vms: context.vms})},
 	initial: 'Serving',
 	states: {

@@ -84,6 +84,22 @@ describe('stopping', () => {
 		expect(identities.filter(identity => isProcessRunning(identity))).toEqual([]);
 	});
 
+	test('a restartable VM of a supervisor actor stopped by hand is over with its killed life: stop() resolves, no restart', async () => {
+		const {supervisor} = supervise();
+		const vm = await supervisor.createVm({kernel: guest('hang')}, {restartPolicy: {restart: 'always'}});
+		let completed = false;
+		vm.events$.subscribe({
+			complete() {
+				completed = true;
+			},
+		});
+		await vm.start();
+		supervisor.actor.stop();
+		expect(await vm.died).toMatchObject({reason: 'KILLED', initiator: 'supervisor'});
+		await expect(vm.stop()).resolves.toMatchObject({reason: 'KILLED'});
+		expect([vm.supervision, vm.restarts, completed]).toEqual(['ended', 0, true]);
+	});
+
 	test('a CID is released only after its VM is dead and cleaned up, and its record removed', async () => {
 		const {supervisor, events} = supervise();
 		const vm = await supervisor.createVm({kernel: guest('payload started', 'sleep 200', 'poweroff')});

@@ -12,15 +12,12 @@ export interface FleetGuardInput {
 }
 
 /**
- * Lives as long as the supervisor actor does, and ends its fleet with it. The VM actors and restart
- * machines are detached children (not in the supervisor snapshot's `children`, see
- * supervisor.machine.ts), so XState does not stop them when the supervisor actor is stopped by hand
- * or fails; XState does stop this guard then, and the guard kills every VM still alive and ends
- * every restart machine, so no VMM outlives its supervisor. A supervisor that shut down has no VM
- * left by then.
+ * Kills every VM of `vms` still alive (`KILL`, initiator `supervisor`) and ends every restart
+ * machine (`END`): the supervisor actor is gone, and its VM actors and restart machines are detached
+ * children (see supervisor.machine.ts), which XState does not stop with it.
  */
-export const fleetGuard = fromCallback<{type: 'never'}, FleetGuardInput>(({input}) => () => {
-	for (const {ref, restart} of input.vms.values()) {
+export function endFleet(vms: ReadonlyMap<string, GuardedVm>): void {
+	for (const {ref, restart} of vms.values()) {
 		if (restart?.getSnapshot().status === 'active') {
 			restart.send({type: 'END', initiator: 'supervisor'});
 		}
@@ -29,4 +26,14 @@ export const fleetGuard = fromCallback<{type: 'never'}, FleetGuardInput>(({input
 			ref.send({type: 'KILL', initiator: 'supervisor'});
 		}
 	}
+}
+
+/**
+ * Lives as long as the supervisor actor does, and ends its fleet (`endFleet`) when XState stops it:
+ * when someone stops the supervisor actor by hand. A supervisor that shut down has no VM left by
+ * then. XState does not stop a failed actor's children, so createSupervisor ends the fleet itself
+ * when the actor fails.
+ */
+export const fleetGuard = fromCallback<{type: 'never'}, FleetGuardInput>(({input}) => () => {
+	endFleet(input.vms);
 });
