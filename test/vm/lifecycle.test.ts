@@ -173,7 +173,7 @@ describe('VM lifecycle', () => {
 		expect(events[1]).toMatchObject({initiator: 'guest'});
 		const running = serialized.map(text => JSON.parse(text) as {value: unknown; context: Record<string, unknown>}).find(snapshot => typeof snapshot.value === 'object' && 'Running' in (snapshot.value as object));
 		// The process lives in the actor Running invokes; the context keeps its facts for the record.
-		expect(running?.context).toMatchObject({pid: machine.pid, tempDir: machine.tempDir, env: {driver: 'crosvm'}});
+		expect(running?.context).toMatchObject({pid: machine.pid, tempDir: machine.tempDir, env: {driver: 'crosvm', payloadChannel: true, detectHangup: false, requester: {uid: process.getuid!()}}});
 		expect(Object.keys(running?.context ?? {})).not.toContain('vmm');
 	});
 

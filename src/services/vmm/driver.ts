@@ -25,7 +25,11 @@ export interface VmmCommand {
 
 export interface VmmCommandOptions {
 	cid: number;
-	/** The VM's private temporary directory (0700), for sockets and scratch files. */
+	/**
+	 * The VM's private temporary directory (0700), for the VMM's sockets and scratch files. Its path
+	 * only: the spawner process makes it with the spawn, after `command` (unless captured outputs
+	 * needed it earlier), so `command` must not create anything in it.
+	 */
 	tempDir: string;
 	/** Where the control socket goes, when the driver uses one. */
 	controlSocket?: string;

@@ -57,7 +57,9 @@ export class VmEnvironment {
 		return path.join(tempDir, `${this.driver.name}.sock`);
 	}
 
-	toJSON(): {driver: string; vmmPath: string; tempRoot: string} {
-		return {driver: this.driver.name, vmmPath: this.vmmPath, tempRoot: this.tempRoot};
+	/** What an inspector shows of it: also the inputs that moved here from the context. */
+	toJSON(): {driver: string; vmmPath: string; tempRoot: string; requester: Requester; payloadChannel: boolean; detectHangup: boolean} {
+		const {vmmPath, tempRoot, requester, payloadChannel, detectHangup} = this;
+		return {driver: this.driver.name, vmmPath, tempRoot, requester, payloadChannel, detectHangup};
 	}
 }
