@@ -1,5 +1,5 @@
 import {spawnSync} from 'node:child_process';
-import {closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync} from 'node:fs';
+import {closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +8,7 @@ import {InvalidConfigError, StopRequestError, QmpError} from '../../src/errors.j
 import {crosvmCommand} from '../../src/services/crosvm/command.js';
 import {DeathReason} from '../../src/services/death/reason.js';
 import {qemuCommand, type QemuCommandOptions} from '../../src/services/qemu/command.js';
-import {createQemuDriver, lastShutdownCause, qemuExitReason} from '../../src/services/qemu/driver.js';
+import {createQemuDriver, lastShutdownCause, MAX_EVENT_LOG_BYTES, qemuExitReason} from '../../src/services/qemu/driver.js';
 import {qmpExecute} from '../../src/services/qemu/qmp-client.js';
 import type {VmConfig} from '../../src/services/config/vm-config.js';
 
@@ -213,6 +213,18 @@ describe('QEMU exit reasons', () => {
 		await expect(driver.exitReason({exitCode: 0, signal: undefined}, {tempDir})).resolves.toBe(DeathReason.GUEST_PANIC);
 		rmSync(path.join(tempDir, 'qemu-events.log'));
 		await expect(driver.exitReason({exitCode: 0, signal: undefined}, {tempDir, stderrTail: 'terminating on signal 2'})).resolves.toBe(DeathReason.KILLED);
+	});
+
+	test('an event log that is a link, or too big to be QEMU\'s, gives no traced cause', async () => {
+		const driver = createQemuDriver();
+		const tempDir = mkdtempSync(path.join(directory, 'vm-'));
+		const elsewhere = path.join(directory, 'planted-events.log');
+		writeFileSync(elsewhere, trace(8));
+		symlinkSync(elsewhere, path.join(tempDir, 'qemu-events.log'));
+		await expect(driver.exitReason({exitCode: 0, signal: undefined}, {tempDir})).resolves.toBe(DeathReason.REBOOT);
+		rmSync(path.join(tempDir, 'qemu-events.log'));
+		writeFileSync(path.join(tempDir, 'qemu-events.log'), `${'x'.repeat(MAX_EVENT_LOG_BYTES)}\n${trace(8)}`);
+		await expect(driver.exitReason({exitCode: 0, signal: undefined}, {tempDir})).resolves.toBe(DeathReason.REBOOT);
 	});
 });
 

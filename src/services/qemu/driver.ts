@@ -1,6 +1,6 @@
-import {readFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {DeathReason} from '../death/reason.js';
+import {readSmallFileAsync} from '../state-dir/files.js';
 import {qemuCommand, SHUTDOWN_TRACE_EVENT, type QemuAccelerator} from './command.js';
 import {qmpExecute} from './qmp-client.js';
 import type {VmmControlContext, VmmDriver, VmmExit, VmmStopContext} from '../vmm/driver.js';
@@ -93,16 +93,17 @@ export function qemuExitReason(exit: VmmExit, eventLog: string, stderrTail = '')
 	}
 }
 
-async function readEventLog(tempDir: string): Promise<string> {
-	try {
-		return await readFile(join(tempDir, QEMU_EVENT_LOG), 'utf8');
-	} catch (error) {
-		if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-			return '';
-		}
+/** More than QEMU traces for any exit (a line per shutdown request): a bigger log is not QEMU's doing alone. */
+export const MAX_EVENT_LOG_BYTES = 1024 * 1024;
 
-		throw error;
-	}
+/**
+ * The event log QEMU wrote in the VM's directory, read as hostile input: a regular file only, never
+ * through a link, at most MAX_EVENT_LOG_BYTES. Anything else (absent, a link, too big) gives no
+ * traced cause, and the exit status decides.
+ */
+async function readEventLog(tempDir: string): Promise<string> {
+	const read = await readSmallFileAsync(join(tempDir, QEMU_EVENT_LOG), MAX_EVENT_LOG_BYTES);
+	return read.ok ? read.text : '';
 }
 
 /** Where QEMU's QMP socket is: the control socket, else `qemu.sock` in the VM's temporary directory. */
