@@ -222,13 +222,12 @@ async function launchIn(input: LaunchInput, signal: AbortSignal, directory: stri
 			await vmm.terminated;
 			vmm.dispose();
 		});
-		if (signal.aborted) {
-			// The VM actor was stopped while spawning: the VMM goes with it.
-			throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, 'the VM was stopped while starting');
-		}
-
 		// The VMM holds the write ends now: the captures end when it does.
 		await captures.closeWriteEnds();
+		if (signal.aborted) {
+			// The VM actor was stopped while spawning (or while the captures closed): the VMM goes with it.
+			throw new VmSpawnError('VMM_SPAWN_FAILED', env.vmmPath, 'the VM was stopped while starting');
+		}
 		env.logger.info(`Spawned ${env.driver.name}(${vmm.pid})`);
 		return {tempDir, vmm, captures};
 	} catch (error) {
