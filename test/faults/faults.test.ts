@@ -78,7 +78,7 @@ interface HostSummary {
  * (out of processes): an assertion or a pthread_create error, then its native stack. The kernel
  * refusing is what the test provokes; the host learns it as a lost spawner.
  */
-const THREAD_START_FAILURE = /^(#\s.*(node_platform|uv_thread_create).*|.*pthread_create: Resource temporarily unavailable.*|----- Native stack trace -----|\s*\d+: 0x[0-9a-f]+ .*|\s*)$/;
+const THREAD_START_FAILURE = /^(\s*#\s.*(node_platform|uv_thread_create).*|.*pthread_create: Resource temporarily unavailable.*|----- Native stack trace -----|\s*\d+: 0x[0-9a-f]+ .*|\s*)$/;
 
 function withoutThreadStartFailures(stderr: string): string {
 	return stderr.split('\n').filter(line => !THREAD_START_FAILURE.test(line)).join('\n');
