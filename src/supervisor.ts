@@ -17,6 +17,7 @@ import type {FilePolicy} from './services/config/file-policy.js';
 import {validateConfig} from './services/config/validate.js';
 import type {VmConfig} from './services/config/vm-config.js';
 import {createEventChannel} from './services/events/event-channel.js';
+import {Callbacks} from './services/events/callbacks.js';
 import {OnDemandPromise} from './services/events/on-demand-promise.js';
 import {endFleet} from './services/fleet/fleet-guard.js';
 import type {VmmDriver} from './services/vmm/driver.js';
@@ -564,8 +565,8 @@ class SupervisedVmHandle implements SupervisedVm {
 	#events$: Observable<VmEvent> | undefined;
 	#supervision$: Observable<RestartEmitted> | undefined;
 	readonly #deaths: VmDeath[] = [];
-	#deathCallbacks: Set<(death: VmDeath) => void> | undefined;
-	#diedCallbacks: Set<(death: VmDeath) => void> | undefined;
+	readonly #deathCallbacks = new Callbacks<VmDeath>();
+	readonly #diedCallbacks = new Callbacks<VmDeath>();
 	readonly #finalDeath = new OnDemandPromise<VmDeath>();
 	#outcome: RestartOutcome | undefined;
 	/** Settled once the VM is over: its outcome is known. */
@@ -711,21 +712,11 @@ class SupervisedVmHandle implements SupervisedVm {
 			return () => undefined;
 		}
 
-		this.#diedCallbacks ??= new Set();
-		const callbacks = this.#diedCallbacks;
-		callbacks.add(callback);
-		return () => {
-			callbacks.delete(callback);
-		};
+		return this.#diedCallbacks.add(callback);
 	}
 
 	onDeath(callback: (death: VmDeath) => void): () => void {
-		this.#deathCallbacks ??= new Set();
-		const callbacks = this.#deathCallbacks;
-		callbacks.add(callback);
-		return () => {
-			callbacks.delete(callback);
-		};
+		return this.#deathCallbacks.add(callback);
 	}
 
 	async start(): Promise<void> {
@@ -777,8 +768,9 @@ class SupervisedVmHandle implements SupervisedVm {
 		this.#outcome = ended;
 		if (death !== undefined) {
 			this.#finalDeath.resolve(death);
-			this.#call(this.#diedCallbacks, death);
-			this.#diedCallbacks = undefined;
+			this.#diedCallbacks.call(death, error => {
+				this.#logCallbackError(error);
+			}, {once: true});
 		}
 
 		this.#over.resolve();
@@ -806,7 +798,9 @@ class SupervisedVmHandle implements SupervisedVm {
 		current.onDied(death => {
 			this.#deaths.push(death);
 			this.#deaths.splice(0, Math.max(0, this.#deaths.length - policy.historySize));
-			this.#call(this.#deathCallbacks, death);
+			this.#deathCallbacks.call(death, error => {
+				this.#logCallbackError(error);
+			});
 			if (only) {
 				this.finish('ended', death);
 			}
@@ -838,14 +832,8 @@ class SupervisedVmHandle implements SupervisedVm {
 		actor.subscribe({complete: over, error: over});
 	}
 
-	#call(callbacks: Iterable<(death: VmDeath) => void> | undefined, death: VmDeath): void {
-		for (const callback of [...callbacks ?? []]) {
-			try {
-				callback(death);
-			} catch (error) {
-				this.#parts.logger.error(`A death callback threw: ${String(error)}`);
-			}
-		}
+	#logCallbackError(error: unknown): void {
+		this.#parts.logger.error(`A death callback threw: ${String(error)}`);
 	}
 
 	#lifeOperations(): VmOperations {

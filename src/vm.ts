@@ -21,6 +21,7 @@ import type {VmConfig} from './services/config/vm-config.js';
 import type {VmmDriver} from './services/vmm/driver.js';
 import {checkTimeoutMs} from './services/config/timeouts.js';
 import {isolatedObservable} from './services/events/isolated-observable.js';
+import {Callbacks} from './services/events/callbacks.js';
 import {OnDemandPromise} from './services/events/on-demand-promise.js';
 import {defaultRequester, type Initiator, type Requester, type VmDeath, type VmEvent, type VmState} from './types.js';
 
@@ -354,7 +355,7 @@ class VmHandle extends OperationsOnActor implements Vm {
 	readonly actor: VmActor;
 	readonly #pacedStart: boolean;
 	readonly #death = new OnDemandPromise<VmDeath>();
-	#deathCallbacks: Set<(death: VmDeath) => void> | undefined;
+	readonly #deathCallbacks = new Callbacks<VmDeath>();
 	/** Made for the first `events$` subscriber; undefined before, and once the events ended. */
 	#events: Subject<VmEvent> | undefined;
 	#eventsEnded = false;
@@ -447,16 +448,16 @@ class VmHandle extends OperationsOnActor implements Vm {
 	onDied(callback: (death: VmDeath) => void): () => void {
 		const death = this.#death.value;
 		if (death !== undefined) {
-			this.#callDeathCallback(callback, death);
+			try {
+				callback(death);
+			} catch (error) {
+				logCallbackError(this.actor, 'A death callback')(error);
+			}
+
 			return () => undefined;
 		}
 
-		this.#deathCallbacks ??= new Set();
-		const callbacks = this.#deathCallbacks;
-		callbacks.add(callback);
-		return () => {
-			callbacks.delete(callback);
-		};
+		return this.#deathCallbacks.add(callback);
 	}
 
 	async start(): Promise<void> {
@@ -564,20 +565,7 @@ class VmHandle extends OperationsOnActor implements Vm {
 		}
 
 		this.#death.resolve(record);
-		const callbacks = this.#deathCallbacks;
-		this.#deathCallbacks = undefined;
-		for (const callback of [...callbacks ?? []]) {
-			callbacks?.delete(callback);
-			this.#callDeathCallback(callback, record);
-		}
-	}
-
-	#callDeathCallback(callback: (death: VmDeath) => void, record: VmDeath): void {
-		try {
-			callback(record);
-		} catch (error) {
-			logCallbackError(this.actor, 'A death callback')(error);
-		}
+		this.#deathCallbacks.call(record, logCallbackError(this.actor, 'A death callback'), {once: true});
 	}
 
 	/** No event follows: subscribers are completed, later ones at once. */
