@@ -2,34 +2,30 @@
  * The spawner pool spreads a big fleet's children over several spawner processes (libuv reaps a
  * process's children one waitpid each per SIGCHLD), and keeps a small one in a single process.
  */
-import {readFileSync} from 'node:fs';
+import {isProcessRunning, processIdentity, readProcessStat, type ProcessIdentity} from '../../../../src/services/state-dir/process-identity.js';
 import {SpawnerPool, type SpawnedChild} from '../../../../src/services/vmm/spawn/spawner.js';
 
 function parentOf(pid: number): number {
-	const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+	return readProcessStat(pid)!.parentPid;
 }
 
-function isAlive(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch {
-		return false;
-	}
+/** The spawner processes of `children`, by identity (a PID alone could be another process's later). */
+function spawnersOf(children: SpawnedChild[]): ProcessIdentity[] {
+	return [...new Set(children.map(child => parentOf(child.pid)))].map(pid => processIdentity(pid)!);
 }
 
 describe('SpawnerPool', () => {
 	test('a spawner holds its share of children; the next child goes to another; commands to the least loaded', async () => {
 		const pool = new SpawnerPool(2);
 		const children: SpawnedChild[] = [];
-		let parents: number[] = [];
+		let spawners: ProcessIdentity[] = [];
 		try {
 			for (let index = 0; index < 3; index++) {
 				children.push(await pool.spawn('sleep', ['30'], ['ignore', 'ignore', 'ignore'], []));
 			}
 
-			parents = children.map(child => parentOf(child.pid));
+			const parents = children.map(child => parentOf(child.pid));
+			spawners = spawnersOf(children);
 			expect(parents[0]).toBe(parents[1]);
 			expect(parents[2]).not.toBe(parents[0]);
 			expect(parents.map(parent => parentOf(parent))).toEqual([process.pid, process.pid, process.pid]);
@@ -46,7 +42,8 @@ describe('SpawnerPool', () => {
 		}
 
 		await pool.closeIdle();
-		expect(parents.filter(parent => isAlive(parent))).toEqual([]);
+		expect(spawners.length).toBe(2);
+		expect(spawners.filter(spawner => isProcessRunning(spawner))).toEqual([]);
 	});
 
 	test('a small fleet stays in one spawner process', async () => {
@@ -56,14 +53,14 @@ describe('SpawnerPool', () => {
 			children.push(await pool.spawn('sleep', ['30'], ['ignore', 'ignore', 'ignore'], []));
 		}
 
-		const parents = new Set(children.map(child => parentOf(child.pid)));
+		const spawners = spawnersOf(children);
 		for (const child of children) {
 			child.kill('SIGKILL');
 		}
 
 		await Promise.all(children.map(async child => child.exited));
 		await pool.closeIdle();
-		expect([parents.size, pool.size]).toEqual([1, 1]);
-		expect([...parents].filter(parent => isAlive(parent))).toEqual([]);
+		expect([spawners.length, pool.size]).toEqual([1, 1]);
+		expect(spawners.filter(spawner => isProcessRunning(spawner))).toEqual([]);
 	});
 });
