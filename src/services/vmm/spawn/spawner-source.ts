@@ -106,6 +106,14 @@ function reopen(fd) {
 
 const exited = child => child.exitCode !== null || child.signalCode !== null;
 
+/** What went wrong, as text: an error's message, or whatever else was thrown. */
+const messageOf = error => String(error && error.message || error);
+
+/** Answers request \`id\` with its failure; \`inDir\`: the spawn's directory could not be made. */
+function postFailure(id, error, inDir = false) {
+	post({op: 'failed', id, code: error.code, message: messageOf(error), inDir});
+}
+
 /** Drops a child once it exited, every relayed pipe of it closed and its atExit is done. */
 function forget(id) {
 	const entry = children.get(id);
@@ -184,7 +192,7 @@ function removeTree(path) {
 		rmSync(path, {recursive: true, force: true, maxRetries: 2});
 		return undefined;
 	} catch (error) {
-		return String(error && error.message || error);
+		return messageOf(error);
 	}
 }
 
@@ -235,7 +243,7 @@ function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 			// Never an existing directory or a planted link: mkdir fails on any name that is taken.
 			mkdirSync(dir.path, 0o700);
 		} catch (error) {
-			post({op: 'failed', id, code: error.code, message: String(error && error.message || error), inDir: true});
+			postFailure(id, error, true);
 			return;
 		}
 	}
@@ -245,7 +253,7 @@ function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 			removeTree(dir.path);
 		}
 
-		post({op: 'failed', id, code: error.code, message: String(error && error.message || error), inDir: dir !== undefined && error.inDir === true});
+		postFailure(id, error, dir !== undefined && error.inDir === true);
 	};
 
 	// Created here, not on the host's event loop: on a busy disk creating and closing a file takes
@@ -341,7 +349,7 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 	try {
 		child = spawn(file, args, {stdio: ['ignore', 'ignore', 'pipe'], env});
 	} catch (error) {
-		post({op: 'ran', id, code: null, signal: null, stderr: '', timedOut: false, failed: String(error && error.message || error)});
+		post({op: 'ran', id, code: null, signal: null, stderr: '', timedOut: false, failed: messageOf(error)});
 		return;
 	}
 
@@ -396,7 +404,7 @@ function makeTempDir({id, prefix, markerName, markerText}) {
 			removeTree(directory);
 		}
 
-		post({op: 'failed', id, code: error.code, message: String(error && error.message || error)});
+		postFailure(id, error);
 	}
 }
 
