@@ -87,11 +87,6 @@ export interface SpawnedChild {
 	/** The relayed pipes, by child fd. */
 	readonly pipes: ReadonlyMap<number, Readable>;
 	/**
-	 * Settles once every relayed pipe was closed by every writer (whether or not its data was read
-	 * yet), or the host closed it.
-	 */
-	readonly pipesClosed: Promise<void>;
-	/**
 	 * Settles once the spawner did the spawn's `atExit`, with what it read; `undefined` when no
 	 * `atExit` was asked or the spawner was lost first (then nothing was read or removed).
 	 */
@@ -104,7 +99,6 @@ export interface SpawnedChild {
 
 interface LiveChild {
 	resolveExit: (exit: ChildExit) => void;
-	resolvePipesClosed: () => void;
 	resolveReadBack: (readBack: ExitReadBack | undefined) => void;
 	/** Whether the spawner's `settled` is still to come. */
 	settling: boolean;
@@ -192,21 +186,13 @@ class Spawner {
 		const exited = new Promise<ChildExit>(resolve => {
 			resolveExit = resolve;
 		});
-		let resolvePipesClosed!: () => void;
-		const pipesClosed = new Promise<void>(resolve => {
-			resolvePipesClosed = resolve;
-		});
 		let resolveReadBack!: (readBack: ExitReadBack | undefined) => void;
 		const readBack = new Promise<ExitReadBack | undefined>(resolve => {
 			resolveReadBack = resolve;
 		});
-		const live: LiveChild = {resolveExit, resolvePipesClosed, resolveReadBack, settling: atExit !== undefined, pipes, open: new Set(relay), exited: false};
+		const live: LiveChild = {resolveExit, resolveReadBack, settling: atExit !== undefined, pipes, open: new Set(relay), exited: false};
 		if (atExit === undefined) {
 			resolveReadBack(undefined);
-		}
-
-		if (relay.length === 0) {
-			resolvePipesClosed();
 		}
 
 		for (const fd of relay) {
@@ -232,7 +218,6 @@ class Spawner {
 			pid: reply.pid,
 			exited,
 			pipes,
-			pipesClosed,
 			readBack,
 			settleNow: () => {
 				if (live.settling && this.#children.has(id)) {
@@ -396,9 +381,6 @@ class Spawner {
 				const child = this.#children.get(message.id);
 				child?.pipes.get(message.fd)?.finish();
 				child?.open.delete(message.fd);
-				if (child?.open.size === 0) {
-					child.resolvePipesClosed();
-				}
 
 				this.#forget(message.id);
 				break;
@@ -504,7 +486,6 @@ class Spawner {
 				pipe.finish();
 			}
 
-			child.resolvePipesClosed();
 			child.resolveReadBack(undefined);
 		}
 
