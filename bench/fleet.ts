@@ -7,7 +7,7 @@
  * Run: `npm run bench:fleet` (COUNT=1000 by default; ROUNDS rounds of bare then supervised, 3 by
  * default up to 2,000 VMs and 1 above). Not a test: it prints a table of medians over the rounds.
  */
-import {mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {performance} from 'node:perf_hooks';
 import {setImmediate as nextTurn} from 'node:timers/promises';
@@ -37,37 +37,67 @@ interface LoopDelay {
 	meanMs: number;
 	p99Ms: number;
 	maxMs: number;
-	/** The same for the part of each delay this process spent on a CPU (see LagProbe). */
+	/** The same for the part of each delay the main thread was on a CPU (see LagProbe). */
 	busyP99Ms: number;
 	busyMaxMs: number;
+	/** The same for the part of each delay the main thread was ready to run but waited for a CPU. */
+	waitP99Ms: number;
+	waitMaxMs: number;
 }
 
-function cpuMs(): number {
-	const {user, system} = process.cpuUsage();
-	return (user + system) / 1000;
+/**
+ * The main thread's time on a CPU and its time waiting for one in the run queue, in milliseconds,
+ * from Linux's /proc/thread-self/schedstat (nanoseconds). Without it (a kernel without schedstats),
+ * the whole process's CPU time and no waiting.
+ */
+class MainThreadClock {
+	readonly #fd = (() => {
+		try {
+			return openSync('/proc/thread-self/schedstat', 'r');
+		} catch {
+			return undefined;
+		}
+	})();
+
+	readonly #buffer = Buffer.alloc(96);
+
+	read(): {runMs: number; waitMs: number} {
+		if (this.#fd === undefined) {
+			const {user, system} = process.cpuUsage();
+			return {runMs: (user + system) / 1000, waitMs: 0};
+		}
+
+		const length = readSync(this.#fd, this.#buffer, 0, this.#buffer.length, 0);
+		const [run, wait] = this.#buffer.toString('latin1', 0, length).split(' ');
+		return {runMs: Number(run) / 1e6, waitMs: Number(wait) / 1e6};
+	}
 }
 
 function percentile99(sorted: number[]): number {
 	return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
 }
 
+const ascending = (values: number[]) => values.splice(0).sort((a, b) => a - b);
+
 /**
  * The event loop's delay as a 1 ms timer sees it: how late each firing is. Unlike Node's
  * monitorEventLoopDelay, a single block of seconds (the bare side's synchronous start) counts too.
- * On a shared machine a delay is also time spent waiting for a CPU, which no code of this process
- * causes: the probe also keeps the part of each delay the process was running (its CPU time over
- * the interval, all its threads counted, so at most the delay; an upper bound of its own blocking).
+ * Each delay is also split in two: the main thread's time on a CPU over the interval (this process's
+ * code and the garbage collector's work on the main thread: what the host itself spends) and its time
+ * ready to run but waiting for a CPU (the scheduler gave the CPUs to other threads and processes).
  */
 class LagProbe {
+	readonly #clock = new MainThreadClock();
 	readonly #lags: number[] = [];
 	readonly #busy: number[] = [];
+	readonly #waits: number[] = [];
 	#timer: NodeJS.Timeout | undefined;
 	#last = 0;
-	#lastCpu = 0;
+	#lastClock = {runMs: 0, waitMs: 0};
 
 	start(): void {
 		this.#last = performance.now();
-		this.#lastCpu = cpuMs();
+		this.#lastClock = this.#clock.read();
 		const tick = () => {
 			this.#record();
 			this.#timer = setTimeout(tick, 1);
@@ -81,25 +111,30 @@ class LagProbe {
 		clearTimeout(this.#timer);
 		// A block still running when the phase ended counts up to now.
 		this.#record();
-		const sorted = this.#lags.splice(0).sort((a, b) => a - b);
-		const busy = this.#busy.splice(0).sort((a, b) => a - b);
+		const sorted = ascending(this.#lags);
+		const busy = ascending(this.#busy);
+		const waits = ascending(this.#waits);
 		return {
 			meanMs: sorted.reduce((sum, lag) => sum + lag, 0) / sorted.length,
 			p99Ms: percentile99(sorted),
 			maxMs: sorted.at(-1)!,
 			busyP99Ms: percentile99(busy),
 			busyMaxMs: busy.at(-1)!,
+			waitP99Ms: percentile99(waits),
+			waitMaxMs: waits.at(-1)!,
 		};
 	}
 
 	#record(): void {
 		const now = performance.now();
-		const cpu = cpuMs();
+		const clock = this.#clock.read();
 		const lag = Math.max(0, now - this.#last - 1);
 		this.#lags.push(lag);
-		this.#busy.push(Math.min(lag, Math.max(0, cpu - this.#lastCpu - 1)));
+		// The timer's own millisecond is not a delay: neither part counts it.
+		this.#busy.push(Math.min(lag, Math.max(0, clock.runMs - this.#lastClock.runMs - 1)));
+		this.#waits.push(Math.min(lag, Math.max(0, clock.waitMs - this.#lastClock.waitMs)));
 		this.#last = now;
-		this.#lastCpu = cpu;
+		this.#lastClock = clock;
 	}
 }
 
@@ -187,6 +222,8 @@ async function measure(makeFleet: () => Fleet, tempRoot: string): Promise<Phases
 			maxMs: Math.max(startDelay.maxMs, holdDelay.maxMs, stopDelay.maxMs),
 			busyP99Ms: Math.max(startDelay.busyP99Ms, holdDelay.busyP99Ms, stopDelay.busyP99Ms),
 			busyMaxMs: Math.max(startDelay.busyMaxMs, holdDelay.busyMaxMs, stopDelay.busyMaxMs),
+			waitP99Ms: Math.max(startDelay.waitP99Ms, holdDelay.waitP99Ms, stopDelay.waitP99Ms),
+			waitMaxMs: Math.max(startDelay.waitMaxMs, holdDelay.waitMaxMs, stopDelay.waitMaxMs),
 		},
 		startDelay,
 		holdDelay,
@@ -251,7 +288,8 @@ function median(values: number[]): number {
 function row(name: string, rounds: Array<{bare: Phases; supervised: Phases}>, pick: (phases: Phases) => number, unit: string, digits = 1): void {
 	const bare = median(rounds.map(round => pick(round.bare)));
 	const supervised = median(rounds.map(round => pick(round.supervised)));
-	const ratios = rounds.filter(round => pick(round.bare) !== 0).map(round => pick(round.supervised) / pick(round.bare));
+	// A ratio to a figure that prints as zero (two stray descriptors over a fleet) means nothing.
+	const ratios = rounds.filter(round => Math.abs(pick(round.bare)) >= 0.5 * 10 ** -digits).map(round => pick(round.supervised) / pick(round.bare));
 	const range = ratios.length > 1 ? ` (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})` : '';
 	const ratio = ratios.length === 0 ? '' : `ratio ${median(ratios).toFixed(2)}x${range}`;
 	console.log(`${name.padEnd(26)} bare ${bare.toFixed(digits).padStart(9)} ${unit.padEnd(5)} supervised ${supervised.toFixed(digits).padStart(9)} ${unit.padEnd(5)} ${ratio}`);
@@ -282,8 +320,10 @@ async function main(): Promise<void> {
 		row('event-loop delay mean*', rounds, phases => phases.loopDelay.meanMs, 'ms', 2);
 		row('event-loop delay p99*', rounds, phases => phases.loopDelay.p99Ms, 'ms', 2);
 		row('event-loop delay max*', rounds, phases => phases.loopDelay.maxMs, 'ms', 2);
-		row('  of it running: p99*', rounds, phases => phases.loopDelay.busyP99Ms, 'ms', 2);
-		row('  of it running: max*', rounds, phases => phases.loopDelay.busyMaxMs, 'ms', 2);
+		row('  of it on a CPU: p99*', rounds, phases => phases.loopDelay.busyP99Ms, 'ms', 2);
+		row('  of it on a CPU: max*', rounds, phases => phases.loopDelay.busyMaxMs, 'ms', 2);
+		row('  waiting for one: p99*', rounds, phases => phases.loopDelay.waitP99Ms, 'ms', 2);
+		row('  waiting for one: max*', rounds, phases => phases.loopDelay.waitMaxMs, 'ms', 2);
 		row('  while starting: p99', rounds, phases => phases.startDelay.p99Ms, 'ms', 2);
 		row('  while starting: max', rounds, phases => phases.startDelay.maxMs, 'ms', 2);
 		row('  while holding: p99', rounds, phases => phases.holdDelay.p99Ms, 'ms', 2);
@@ -293,7 +333,7 @@ async function main(): Promise<void> {
 		row('left behind', rounds, phases => phases.leftBehind, '', 0);
 		const worst = Math.max(...rounds.map(round => round.supervised.loopDelay.maxMs));
 		console.log(`\nsupervised event-loop delay, worst of all rounds: ${worst.toFixed(2)} ms; left behind in any round: bare ${Math.max(...rounds.map(round => round.bare.leftBehind))}, supervised ${Math.max(...rounds.map(round => round.supervised.leftBehind))}`);
-		console.log(`\nbare: execa spawns of the stand-in with a control socket (running once spawned), then \`stop SOCKET\` for each. supervised: createVm for each (ten per turn), start() for all in one tick (running once spawned), then shutdown(), which stops each VM through its control socket and waits for its death and cleanup. Each figure is the median over the rounds; a ratio is the median of the rounds' ratios (their range in brackets). "of it running": the part of each delay this process was on a CPU (all its threads; the rest was waiting for one). Memory and descriptors: growth of this process while holding the fleet (GC noise can make a small figure negative). *: the worst of the three phases.`);
+		console.log(`\nbare: execa spawns of the stand-in with a control socket (running once spawned), then \`stop SOCKET\` for each. supervised: createVm for each (ten per turn), start() for all in one tick (running once spawned), then shutdown(), which stops each VM through its control socket and waits for its death and cleanup. Each figure is the median over the rounds; a ratio is the median of the rounds' ratios (their range in brackets). "of it on a CPU": the part of each delay the main thread was running (this process's code and the garbage collector's work on that thread); "waiting for one": the part it was ready to run but the scheduler ran other threads and processes. Memory and descriptors: growth of this process while holding the fleet (GC noise can make a small figure negative). *: the worst of the three phases.`);
 	} finally {
 		rmSync(work, {recursive: true, force: true});
 	}
