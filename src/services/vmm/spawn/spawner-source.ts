@@ -24,37 +24,20 @@
  * running gets SIGKILL, then this process exits: a VMM whose exec dropped the parent-death signal
  * (file capabilities) still goes with its host. Every child keeps an 'error' listener for as long as
  * it exists: an 'error' with no listener (a failed kill, EMFILE) would end this process.
- *
- * Its own CPU share is small and its children's are their own (docs/performance.md, "Who gets the
- * CPU"): this process leads a session of its own and raises that session's autogroup nice value to
- * the one it is given, so that its bulk work (a fleet's spawns, stops and reaps) yields to the host's
- * event loop; each VMM starts a session of its own (setsid), hence an autogroup of its own at the
- * default nice 0: a guest's share is not lowered with the spawner's. Short commands (crosvm stop, suspend, balloon) stay in this
- * session: they are the same bulk work.
  */
 export const SPAWNER_SOURCE = String.raw`
 'use strict';
 const {spawn} = require('node:child_process');
-const {chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, unlinkSync, writeFileSync, writeSync} = require('node:fs');
+const {chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, unlinkSync, writeSync} = require('node:fs');
 const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
 const HOST = Number(process.argv[1]);
-/** The autogroup nice value this process's session takes (0 to 19). */
-const AUTOGROUP_NICE = Number(process.argv[2]);
 /** Where the host put the IPC channel ('ipc' at stdio index 3). */
 const CHANNEL_FD = 3;
 if (typeof process.send !== 'function' || !process.connected) {
 	// No channel (a thread could not be made, a broken start): nobody could ever reach this process.
 	process.exit(70);
-}
-
-try {
-	// Only with autogroups (a kernel built with them, sched_autogroup_enabled, a process outside any
-	// cpu cgroup): elsewhere the file is missing, unwritable, or its value has no effect.
-	writeFileSync('/proc/self/autogroup', String(AUTOGROUP_NICE));
-} catch {
-	// Without autogroups nothing competes by session: nothing to lower.
 }
 
 /**
@@ -299,8 +282,7 @@ function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 			stdio[output.fd] = fd;
 		}
 
-		// Its own session, and so its own autogroup at nice 0 rather than this process's (see above).
-		child = spawn(file, args, {stdio, env, detached: true});
+		child = spawn(file, args, {stdio, env});
 	} catch (error) {
 		fail(error);
 		return;

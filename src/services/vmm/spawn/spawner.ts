@@ -36,14 +36,6 @@ export const SPAWNER_START_TIMEOUT_MS = 10_000;
  */
 export const SPAWNER_CHILDREN = 5000;
 
-/**
- * The autogroup nice value of a spawner process's session: under contention for the CPU the host's
- * session gets about nine times the spawner's share (scheduler weights 1024 and 110), so a fleet's
- * spawns, stops and reaps cannot keep the host's event loop waiting for a CPU. Its VMMs are not
- * affected: each has a session, and an autogroup at nice 0, of its own (docs/performance.md).
- */
-export const SPAWNER_AUTOGROUP_NICE = 10;
-
 /** How a child ended. `lost` is set when the spawner process itself died and the exit is unknown. */
 export interface ChildExit {
 	code: number | null;
@@ -328,7 +320,7 @@ class Spawner {
 			// Its own session: a terminal's Ctrl-C reaches the host, which stops its VMs in order,
 			// not every VMM at once. A clean environment: no NODE_OPTIONS of the host (a loader, a
 			// debugger) in a process that only spawns.
-			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid), String(SPAWNER_AUTOGROUP_NICE)], {
+			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid)], {
 				stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
 				serialization: 'advanced',
 				detached: true,
