@@ -47,8 +47,10 @@ interface LoopDelay {
 
 /**
  * The main thread's time on a CPU and its time waiting for one in the run queue, in milliseconds,
- * from Linux's /proc/thread-self/schedstat (nanoseconds). Without it (a kernel without schedstats),
- * the whole process's CPU time and no waiting.
+ * from Linux's /proc/thread-self/schedstat (nanoseconds). The wait is exact; the time on a CPU is
+ * brought up to date at the scheduler's events and ticks only (4 ms at HZ=250), so each reading of
+ * it is up to one tick behind. Without schedstats (no file, or a kernel that keeps none and prints
+ * zeros), the whole process's CPU time and no waiting.
  */
 class MainThreadClock {
 	readonly #fd = (() => {
@@ -61,10 +63,22 @@ class MainThreadClock {
 
 	readonly #buffer = Buffer.alloc(96);
 
+	/** Whether the kernel keeps schedstats: a thread that ran has spent time on a CPU. */
+	readonly #kept = this.#schedstat()?.runMs !== 0;
+
 	read(): {runMs: number; waitMs: number} {
-		if (this.#fd === undefined) {
+		const schedstat = this.#kept ? this.#schedstat() : undefined;
+		if (schedstat === undefined) {
 			const {user, system} = process.cpuUsage();
 			return {runMs: (user + system) / 1000, waitMs: 0};
+		}
+
+		return schedstat;
+	}
+
+	#schedstat(): {runMs: number; waitMs: number} | undefined {
+		if (this.#fd === undefined) {
+			return undefined;
 		}
 
 		const length = readSync(this.#fd, this.#buffer, 0, this.#buffer.length, 0);
