@@ -24,21 +24,52 @@
  * running gets SIGKILL, then this process exits: a VMM whose exec dropped the parent-death signal
  * (file capabilities) still goes with its host. Every child keeps an 'error' listener for as long as
  * it exists: an 'error' with no listener (a failed kill, EMFILE) would end this process.
+ *
+ * Its own CPU share is small and its children's are their own (docs/performance.md, "Who gets the
+ * CPU"): this process leads a session of its own and raises that session's autogroup nice value to
+ * the one it is given, so that its bulk work (a fleet's forks and reaps) yields to the host's event
+ * loop. Every child, VMM or short command, starts a session of its own (setsid), hence an autogroup
+ * of its own at the default nice 0: no guest and no crosvm stop inherits the lower weight.
  */
 export const SPAWNER_SOURCE = String.raw`
 'use strict';
 const {spawn} = require('node:child_process');
-const {chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, unlinkSync, writeSync} = require('node:fs');
+const {chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, unlinkSync, writeFileSync, writeSync} = require('node:fs');
 const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
 const HOST = Number(process.argv[1]);
+/** The autogroup nice value this process's session takes (0 to 19). */
+const AUTOGROUP_NICE = Number(process.argv[2]);
 /** Where the host put the IPC channel ('ipc' at stdio index 3). */
 const CHANNEL_FD = 3;
 if (typeof process.send !== 'function' || !process.connected) {
 	// No channel (a thread could not be made, a broken start): nobody could ever reach this process.
 	process.exit(70);
 }
+
+/**
+ * Raises this session's autogroup nice value. Only with autogroups (a kernel built with them,
+ * sched_autogroup_enabled, a process outside any cpu cgroup) does the value count; elsewhere the file
+ * is missing or unwritable, and nothing competes by session. Without CAP_SYS_ADMIN Linux takes one
+ * autogroup write per 100 ms on the whole machine and answers EAGAIN to the others (spawners started
+ * together, other programs): this one tries again a few times, 150 ms apart.
+ */
+function lowerSessionWeight(attempts) {
+	if (!Number.isInteger(AUTOGROUP_NICE) || AUTOGROUP_NICE < 1 || AUTOGROUP_NICE > 19) {
+		return;
+	}
+
+	try {
+		writeFileSync('/proc/self/autogroup', String(AUTOGROUP_NICE));
+	} catch (error) {
+		if (error && error.code === 'EAGAIN' && attempts > 1) {
+			setTimeout(lowerSessionWeight, 150, attempts - 1).unref();
+		}
+	}
+}
+
+lowerSessionWeight(10);
 
 /**
  * Live children by request id: {child, relays: Map<fd, stream>, settling: whether its atExit is
@@ -282,7 +313,8 @@ function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 			stdio[output.fd] = fd;
 		}
 
-		child = spawn(file, args, {stdio, env});
+		// Its own session, and so its own autogroup at nice 0 rather than this process's (see above).
+		child = spawn(file, args, {stdio, env, detached: true});
 	} catch (error) {
 		fail(error);
 		return;
@@ -347,7 +379,8 @@ function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 	let child;
 	try {
-		child = spawn(file, args, {stdio: ['ignore', 'ignore', 'pipe'], env});
+		// Its own session too: a stop must not wait behind this process's lower weight.
+		child = spawn(file, args, {stdio: ['ignore', 'ignore', 'pipe'], env, detached: true});
 	} catch (error) {
 		post({op: 'ran', id, code: null, signal: null, stderr: '', timedOut: false, failed: messageOf(error)});
 		return;

@@ -36,6 +36,15 @@ export const SPAWNER_START_TIMEOUT_MS = 10_000;
  */
 export const SPAWNER_CHILDREN = 5000;
 
+/**
+ * The autogroup nice value of a spawner process's session: under contention for the CPU the host's
+ * session gets about nine times a spawner's share (scheduler weights 1024 and 110), so a fleet's
+ * forks and reaps cannot keep the host's event loop waiting for a CPU. Its children are not
+ * affected: each VMM and each short command has a session, and an autogroup at nice 0, of its own
+ * (docs/performance.md, "Who gets the CPU").
+ */
+export const SPAWNER_AUTOGROUP_NICE = 10;
+
 /** How a child ended. `lost` is set when the spawner process itself died and the exit is unknown. */
 export interface ChildExit {
 	code: number | null;
@@ -320,7 +329,7 @@ class Spawner {
 			// Its own session: a terminal's Ctrl-C reaches the host, which stops its VMs in order,
 			// not every VMM at once. A clean environment: no NODE_OPTIONS of the host (a loader, a
 			// debugger) in a process that only spawns.
-			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid)], {
+			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid), String(SPAWNER_AUTOGROUP_NICE)], {
 				stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
 				serialization: 'advanced',
 				detached: true,

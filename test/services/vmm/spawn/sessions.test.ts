@@ -1,0 +1,59 @@
+/**
+ * Who gets the CPU: a spawner process leads a session whose autogroup yields to the host's, and
+ * each VMM and each short command it starts leads a session (and an autogroup at nice 0) of its own.
+ */
+import {existsSync, readFileSync} from 'node:fs';
+import {SPAWNER_AUTOGROUP_NICE, SpawnerPool} from '../../../../src/services/vmm/spawn/spawner.js';
+import {readProcessStat} from '../../../../src/services/state-dir/process-identity.js';
+import {until} from '../../../helpers/until.js';
+
+/** The session of a process from the text of its /proc stat file (the fourth field after the name). */
+function sessionIn(stat: string): number {
+	return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+}
+
+/** The pid a /proc stat file's text is of (its first field). */
+const pidIn = (stat: string) => Number(stat.split(' ')[0]);
+
+const sessionOf = (pid: number) => sessionIn(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+/** `/autogroup-N nice V` as Linux prints it, without the group's number. */
+const autogroupNiceOf = (pid: number) => /nice (-?\d+)$/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8').trim())?.[1];
+
+describe('spawner sessions', () => {
+	test('a VMM and a command each lead a session of their own; the spawner leads another, not the host\'s', async () => {
+		const pool = new SpawnerPool();
+		const child = await pool.spawn('sleep', ['30'], ['ignore', 'ignore', 'ignore'], []);
+		try {
+			const spawnerPid = readProcessStat(child.pid)!.parentPid;
+			const result = await pool.run('sh', ['-c', 'cat "/proc/$$/stat" >&2'], 5000, 4096);
+			expect({
+				vmm: sessionOf(child.pid) === child.pid,
+				spawner: sessionOf(spawnerPid) === spawnerPid,
+				host: sessionOf(process.pid),
+				command: sessionIn(result.stderr) === pidIn(result.stderr),
+			}).toEqual({vmm: true, spawner: true, host: sessionOf(process.pid), command: true});
+			expect(new Set([sessionOf(process.pid), spawnerPid, child.pid]).size).toBe(3);
+		} finally {
+			child.kill('SIGKILL');
+			await child.exited;
+			await pool.closeIdle();
+		}
+	});
+
+	// Where the kernel has autogroups (this machine's has): elsewhere there is nothing to check.
+	(existsSync('/proc/self/autogroup') ? test : test.skip)('the spawner\'s autogroup is at the spawner\'s nice value, a VMM\'s at 0', async () => {
+		const pool = new SpawnerPool();
+		const child = await pool.spawn('sleep', ['30'], ['ignore', 'ignore', 'ignore'], []);
+		try {
+			const spawnerPid = readProcessStat(child.pid)!.parentPid;
+			// The spawner may have had to wait for the kernel's 100 ms between two autogroup writes.
+			await until(() => autogroupNiceOf(spawnerPid) === String(SPAWNER_AUTOGROUP_NICE), 3000);
+			expect({spawner: autogroupNiceOf(spawnerPid), vmm: autogroupNiceOf(child.pid)}).toEqual({spawner: String(SPAWNER_AUTOGROUP_NICE), vmm: '0'});
+			expect(SPAWNER_AUTOGROUP_NICE).toBeGreaterThan(0);
+		} finally {
+			child.kill('SIGKILL');
+			await child.exited;
+			await pool.closeIdle();
+		}
+	});
+});
