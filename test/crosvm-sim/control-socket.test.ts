@@ -1,6 +1,6 @@
 import {once} from 'node:events';
 import {existsSync, readdirSync} from 'node:fs';
-import {createServer} from 'node:net';
+import {createConnection, createServer} from 'node:net';
 import {setTimeout as delay} from 'node:timers/promises';
 import {execa} from 'execa';
 import {makeScratch, runSim, SIM} from '../helpers/sim-process.js';
@@ -90,6 +90,34 @@ test('ignore-stop: a wedged VMM never answers; crosvm stop waits, the VM keeps r
 	expect((await vm).signal).toBe('SIGKILL');
 	// Killed, not exited: like crosvm, the socket file stays behind.
 	expect(existsSync(socket)).toBe(true);
+});
+
+test('ignore-stop as the first directive holds from the moment the socket listens: a stop sent at once is not answered', async () => {
+	const socket = scratch.path('early.sock');
+	const guest = scratch.guest('early-guest', 'ignore-stop', 'hang');
+	const vm = execa(SIM, ['--extended-status', 'run', '--socket', socket, guest], {reject: false});
+	try {
+		// The stop goes out as soon as the socket file exists (bound and listening in one step).
+		while (!existsSync(socket)) {
+			await delay(1);
+		}
+
+		const client = createConnection(socket);
+		let answer = '';
+		client.on('data', (chunk: Buffer) => {
+			answer += String(chunk);
+		});
+		client.on('error', () => {
+			// The VM's end, below.
+		});
+		client.write('"Exit"\n');
+		await delay(1000);
+		expect({answer, exitCode: vm.exitCode}).toEqual({answer: '', exitCode: null});
+		client.destroy();
+	} finally {
+		vm.kill('SIGKILL');
+		await vm;
+	}
 });
 
 test('a stale socket file left by a killed VM, or any file at --socket, makes the start fail (exit 1)', async () => {

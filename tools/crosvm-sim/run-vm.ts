@@ -253,6 +253,9 @@ export async function runVm(config: RunConfig, build: SimBuild, extendedStatus: 
 		}
 	}
 
+	// Loaded before the control socket listens: from then on the guest's first directives run in
+	// the same turn (microtasks only), so a leading `ignore-stop` holds before any stop can arrive.
+	const {runGuest} = await import('./guest-runner.js');
 	const vm = new SimulatedVm(devices.failure);
 	if (config.socket !== undefined) {
 		vm.control = await startControlServer(config.socket, {
@@ -271,7 +274,6 @@ export async function runVm(config: RunConfig, build: SimBuild, extendedStatus: 
 		});
 	}
 
-	const {runGuest} = await import('./guest-runner.js');
 	const final = await runGuest(script, devices, vm);
 	vm.finish(final, build, extendedStatus);
 }
