@@ -39,7 +39,7 @@ const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
 const HOST = Number(process.argv[1]);
-/** The autogroup nice value this process's session takes (0 to 19). */
+/** The autogroup nice value this process's session takes (1 to 19; anything else leaves it as it is). */
 const AUTOGROUP_NICE = Number(process.argv[2]);
 /** Where the host put the IPC channel ('ipc' at stdio index 3). */
 const CHANNEL_FD = 3;
@@ -76,7 +76,7 @@ lowerSessionWeight(10);
  * still to do, relayEnded and settleNow: what moves it on}.
  */
 const children = new Map();
-/** Each short command still running, by request id: {child, end}. */
+/** Each short command still running, by request id: {child, end, signal: to its process group}. */
 const commands = new Map();
 const post = message => {
 	if (process.connected) {
@@ -399,16 +399,26 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 		}
 	};
 
+	// The command leads its own process group: a signal goes to whatever it started too, or a
+	// grandchild holding stderr open would keep the command from ever closing.
+	const signal = name => {
+		try {
+			process.kill(-child.pid, name);
+		} catch {
+			// The group is gone: nothing of the command is left to signal.
+		}
+	};
+
 	let forceKill;
 	const end = () => {
-		child.kill('SIGTERM');
-		forceKill = setTimeout(() => child.kill('SIGKILL'), 1000);
+		signal('SIGTERM');
+		forceKill = setTimeout(signal, 1000, 'SIGKILL');
 	};
 	const timer = setTimeout(() => {
 		timedOut = true;
 		end();
 	}, timeoutMs);
-	commands.set(id, {child, end});
+	commands.set(id, {child, end, signal});
 	child.on('error', error => {
 		if (child.pid === undefined) {
 			finish(null, null, String(error.message));
@@ -447,8 +457,8 @@ process.on('disconnect', () => {
 		child.kill('SIGKILL');
 	}
 
-	for (const {child} of commands.values()) {
-		child.kill('SIGKILL');
+	for (const {signal} of commands.values()) {
+		signal('SIGKILL');
 	}
 
 	process.exit(0);

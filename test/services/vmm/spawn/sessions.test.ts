@@ -29,9 +29,9 @@ describe('spawner sessions', () => {
 			expect({
 				vmm: sessionOf(child.pid) === child.pid,
 				spawner: sessionOf(spawnerPid) === spawnerPid,
-				host: sessionOf(process.pid),
 				command: sessionIn(result.stderr) === pidIn(result.stderr),
-			}).toEqual({vmm: true, spawner: true, host: sessionOf(process.pid), command: true});
+			}).toEqual({vmm: true, spawner: true, command: true});
+			// Three different sessions: the host's is neither the spawner's nor the VMM's.
 			expect(new Set([sessionOf(process.pid), spawnerPid, child.pid]).size).toBe(3);
 		} finally {
 			child.kill('SIGKILL');
@@ -56,4 +56,27 @@ describe('spawner sessions', () => {
 			await pool.closeIdle();
 		}
 	});
+
+	test('a command that timed out is ended with what it started: a grandchild holding its stderr open', async () => {
+		const pool = new SpawnerPool();
+		try {
+			// The grandchild prints its pid and keeps the command's stderr open for 30 s.
+			const started = Date.now();
+			const result = await pool.run('sh', ['-c', 'sleep 30 & echo "$!" >&2; wait'], 300, 4096);
+			const grandchild = Number(result.stderr.trim());
+			expect({timedOut: result.timedOut, grandchild: Number.isInteger(grandchild) && grandchild > 0}).toEqual({timedOut: true, grandchild: true});
+			// Generous: without the group's signal the command closes only when the sleep ends (30 s).
+			expect(Date.now() - started).toBeLessThan(10_000);
+			await until(() => {
+				try {
+					return readProcessStat(grandchild)?.state === undefined || readProcessStat(grandchild)?.state === 'Z';
+				} catch {
+					return true;
+				}
+			}, 3000);
+		} finally {
+			await pool.closeIdle();
+		}
+	}, 20_000);
 });
+
