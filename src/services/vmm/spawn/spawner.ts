@@ -37,9 +37,9 @@ export const SPAWNER_START_TIMEOUT_MS = 10_000;
 export const SPAWNER_CHILDREN = 5000;
 
 /**
- * The autogroup nice value of a spawner process's session: under contention for the CPU the host's
- * session gets about nine times a spawner's share (scheduler weights 1024 and 110), so a fleet's
- * forks and reaps cannot keep the host's event loop waiting for a CPU. Its children are not
+ * The autogroup nice value of a spawner process's session: under contention for a CPU the host's
+ * session gets up to about nine times a spawner's share (scheduler weights 1024 and 110), so a
+ * fleet's forks and reaps keep the host's event loop waiting for a CPU far less. Its children are not
  * affected: each VMM and each short command has a session, and an autogroup at nice 0, of its own
  * (docs/performance.md, "Who gets the CPU").
  */
