@@ -38,12 +38,13 @@ export const SPAWNER_CHILDREN = 5000;
 
 /**
  * The autogroup nice value of a spawner process's session: under contention for a CPU the host's
- * session gets up to about nine times a spawner's share (scheduler weights 1024 and 110), so a
- * fleet's forks and reaps keep the host's event loop waiting for a CPU far less. Its children are not
- * affected: each VMM and each short command has a session, and an autogroup at nice 0, of its own
- * (docs/performance.md, "Who gets the CPU").
+ * session gets up to about three times a spawner's share (scheduler weights 1024 and 335), so a
+ * fleet's forks and reaps keep the host's event loop waiting for a CPU far less. Not 10 (weight
+ * 110): measured with busy guests, the spawner's own work then made a start 4x and a death
+ * report 10x slower. Its children are not affected: each VMM and each short command has a session,
+ * and an autogroup at nice 0, of its own (docs/performance.md, "Who gets the CPU").
  */
-export const SPAWNER_AUTOGROUP_NICE = 10;
+export const SPAWNER_AUTOGROUP_NICE = 5;
 
 /** How a child ended. `lost` is set when the spawner process itself died and the exit is unknown. */
 export interface ChildExit {
