@@ -3,6 +3,8 @@
  * each VMM and each short command it starts leads a session (and an autogroup at nice 0) of its own.
  */
 import {existsSync, readFileSync} from 'node:fs';
+import path from 'node:path';
+import {execa} from 'execa';
 import {SPAWNER_AUTOGROUP_NICE, SpawnerPool} from '../../../../src/services/vmm/spawn/spawner.js';
 import {readProcessStat} from '../../../../src/services/state-dir/process-identity.js';
 import {until} from '../../../helpers/until.js';
@@ -78,5 +80,28 @@ describe('spawner sessions', () => {
 			await pool.closeIdle();
 		}
 	}, 20_000);
+
+	// As a host that is not root (setpriv), where Linux takes one autogroup write per 100 ms on the
+	// whole machine: two spawners started together both end at the spawner's nice value.
+	(existsSync('/proc/self/autogroup') && process.geteuid?.() === 0 ? test : test.skip)('two spawners of an unprivileged host both lower their sessions\' weight (the second one retries)', async () => {
+		const host = execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, '--import', 'tsx', path.resolve('test/helpers/hosts/spawner-weight-host.ts')], {reject: false, stdin: 'pipe', stderr: 'inherit'});
+		try {
+			const line = await new Promise<string>((resolve, reject) => {
+				host.stdout.once('data', (chunk: Buffer) => {
+					resolve(String(chunk));
+				});
+				host.once('exit', () => {
+					reject(new Error('the host ended before it printed its spawners'));
+				});
+			});
+			const {children} = JSON.parse(line) as {children: number[]};
+			const spawners = children.map(child => readProcessStat(child)!.parentPid);
+			expect(new Set(spawners).size).toBe(2);
+			await until(() => spawners.every(spawner => autogroupNiceOf(spawner) === String(SPAWNER_AUTOGROUP_NICE)), 5000);
+		} finally {
+			host.stdin.end();
+			await host;
+		}
+	}, 30_000);
 });
 
