@@ -98,7 +98,8 @@ test('ignore-stop as the first directive holds from the moment the socket listen
 	const vm = execa(SIM, ['--extended-status', 'run', '--socket', socket, guest], {reject: false});
 	try {
 		// The stop goes out as soon as the socket file exists (bound and listening in one step).
-		while (!existsSync(socket)) {
+		const deadline = Date.now() + 10_000;
+		while (!existsSync(socket) && vm.exitCode === null && Date.now() < deadline) {
 			await delay(1);
 		}
 
@@ -108,11 +109,19 @@ test('ignore-stop as the first directive holds from the moment the socket listen
 			answer += String(chunk);
 		});
 		client.on('error', () => {
-			// The VM's end, below.
+			// Checked below: the connection must have been made.
+		});
+		const connected = await new Promise<boolean>(resolve => {
+			client.once('connect', () => {
+				resolve(true);
+			});
+			client.once('error', () => {
+				resolve(false);
+			});
 		});
 		client.write('"Exit"\n');
 		await delay(1000);
-		expect({answer, exitCode: vm.exitCode}).toEqual({answer: '', exitCode: null});
+		expect({connected, answer, exitCode: vm.exitCode}).toEqual({connected: true, answer: '', exitCode: null});
 		client.destroy();
 	} finally {
 		vm.kill('SIGKILL');

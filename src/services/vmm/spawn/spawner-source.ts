@@ -410,9 +410,12 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 	};
 
 	let forceKill;
+	// Once: a timeout and then a cancel (its VM died meanwhile) end the command one way.
 	const end = () => {
-		signal('SIGTERM');
-		forceKill = setTimeout(signal, 1000, 'SIGKILL');
+		if (forceKill === undefined) {
+			signal('SIGTERM');
+			forceKill = setTimeout(signal, 1000, 'SIGKILL');
+		}
 	};
 	const timer = setTimeout(() => {
 		timedOut = true;
@@ -453,8 +456,13 @@ function makeTempDir({id, prefix, markerName, markerText}) {
 
 // The host is gone (its end of the channel closed, whatever killed it): nothing it started may stay.
 process.on('disconnect', () => {
+	// A VMM leads its own process group: whatever it started that stayed in the group goes with it.
 	for (const {child} of children.values()) {
-		child.kill('SIGKILL');
+		try {
+			process.kill(-child.pid, 'SIGKILL');
+		} catch {
+			child.kill('SIGKILL');
+		}
 	}
 
 	for (const {signal} of commands.values()) {

@@ -64,7 +64,8 @@ describe('spawner sessions', () => {
 		try {
 			// The grandchild prints its pid and keeps the command's stderr open for 30 s.
 			const started = Date.now();
-			const result = await pool.run('sh', ['-c', 'sleep 30 & echo "$!" >&2; wait'], 300, 4096);
+			// A timeout long enough for sh to start the sleep and print its pid on a loaded machine.
+			const result = await pool.run('sh', ['-c', 'sleep 30 & echo "$!" >&2; wait'], 2000, 4096);
 			const grandchild = Number(result.stderr.trim());
 			expect({timedOut: result.timedOut, grandchild: Number.isInteger(grandchild) && grandchild > 0}).toEqual({timedOut: true, grandchild: true});
 			// Generous: without the group's signal the command closes only when the sleep ends (30 s).
