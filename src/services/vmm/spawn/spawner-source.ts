@@ -76,7 +76,7 @@ lowerSessionWeight(10);
  * still to do, relayEnded and settleNow: what moves it on}.
  */
 const children = new Map();
-/** Each short command still running, by request id: {child, end, signal: to its process group}. */
+/** Each short command still running, by request id: {child, end}. */
 const commands = new Map();
 const post = message => {
 	if (process.connected) {
@@ -136,6 +136,18 @@ function reopen(fd) {
 }
 
 const exited = child => child.exitCode !== null || child.signalCode !== null;
+
+/**
+ * Signals a child's whole process group (every child leads one: see the detached spawns), so that
+ * what it started and kept in its group goes too; the child alone when there is no such group.
+ */
+function signalGroup(child, name) {
+	try {
+		process.kill(-child.pid, name);
+	} catch {
+		child.kill(name);
+	}
+}
 
 /** What went wrong, as text: an error's message, or whatever else was thrown. */
 const messageOf = error => String(error && error.message || error);
@@ -399,29 +411,20 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 		}
 	};
 
-	// The command leads its own process group: a signal goes to whatever it started too, or a
-	// grandchild holding stderr open would keep the command from ever closing.
-	const signal = name => {
-		try {
-			process.kill(-child.pid, name);
-		} catch {
-			// The group is gone: nothing of the command is left to signal.
-		}
-	};
-
 	let forceKill;
-	// Once: a timeout and then a cancel (its VM died meanwhile) end the command one way.
+	// Once: a timeout and then a cancel (its VM died meanwhile) end the command one way. To its whole
+	// group: a grandchild holding stderr open would keep the command from ever closing.
 	const end = () => {
 		if (forceKill === undefined) {
-			signal('SIGTERM');
-			forceKill = setTimeout(signal, 1000, 'SIGKILL');
+			signalGroup(child, 'SIGTERM');
+			forceKill = setTimeout(signalGroup, 1000, child, 'SIGKILL');
 		}
 	};
 	const timer = setTimeout(() => {
 		timedOut = true;
 		end();
 	}, timeoutMs);
-	commands.set(id, {child, end, signal});
+	commands.set(id, {child, end});
 	child.on('error', error => {
 		if (child.pid === undefined) {
 			finish(null, null, String(error.message));
@@ -456,17 +459,8 @@ function makeTempDir({id, prefix, markerName, markerText}) {
 
 // The host is gone (its end of the channel closed, whatever killed it): nothing it started may stay.
 process.on('disconnect', () => {
-	// A VMM leads its own process group: whatever it started that stayed in the group goes with it.
-	for (const {child} of children.values()) {
-		try {
-			process.kill(-child.pid, 'SIGKILL');
-		} catch {
-			child.kill('SIGKILL');
-		}
-	}
-
-	for (const {signal} of commands.values()) {
-		signal('SIGKILL');
+	for (const {child} of [...children.values(), ...commands.values()]) {
+		signalGroup(child, 'SIGKILL');
 	}
 
 	process.exit(0);
