@@ -33,16 +33,19 @@ interface Fleet {
 	stop(): Promise<void>;
 }
 
-interface LoopDelay {
-	meanMs: number;
+/** The 99th percentile and the maximum of a set of delays. */
+interface Spread {
 	p99Ms: number;
 	maxMs: number;
+}
+
+interface LoopDelay {
+	meanMs: number;
+	delay: Spread;
 	/** The same for the part of each delay the main thread was on a CPU (see LagProbe). */
-	busyP99Ms: number;
-	busyMaxMs: number;
+	busy: Spread;
 	/** The same for the part of each delay the main thread was ready to run but waited for a CPU. */
-	waitP99Ms: number;
-	waitMaxMs: number;
+	wait: Spread;
 }
 
 /**
@@ -87,11 +90,16 @@ class MainThreadClock {
 	}
 }
 
-function percentile99(sorted: number[]): number {
-	return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
+/** The spread of `values`, which it empties. */
+function spreadOf(values: number[]): Spread {
+	const sorted = values.splice(0).sort((a, b) => a - b);
+	return {p99Ms: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!, maxMs: sorted.at(-1)!};
 }
 
-const ascending = (values: number[]) => values.splice(0).sort((a, b) => a - b);
+/** The worst of several spreads: their highest p99 and their highest maximum. */
+function worstOf(spreads: Spread[]): Spread {
+	return {p99Ms: Math.max(...spreads.map(spread => spread.p99Ms)), maxMs: Math.max(...spreads.map(spread => spread.maxMs))};
+}
 
 /**
  * The event loop's delay as a 1 ms timer sees it: how late each firing is. Unlike Node's
@@ -125,18 +133,8 @@ class LagProbe {
 		clearTimeout(this.#timer);
 		// A block still running when the phase ended counts up to now.
 		this.#record();
-		const sorted = ascending(this.#lags);
-		const busy = ascending(this.#busy);
-		const waits = ascending(this.#waits);
-		return {
-			meanMs: sorted.reduce((sum, lag) => sum + lag, 0) / sorted.length,
-			p99Ms: percentile99(sorted),
-			maxMs: sorted.at(-1)!,
-			busyP99Ms: percentile99(busy),
-			busyMaxMs: busy.at(-1)!,
-			waitP99Ms: percentile99(waits),
-			waitMaxMs: waits.at(-1)!,
-		};
+		const meanMs = this.#lags.reduce((sum, lag) => sum + lag, 0) / this.#lags.length;
+		return {meanMs, delay: spreadOf(this.#lags), busy: spreadOf(this.#busy), wait: spreadOf(this.#waits)};
 	}
 
 	#record(): void {
@@ -232,12 +230,9 @@ async function measure(makeFleet: () => Fleet, tempRoot: string): Promise<Phases
 		// the worst of their means, p99s and maxima.
 		loopDelay: {
 			meanMs: Math.max(startDelay.meanMs, holdDelay.meanMs, stopDelay.meanMs),
-			p99Ms: Math.max(startDelay.p99Ms, holdDelay.p99Ms, stopDelay.p99Ms),
-			maxMs: Math.max(startDelay.maxMs, holdDelay.maxMs, stopDelay.maxMs),
-			busyP99Ms: Math.max(startDelay.busyP99Ms, holdDelay.busyP99Ms, stopDelay.busyP99Ms),
-			busyMaxMs: Math.max(startDelay.busyMaxMs, holdDelay.busyMaxMs, stopDelay.busyMaxMs),
-			waitP99Ms: Math.max(startDelay.waitP99Ms, holdDelay.waitP99Ms, stopDelay.waitP99Ms),
-			waitMaxMs: Math.max(startDelay.waitMaxMs, holdDelay.waitMaxMs, stopDelay.waitMaxMs),
+			delay: worstOf([startDelay.delay, holdDelay.delay, stopDelay.delay]),
+			busy: worstOf([startDelay.busy, holdDelay.busy, stopDelay.busy]),
+			wait: worstOf([startDelay.wait, holdDelay.wait, stopDelay.wait]),
 		},
 		startDelay,
 		holdDelay,
@@ -309,6 +304,12 @@ function row(name: string, rounds: Array<{bare: Phases; supervised: Phases}>, pi
 	console.log(`${name.padEnd(26)} bare ${bare.toFixed(digits).padStart(9)} ${unit.padEnd(5)} supervised ${supervised.toFixed(digits).padStart(9)} ${unit.padEnd(5)} ${ratio}`);
 }
 
+/** Two lines of `row`: the p99 and the maximum of one spread, named `prefix` p99|max `suffix`. */
+function spreadRows(prefix: string, suffix: string, rounds: Array<{bare: Phases; supervised: Phases}>, pick: (phases: Phases) => Spread): void {
+	row(`${prefix}p99${suffix}`, rounds, phases => pick(phases).p99Ms, 'ms', 2);
+	row(`${prefix}max${suffix}`, rounds, phases => pick(phases).maxMs, 'ms', 2);
+}
+
 async function main(): Promise<void> {
 	const vmm = standInPath();
 	const work = mkdtempSync(join(benchRoot(), 'vmwarden-bench-fleet-'));
@@ -332,20 +333,14 @@ async function main(): Promise<void> {
 		row('host heap growth per VM', rounds, phases => phases.heapPerVmKib, 'KiB');
 		row('host descriptors per VM', rounds, phases => phases.descriptorsPerVm, '', 2);
 		row('event-loop delay mean*', rounds, phases => phases.loopDelay.meanMs, 'ms', 2);
-		row('event-loop delay p99*', rounds, phases => phases.loopDelay.p99Ms, 'ms', 2);
-		row('event-loop delay max*', rounds, phases => phases.loopDelay.maxMs, 'ms', 2);
-		row('  of it on a CPU: p99*', rounds, phases => phases.loopDelay.busyP99Ms, 'ms', 2);
-		row('  of it on a CPU: max*', rounds, phases => phases.loopDelay.busyMaxMs, 'ms', 2);
-		row('  waiting for one: p99*', rounds, phases => phases.loopDelay.waitP99Ms, 'ms', 2);
-		row('  waiting for one: max*', rounds, phases => phases.loopDelay.waitMaxMs, 'ms', 2);
-		row('  while starting: p99', rounds, phases => phases.startDelay.p99Ms, 'ms', 2);
-		row('  while starting: max', rounds, phases => phases.startDelay.maxMs, 'ms', 2);
-		row('  while holding: p99', rounds, phases => phases.holdDelay.p99Ms, 'ms', 2);
-		row('  while holding: max', rounds, phases => phases.holdDelay.maxMs, 'ms', 2);
-		row('  while stopping: p99', rounds, phases => phases.stopDelay.p99Ms, 'ms', 2);
-		row('  while stopping: max', rounds, phases => phases.stopDelay.maxMs, 'ms', 2);
+		spreadRows('event-loop delay ', '*', rounds, phases => phases.loopDelay.delay);
+		spreadRows('  of it on a CPU: ', '*', rounds, phases => phases.loopDelay.busy);
+		spreadRows('  waiting for one: ', '*', rounds, phases => phases.loopDelay.wait);
+		spreadRows('  while starting: ', '', rounds, phases => phases.startDelay.delay);
+		spreadRows('  while holding: ', '', rounds, phases => phases.holdDelay.delay);
+		spreadRows('  while stopping: ', '', rounds, phases => phases.stopDelay.delay);
 		row('left behind', rounds, phases => phases.leftBehind, '', 0);
-		const worst = Math.max(...rounds.map(round => round.supervised.loopDelay.maxMs));
+		const worst = Math.max(...rounds.map(round => round.supervised.loopDelay.delay.maxMs));
 		console.log(`\nsupervised event-loop delay, worst of all rounds: ${worst.toFixed(2)} ms; left behind in any round: bare ${Math.max(...rounds.map(round => round.bare.leftBehind))}, supervised ${Math.max(...rounds.map(round => round.supervised.leftBehind))}`);
 		console.log(`\nbare: execa spawns of the stand-in with a control socket (running once spawned), then \`stop SOCKET\` for each. supervised: createVm for each (ten per turn), start() for all in one tick (running once spawned), then shutdown(), which stops each VM through its control socket and waits for its death and cleanup. Each figure is the median over the rounds; a ratio is the median of the rounds' ratios (their range in brackets). "of it on a CPU": the part of each delay the main thread was running (this process's code and the garbage collector's work on that thread); "waiting for one": the part it was ready to run but the scheduler ran other threads and processes. Memory and descriptors: growth of this process while holding the fleet (GC noise can make a small figure negative). *: the worst of the three phases.`);
 	} finally {
