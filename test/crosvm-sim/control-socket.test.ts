@@ -57,13 +57,20 @@ test('a directory as --socket gets crosvm-<pid>.sock', async () => {
 	expect(existsSync(socket)).toBe(false);
 });
 
+/** How long the suspend test's guest sleeps after its first line. */
+const SUSPEND_SLEEP_MS = 3000;
+
 test('suspend pauses the guest, resume lets it go on', async () => {
 	const socket = scratch.path('suspend.sock');
-	// The sleep leaves time for `crosvm-sim suspend` to start on a loaded machine.
-	const {vm, console} = await startVm(socket, 'sleep 1000', 'console after the sleep', 'hang');
+	// The sleep leaves time for `crosvm-sim suspend` (a Node process) to start on a loaded machine:
+	// a suspend that came after the sleep's end would not be tested.
+	const {vm, console} = await startVm(socket, `sleep ${SUSPEND_SLEEP_MS}`, 'console after the sleep', 'hang');
+	const up = Date.now();
 	try {
 		expect((await runSim(['suspend', socket])).exitCode).toBe(0);
-		await delay(1500);
+		expect(Date.now() - up).toBeLessThan(SUSPEND_SLEEP_MS);
+		// Half a second past the sleep's end.
+		await delay(up + SUSPEND_SLEEP_MS + 500 - Date.now());
 		// Suspended: the guest did not get past its sleep.
 		expect(console.text).toBe('up\n');
 		expect((await runSim(['resume', socket])).exitCode).toBe(0);
