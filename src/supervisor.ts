@@ -388,11 +388,8 @@ function supervise({cidRange, vmDefaults, stateDir, opened, inspect, restartPoli
 			// Starting goes through the supervisor: its machine refuses once it is shutting down, and
 			// otherwise lets the handle start the VM within the same step, before a shutdown can interleave.
 			// A thousand start() calls in one tick cost the caller a promise each: each request waits for
-			// its own event-loop turn (services/vmm/spawn/pace.ts).
-			start: async () => {
-				await spawnTurn();
-				return ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId, cid: handle.cid}), async () => handle.start());
-			},
+			// its own event-loop turn (services/vmm/spawn/pace.ts), holding one promise chain meanwhile.
+			start: () => spawnTurn().then(async () => ask('supervisor.vm.startAccepted', requestId => ({type: 'VM.START', requestId, cid: handle.cid}), async () => handle.start())),
 			end() {
 				if (actor.getSnapshot().status === 'active') {
 					actor.send({type: 'VM.END', cid: handle.cid});
@@ -719,7 +716,10 @@ class SupervisedVmHandle implements SupervisedVm {
 		return this.#deathCallbacks.add(callback);
 	}
 
-	async start(): Promise<void> {
+	// Not async, and neither is `parts.start` (which never throws): a fleet's start() calls in one
+	// tick each hold what they make until their turn, and each async frame would add a promise and a
+	// generator to it.
+	start(): Promise<void> {
 		return this.#parts.start();
 	}
 

@@ -4,6 +4,8 @@ let granted = false;
 /** Whose work the granted turn is, when its taker said. */
 let holder: object | undefined;
 let scheduled = false;
+/** What a caller that may go at once awaits: already settled, shared, so it costs nothing to return. */
+const NOW = Promise.resolve();
 
 function schedule(): void {
 	if (!scheduled) {
@@ -36,19 +38,21 @@ function tick(): void {
  * that names the `owner` of its work goes on in a turn granted to the same owner: one VM's exit and
  * the death that follows it in the same event-loop turn are one VM's work, not two.
  */
-export async function spawnTurn(owner?: object): Promise<void> {
+export function spawnTurn(owner?: object): Promise<void> {
 	if (granted && owner !== undefined && holder === owner) {
-		return;
+		return NOW;
 	}
 
 	if (!granted && waiting.length === 0) {
 		granted = true;
 		holder = owner;
 		schedule();
-		return;
+		return NOW;
 	}
 
-	await new Promise<void>(resolve => {
+	// Not an async function: a fleet's start() calls in one tick each hold this promise until their
+	// turn, and an async function's own promise and frame would double what each one keeps.
+	return new Promise<void>(resolve => {
 		waiting.push({resolve, owner});
 		schedule();
 	});
