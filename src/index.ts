@@ -30,6 +30,7 @@ export {toJsonValue, type JsonValue, type SerializeOptions} from './services/ins
 export {SupervisorFailedError} from './errors.js';
 export type {SupervisorReply, StateWrite} from './machines/supervisor.machine.js';
 export {resolveFilePolicy, type FilePolicy, type FileRequester, type ResolvedFilePolicy} from './services/config/file-policy.js';
+export {checkVmmEnvironment, defaultVmmEnvironment, PASSED_HOST_PREFIXES, PASSED_HOST_VARIABLES, VMM_ENVIRONMENT_LIMITS, type VmmEnvironment} from './services/vmm/vmm-environment.js';
 export {CONFIG_LIMITS, MAX_ARGUMENT_BYTES, MAX_ARGV_BYTES, checkArgvSize} from './services/config/bounds.js';
 export {StateDirError} from './errors.js';
 export type {HeldStaleVmOutcome, StaleVmReport} from './services/state-dir/reap.js';

@@ -74,6 +74,13 @@ export interface SupervisorOptions {
 	restartEnvironment?: RestartEnvironment;
 	/** What every VM config's files may be: see docs/security.md. Default `{}`, the strict policy. */
 	filePolicy?: FilePolicy;
+	/**
+	 * The whole environment of every VMM and of its commands (`crosvm stop`, `suspend`, `balloon`):
+	 * nothing else of this process's environment reaches them. Default `defaultVmmEnvironment()`: PATH,
+	 * HOME, USER, LOGNAME, LANG, LC_ALL, TMPDIR, TZ, RUST_LOG, RUST_BACKTRACE and the CROSVM_* and QEMU_*
+	 * variables as they are when the supervisor is created. See docs/security.md, "What a VMM inherits".
+	 */
+	vmmEnvironment?: Readonly<Record<string, string>>;
 }
 
 export interface CreateSupervisedVmOptions {
@@ -202,6 +209,7 @@ export function createSupervisor(options: SupervisorOptions = {}): Supervisor {
 		bootHangupTimeoutMs: options.bootHangupTimeoutMs,
 		stopTimeoutMs: options.stopTimeoutMs,
 		filePolicy: options.filePolicy,
+		vmmEnvironment: options.vmmEnvironment,
 	});
 	const restartPolicy = resolveRestartPolicy(options.restartPolicy);
 	if (options.restartEnvironment !== undefined && !(options.restartEnvironment instanceof RestartEnvironment)) {

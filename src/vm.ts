@@ -3,6 +3,7 @@ import {EMPTY, Subject, type Observable} from 'rxjs';
 import {createActor, type ActorRefFrom, type InspectionEvent, type Observer as InspectionObserver, type SnapshotFrom} from 'xstate';
 import {InvalidConfigError, InvalidPayloadTransitionError, VmStateError, type VmwardenError} from './errors.js';
 import {spawnTurn} from './services/vmm/spawn/pace.js';
+import {checkVmmEnvironment, defaultVmmEnvironment} from './services/vmm/vmm-environment.js';
 import type {BalloonStats} from './services/control/balloon.js';
 import {readVmmBalloonStats, setVmmBalloon} from './services/control/operation.js';
 import {checkBalloonBytes} from './services/control/balloon.js';
@@ -61,6 +62,13 @@ export interface CreateVmOptions {
 	inspect?: InspectionObserver<InspectionEvent> | ((event: InspectionEvent) => void);
 	/** Default: this process (uid, `''`, pid). */
 	requester?: Requester;
+	/**
+	 * The whole environment of the VMM and of its commands (`crosvm stop`, `suspend`, `balloon`):
+	 * nothing else of this process's environment reaches them. Default `defaultVmmEnvironment()`: PATH,
+	 * HOME, USER, LOGNAME, LANG, LC_ALL, TMPDIR, TZ, RUST_LOG, RUST_BACKTRACE and the CROSVM_* and QEMU_*
+	 * variables as they are when the VM is created. See docs/security.md, "What a VMM inherits".
+	 */
+	vmmEnvironment?: Readonly<Record<string, string>>;
 }
 
 /** A running or finished VM, wrapping a `vmMachine` actor. */
@@ -600,6 +608,7 @@ export function vmMachineInput(config: VmConfig, options: CreateVmOptions): VmMa
 		requester: options.requester ?? defaultRequester(),
 		payloadChannel: options.payloadChannel ?? true,
 		filePolicy: options.filePolicy ?? {},
+		vmmEnvironment: options.vmmEnvironment === undefined ? defaultVmmEnvironment() : checkVmmEnvironment('vmmEnvironment', options.vmmEnvironment),
 	};
 }
 

@@ -18,6 +18,7 @@ import {controlErrorOf} from '../services/control/errors.js';
 import {resumeVmm, suspendVmm, type ControlInput} from '../services/control/operation.js';
 import {watchVmm, type VmmCommand, type VmmDone, type VmmWatchEvent, type WatchInput} from '../services/vmm/watch.js';
 import {vmTimer, type VmTimerEvent} from '../services/vmm/timer.js';
+import type {VmmEnvironment} from '../services/vmm/vmm-environment.js';
 import type {Initiator, Requester, VmDeath, VmEvent} from '../types.js';
 
 export type {VmmWatchEvent} from '../services/vmm/watch.js';
@@ -42,6 +43,8 @@ export interface VmMachineInput {
 	payloadChannel: boolean;
 	/** What the config's files may be (docs/security.md). Default `{}`, the strict policy. */
 	filePolicy?: FilePolicy;
+	/** The whole environment of the VMM and of its commands (checked: see `checkVmmEnvironment`). */
+	vmmEnvironment: VmmEnvironment;
 }
 
 /** What a parent receives in `xstate.done.actor.<id>`: the VM's CID, and its death or its start error. */
@@ -384,6 +387,7 @@ export const vmMachine = setup({
 			filePolicy: input.filePolicy ?? {},
 			requester: input.requester,
 			payloadChannel: input.payloadChannel,
+			vmmEnvironment: input.vmmEnvironment,
 		}),
 		starter: 'caller',
 		pid: undefined,

@@ -11,6 +11,7 @@ import {validateConfig} from '../../src/services/config/validate.js';
 import type {DiskConfig, FileSource, VmConfig} from '../../src/services/config/vm-config.js';
 import {ANDROID_ARM, ANDROID_X86, type GoldenConfig, goldenConfigs, LINUX_ARM, LINUX_X86} from '../helpers/golden-configs.js';
 import {makeFixtureFiles, POWEROFF_GUEST} from '../helpers/fixture-files.js';
+import {defaultVmmEnvironment} from '../../src/services/vmm/vmm-environment.js';
 
 // `npm test` builds first; run `npm run build` before running this file alone.
 const SIM = resolve('dist/crosvm-sim/cli.js');
@@ -206,7 +207,7 @@ describe('crosvm stop through the driver', () => {
 				await delay(50);
 			}
 
-			await driver.requestStop({vmmPath: SIM, tempDir, pid: vm.pid!, controlSocket: socket});
+			await driver.requestStop({vmmPath: SIM, environment: defaultVmmEnvironment(), tempDir, pid: vm.pid!, controlSocket: socket});
 			const result = await vm;
 			expect(result.exitCode).toBe(0);
 			expect(driver.exitReason({exitCode: result.exitCode, signal: result.signal}, {tempDir})).toBe('SHUTDOWN');

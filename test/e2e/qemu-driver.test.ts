@@ -11,6 +11,7 @@ import {qemuCommand, type QemuCommandOptions} from '../../src/services/qemu/comm
 import {createQemuDriver, lastShutdownCause, MAX_EVENT_LOG_BYTES, qemuExitReason} from '../../src/services/qemu/driver.js';
 import {qmpExecute} from '../../src/services/qemu/qmp-client.js';
 import type {VmConfig} from '../../src/services/config/vm-config.js';
+import {defaultVmmEnvironment} from '../../src/services/vmm/vmm-environment.js';
 
 let directory: string;
 let kernel: string;
@@ -266,7 +267,7 @@ describe('graceful stop over QMP', () => {
 		const socketPath = path.join(directory, 'ok.sock');
 		const {server, commands} = await fakeQmp(socketPath, () => '{"return": {}}');
 		try {
-			await createQemuDriver().requestStop({vmmPath: 'qemu-system-x86_64', tempDir: directory, pid: 1, controlSocket: socketPath});
+			await createQemuDriver().requestStop({vmmPath: 'qemu-system-x86_64', environment: defaultVmmEnvironment(), tempDir: directory, pid: 1, controlSocket: socketPath});
 			expect(commands).toEqual(['qmp_capabilities', 'system_powerdown']);
 		} finally {
 			await close(server);
@@ -294,7 +295,7 @@ describe('graceful stop over QMP', () => {
 	});
 
 	test('no socket: the driver rejects with StopRequestError', async () => {
-		const attempt = createQemuDriver({stopRequestTimeoutMs: 200}).requestStop({vmmPath: 'qemu-system-x86_64', tempDir: directory, pid: 1, controlSocket: path.join(directory, 'missing.sock')});
+		const attempt = createQemuDriver({stopRequestTimeoutMs: 200}).requestStop({vmmPath: 'qemu-system-x86_64', environment: defaultVmmEnvironment(), tempDir: directory, pid: 1, controlSocket: path.join(directory, 'missing.sock')});
 		await expect(attempt).rejects.toThrow(StopRequestError);
 		await expect(attempt).rejects.toThrow(/ENOENT/);
 	});

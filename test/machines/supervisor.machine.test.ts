@@ -15,6 +15,7 @@ import {VM_RECORDS_DIR, type StaleVmEntry} from '../../src/services/state-dir/re
 import type {StaleVmReport} from '../../src/services/state-dir/reap.js';
 import {STOP_BATCH_SIZE, supervisorMachine, vmActorId, type SupervisorMachineEmitted, type SupervisorMachineInput, type SupervisorReply} from '../../src/machines/supervisor.machine.js';
 import {NoAvailableCidError, SupervisorShutDownError} from '../../src/errors.js';
+import {defaultVmmEnvironment} from '../../src/services/vmm/vmm-environment.js';
 
 /** How long the fake VM takes to launch, on the simulated clock. */
 const LAUNCH_MS = 50;
@@ -116,7 +117,7 @@ function startSupervisor({range = {first: 2048, last: 65_535}, stateDir, staleVm
 		lastAllocatedCid: undefined,
 		staleVms,
 		stateDir,
-		vmDefaults: {driver: crosvmDriver, vmmPath: 'crosvm', tempRoot: '/tmp', logger, bootHangupTimeoutMs: 10_000, stopTimeoutMs: 100},
+		vmDefaults: {driver: crosvmDriver, vmmPath: 'crosvm', tempRoot: '/tmp', logger, bootHangupTimeoutMs: 10_000, stopTimeoutMs: 100, vmmEnvironment: defaultVmmEnvironment()},
 	};
 	const clock = new SimulatedClock();
 	const machine = supervisorMachine.provide({actors: {vm: fakeVmMachine, reapStaleVms: reaper.logic}});

@@ -16,6 +16,7 @@ import {removalsSettled, removeTempDir} from '../../src/services/vmm/temp-dir.js
 import type {RunningVmm} from '../../src/services/vmm/watch.js';
 import type {Requester, VmEvent} from '../../src/types.js';
 import {silentLogger} from '../helpers/vm-fixture.js';
+import {defaultVmmEnvironment} from '../../src/services/vmm/vmm-environment.js';
 
 /** A VMM that exists only in memory: it exits when the test says, or at once when killed. */
 export class FakeVmm implements RunningVmm {
@@ -232,6 +233,7 @@ export function fakeVm(options: FakeVmOptions = {}) {
 		stopTimeoutMs: options.stopTimeoutMs ?? 5000,
 		requester: options.requester ?? {uid: 1000, sid: 'test', debugPid: 1},
 		payloadChannel: false,
+		vmmEnvironment: defaultVmmEnvironment(),
 	};
 	const actor = createActor(machine, {input, clock});
 	const emitted: VmEvent[] = [];

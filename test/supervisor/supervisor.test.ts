@@ -71,6 +71,10 @@ describe('createSupervisor', () => {
 		expect(() => createSupervisor({logger, cidRange: {first: 100, last: 50}})).toThrow(/cidRange/);
 	});
 
+	test('refuses a bad vmmEnvironment, naming the variable, before it holds anything', () => {
+		expect(() => createSupervisor({logger, vmmEnvironment: {PATH: '/bin', SECRET: 42 as unknown as string}})).toThrow(expect.objectContaining({name: 'InvalidConfigError', field: 'vmmEnvironment.SECRET', reason: 'must be a string'}) as Error);
+	});
+
 	test('hands out CIDs in order, wraps past held ones, and refuses when exhausted', async () => {
 		const {supervisor} = supervise({cidRange: {first: 10, last: 12}});
 		const vms = await Promise.all([supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig), supervisor.createVm(kernelConfig)]);

@@ -5,6 +5,7 @@ import {filter, firstValueFrom} from 'rxjs';
 import {InvalidConfigError, VmSpawnError, VmStateError} from '../../src/errors.js';
 import {DeathReason} from '../../src/services/death/reason.js';
 import {createVmHandle} from '../../src/vm.js';
+import {PASSED_HOST_PREFIXES, PASSED_HOST_VARIABLES} from '../../src/services/vmm/vmm-environment.js';
 import {SIM_PATH, silentLogger, useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
 import type {VmDeath, VmEvent} from '../../src/types.js';
 
@@ -24,6 +25,51 @@ describe('VM lifecycle', () => {
 		expect(readFileSync(`/proc/${machine.pid}/cmdline`, 'utf8').split('\0')).toContain(SIM_PATH);
 		machine.kill();
 		await machine.died;
+	});
+
+	test('the VMM runs with the VM\'s vmmEnvironment alone, whatever the host environment holds', async () => {
+		process.env['VMWARDEN_TEST_HOST_SECRET'] = 'not for the VMM';
+		try {
+			const machine = vm({kernel: guest('hang')}, {vmmEnvironment: {PATH: process.env['PATH']!, RUST_BACKTRACE: '1'}});
+			await machine.start();
+			const {readFileSync} = await import('node:fs');
+			const environment = readFileSync(`/proc/${machine.pid}/environ`, 'utf8').split('\0').filter(Boolean).sort();
+			expect(environment).toEqual([`PATH=${process.env['PATH']}`, 'RUST_BACKTRACE=1']);
+			await expect(machine.stop()).resolves.toMatchObject({reason: DeathReason.SHUTDOWN});
+		} finally {
+			delete process.env['VMWARDEN_TEST_HOST_SECRET'];
+		}
+	});
+
+	test('by default the VMM gets the variables defaultVmmEnvironment names, and not the rest', async () => {
+		process.env['VMWARDEN_TEST_HOST_SECRET'] = 'not for the VMM';
+		process.env['TZ'] = 'UTC';
+		try {
+			const machine = vm({kernel: guest('hang')});
+			await machine.start();
+			const {readFileSync} = await import('node:fs');
+			const names = readFileSync(`/proc/${machine.pid}/environ`, 'utf8').split('\0').filter(Boolean).map(line => line.split('=')[0]);
+			const passed = Object.keys(process.env).filter(name => PASSED_HOST_VARIABLES.includes(name) || PASSED_HOST_PREFIXES.some(prefix => name.startsWith(prefix)));
+			expect(names.sort()).toEqual(passed.sort());
+			expect(names).toContain('TZ');
+			machine.kill();
+			await machine.died;
+		} finally {
+			delete process.env['VMWARDEN_TEST_HOST_SECRET'];
+			delete process.env['TZ'];
+		}
+	});
+
+	test('a vmmEnvironment that is not one is refused when the VM is created, naming the variable', () => {
+		let refused: unknown;
+		try {
+			vm({kernel: guest('hang')}, {vmmEnvironment: {PATH: '/bin', 'LD-PRELOAD': '/x.so'}});
+		} catch (error) {
+			refused = error;
+		}
+
+		expect(refused).toBeInstanceOf(InvalidConfigError);
+		expect(refused).toMatchObject({field: 'vmmEnvironment.LD-PRELOAD'});
 	});
 
 	test('a second start() rejects, saying whether the first is still launching, and the VM keeps running', async () => {

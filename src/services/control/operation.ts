@@ -16,6 +16,7 @@ function contextOf({env, pid, tempDir}: ControlInput): VmmControlContext {
 	const {memoryMib, balloon} = env.config;
 	return {
 		vmmPath: env.vmmPath,
+		environment: env.vmmEnvironment,
 		tempDir,
 		pid,
 		controlSocket: env.controlSocket(tempDir),

@@ -1,6 +1,7 @@
 import {stat} from 'node:fs/promises';
 import {setTimeout as delay} from 'node:timers/promises';
 import {execa, ExecaError} from 'execa';
+import type {VmmEnvironment} from '../vmm/vmm-environment.js';
 import {VmControlError, type VmControlOperation} from '../../errors.js';
 import {MAX_BALLOON_STATS_BYTES, parseCrosvmBalloonStats, type BalloonStats} from '../control/balloon.js';
 import {descriptorShortage} from '../vmm/descriptor-headroom.js';
@@ -21,9 +22,10 @@ const MAX_STDERR_CHARS = 1024;
  * Runs `crosvm SUBCOMMAND ... SOCKET` (argv, no shell) and resolves with its stdout, at most
  * `maxBuffer` bytes. A command that fails, is killed after `timeoutMs` (a wedged VMM never answers)
  * or prints more is handed to `fail`, whose error is thrown. `signal` ends the command early (SIGTERM,
- * then SIGKILL): once nobody waits for its answer it must not outlive the VM it talks to.
+ * then SIGKILL): once nobody waits for its answer it must not outlive the VM it talks to. Its
+ * environment is `environment` alone, the VM's `vmmEnvironment`.
  */
-export async function runCrosvmControl(vmmPath: string, args: string[], timeoutMs: number, fail: (failure: ControlFailure) => Error, {maxBuffer = 64 * 1024, signal}: {maxBuffer?: number; signal?: AbortSignal} = {}): Promise<string> {
+export async function runCrosvmControl(vmmPath: string, args: string[], timeoutMs: number, fail: (failure: ControlFailure) => Error, {environment, maxBuffer = 64 * 1024, signal}: {environment: VmmEnvironment; maxBuffer?: number; signal?: AbortSignal}): Promise<string> {
 	// stdout and stderr are pipes.
 	const shortage = descriptorShortage(2);
 	if (shortage !== undefined) {
@@ -31,7 +33,7 @@ export async function runCrosvmControl(vmmPath: string, args: string[], timeoutM
 	}
 
 	try {
-		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false, cancelSignal: signal});
+		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false, cancelSignal: signal, env: environment, extendEnv: false});
 		return stdout;
 	} catch (error) {
 		if (error instanceof ExecaError) {
@@ -88,7 +90,7 @@ export function crosvmControl(timeoutMs: number) {
 	const run = async (context: VmmControlContext, operation: VmControlOperation, args: string[], maxBuffer?: number) => {
 		const socket = socketOf(context, operation);
 		await socketReady(socket, operation, timeoutMs);
-		return runCrosvmControl(context.vmmPath, [...args, socket], timeoutMs, controlError(operation), {maxBuffer, signal: context.signal});
+		return runCrosvmControl(context.vmmPath, [...args, socket], timeoutMs, controlError(operation), {environment: context.environment, maxBuffer, signal: context.signal});
 	};
 	return {
 		async suspend(context: VmmControlContext): Promise<void> {

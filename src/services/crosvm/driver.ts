@@ -47,7 +47,7 @@ async function requestStop(context: VmmStopContext, timeoutMs: number): Promise<
 	// From the spawner process: a thousand stops at once never wait on a fork in the host's event
 	// loop, a stop that cannot be spawned (EMFILE) is a failed request, retried until the timeout, and
 	// a stop whose VM died meanwhile (the signal aborts) is ended rather than left running.
-	const result = await runCommand(context.vmmPath, ['stop', context.controlSocket], {timeoutMs, signal: context.signal});
+	const result = await runCommand(context.vmmPath, ['stop', context.controlSocket], {environment: context.environment, timeoutMs, signal: context.signal});
 	if (result.code === 0) {
 		return;
 	}

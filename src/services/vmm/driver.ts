@@ -1,4 +1,5 @@
 import type {DeathReason} from '../death/reason.js';
+import type {VmmEnvironment} from './vmm-environment.js';
 import type {FileSource, VmConfig} from '../config/vm-config.js';
 import type {BalloonStats} from '../control/balloon.js';
 
@@ -54,6 +55,8 @@ export interface VmmExitContext {
 
 export interface VmmStopContext {
 	vmmPath: string;
+	/** The environment of whatever the driver runs for it (`crosvm stop`): the VM's `vmmEnvironment`. */
+	environment: VmmEnvironment;
 	tempDir: string;
 	pid: number;
 	controlSocket: string | undefined;

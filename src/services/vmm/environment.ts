@@ -5,6 +5,7 @@ import type {VmConfig} from '../config/vm-config.js';
 import {VmOutputs} from '../console/outputs.js';
 import type {Requester} from '../../types.js';
 import type {VmmDriver} from './driver.js';
+import type {VmmEnvironment} from './vmm-environment.js';
 
 /** What a VM's environment is made of: its inputs that stay as they are for its whole life. */
 export interface VmEnvironmentParts {
@@ -16,6 +17,7 @@ export interface VmEnvironmentParts {
 	filePolicy: FilePolicy;
 	requester: Requester;
 	payloadChannel: boolean;
+	vmmEnvironment: VmmEnvironment;
 }
 
 /**
@@ -37,6 +39,8 @@ export class VmEnvironment {
 	readonly requester: Requester;
 	/** Whether the guest gets the payload report channel (`/dev/ttyS2`). */
 	readonly payloadChannel: boolean;
+	/** The environment of the VMM and of its commands (checked and frozen). */
+	readonly vmmEnvironment: VmmEnvironment;
 	/** Whether the boot hang-up is watched (the config's `detectHangup`, as it was when the VM was made). */
 	readonly detectHangup: boolean;
 
@@ -49,6 +53,7 @@ export class VmEnvironment {
 		this.filePolicy = parts.filePolicy;
 		this.requester = parts.requester;
 		this.payloadChannel = parts.payloadChannel;
+		this.vmmEnvironment = parts.vmmEnvironment;
 		this.detectHangup = parts.config.detectHangup ?? false;
 	}
 

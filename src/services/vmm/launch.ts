@@ -186,6 +186,7 @@ async function launchIn(input: LaunchInput, signal: AbortSignal, directory: stri
 
 		const vmm = await spawnVmm({
 			vmmPath: env.vmmPath,
+			environment: env.vmmEnvironment,
 			args: command.args,
 			descriptors: opened.stdio,
 			failureFd: channelFd('failure'),

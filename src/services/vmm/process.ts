@@ -11,6 +11,7 @@ import {VmSpawnError} from '../../errors.js';
 import {SpawnFailure, spawner, type SpawnedChild} from './spawn/spawner.js';
 import type {AtExit, DirectoryToMake, OutputFile, StdioEntry} from './spawn/protocol.js';
 import {spawnTurn} from './spawn/pace.js';
+import type {VmmEnvironment} from './vmm-environment.js';
 
 /** util-linux's `setpriv`, which sets the parent-death signal and then execs the VMM. */
 export const SETPRIV_PATH = '/usr/bin/setpriv';
@@ -38,6 +39,8 @@ export interface SpawnVmmOptions {
 	/** The VMM as the caller named it: a path, or a name looked up on PATH. */
 	vmmPath: string;
 	args: string[];
+	/** The VMM's whole environment (nothing of the host's is added). */
+	environment: VmmEnvironment;
 	/** Descriptors for the child's fds 3, 4, ... in order. */
 	descriptors: ChildDescriptor[];
 	/** The child fd of the failure channel, if any. */
@@ -302,7 +305,7 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 		};
 		const relay = stdio.flatMap((entry, fd) => (entry === 'pipe' && !files.some(output => output.fd === fd) ? [fd] : []));
 		options.logger.debug(`Running ${[command.file, ...command.args].join(' ')}`);
-		child = await spawner.spawn(command.file, command.args, stdio, relay, files, {dir: options.newOutputDir, atExit});
+		child = await spawner.spawn(command.file, command.args, options.environment, stdio, relay, files, {dir: options.newOutputDir, atExit});
 	} catch (error) {
 		options.onDispose?.();
 		if (ownDir !== undefined) {

@@ -1,10 +1,12 @@
 import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
+import {createServer} from 'node:net';
 import {join} from 'node:path';
 import {crosvmCommand} from '../../../src/services/crosvm/command.js';
 import {createCrosvmDriver, crosvmDriver} from '../../../src/services/crosvm/driver.js';
 import {DeathReason} from '../../../src/services/death/reason.js';
 import {VmwardenError, StopRequestError} from '../../../src/errors.js';
+import {defaultVmmEnvironment} from '../../../src/services/vmm/vmm-environment.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmwarden-driver-'));
 
@@ -20,7 +22,7 @@ function fakeVmm(name: string, body: string): string {
 	return path;
 }
 
-const context = (vmmPath: string, controlSocket = join(dir, 'crosvm.sock')) => ({vmmPath, tempDir: dir, pid: 4242, controlSocket});
+const context = (vmmPath: string, controlSocket = join(dir, 'crosvm.sock')) => ({vmmPath, environment: defaultVmmEnvironment(), tempDir: dir, pid: 4242, controlSocket});
 
 describe('exitReason: crosvm\'s --extended-status codes', () => {
 	test.each<[number | undefined, NodeJS.Signals | undefined, DeathReason]>([
@@ -62,6 +64,28 @@ describe('command', () => {
 	test('a control socket the caller names wins', () => {
 		const command = crosvmDriver.command({kernel: '/k'}, {cid: 20, tempDir: '/t', controlSocket: '/elsewhere.sock', payloadChannel: false});
 		expect(command.args).toContain('/elsewhere.sock');
+	});
+});
+
+describe('the environment of crosvm\'s commands', () => {
+	test('stop and suspend run with the VM\'s vmmEnvironment and nothing of the host environment', async () => {
+		const vmm = fakeVmm('env-crosvm', `tr '\\0' '\\n' < "/proc/$$/environ" > "${join(dir, 'env-crosvm')}.$1.env"`);
+		// suspend waits for the control socket to be there: a listening one is.
+		const socket = join(dir, 'env.sock');
+		const server = createServer();
+		await new Promise<void>(resolve => server.listen(socket, resolve));
+		process.env['VMWARDEN_TEST_HOST_SECRET'] = 'not for crosvm';
+		try {
+			const environment = {PATH: '/usr/bin:/bin', RUST_LOG: 'info'};
+			await crosvmDriver.requestStop({...context(vmm, socket), environment});
+			await crosvmDriver.suspend!({...context(vmm, socket), environment});
+			for (const subcommand of ['stop', 'suspend']) {
+				expect(readFileSync(`${vmm}.${subcommand}.env`, 'utf8').split('\n').filter(Boolean).sort()).toEqual(['PATH=/usr/bin:/bin', 'RUST_LOG=info']);
+			}
+		} finally {
+			delete process.env['VMWARDEN_TEST_HOST_SECRET'];
+			server.close();
+		}
 	});
 });
 

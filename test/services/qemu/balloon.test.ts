@@ -3,6 +3,7 @@ import {InvalidConfigError, VmControlError, VmControlUnsupportedError} from '../
 import {createQemuDriver, QEMU_DEFAULT_MEMORY_BYTES} from '../../../src/services/qemu/driver.js';
 import type {VmmControlContext} from '../../../src/services/vmm/driver.js';
 import {GREETING, RETURN, startQmpPeer} from './qmp-peer.js';
+import {defaultVmmEnvironment} from '../../../src/services/vmm/vmm-environment.js';
 
 const MIB = 1024 * 1024;
 const driver = createQemuDriver({controlTimeoutMs: 2000});
@@ -17,7 +18,7 @@ afterAll(async () => {
 });
 
 function context(fields: Partial<VmmControlContext> = {}): VmmControlContext {
-	return {vmmPath: 'qemu-system-x86_64', tempDir: '/nonexistent', pid: 1, controlSocket: peer.socketPath, balloon: true, ...fields};
+	return {vmmPath: 'qemu-system-x86_64', environment: defaultVmmEnvironment(), tempDir: '/nonexistent', pid: 1, controlSocket: peer.socketPath, balloon: true, ...fields};
 }
 
 /** A peer that answers capabilities, then the command with `reply`; returns what it was sent. */

@@ -8,6 +8,7 @@ import {spawnVmm, type SpawnVmmOptions} from '../../../src/services/vmm/process.
 import {runCommand} from '../../../src/services/vmm/spawn/command.js';
 import {settleLeaks, takeSnapshot, type ResourceSnapshot} from '../../helpers/leak-checker.js';
 import {SIM_PATH} from '../../helpers/vm-fixture.js';
+import {defaultVmmEnvironment} from '../../../src/services/vmm/vmm-environment.js';
 
 const logger = winston.createLogger({silent: true});
 
@@ -46,6 +47,7 @@ describe('spawnVmm', () => {
 		return {
 			vmmPath: SIM_PATH,
 			args: ['--extended-status', 'run', '--disable-sandbox', '--serial', 'type=file,path=/proc/self/fd/3,hardware=serial,num=2', '--serial', 'type=file,path=/proc/self/fd/5,hardware=serial,num=3', '/proc/self/fd/4'],
+			environment: defaultVmmEnvironment(),
 			descriptors: ['pipe', kernelFd, 'pipe'],
 			failureFd: 3,
 			payloadFd: 5,
@@ -190,6 +192,20 @@ describe('spawnVmm', () => {
 		vmm.dispose();
 	});
 
+	test('the VMM gets its environment and nothing of the host environment', async () => {
+		const dir = newDir();
+		process.env['VMWARDEN_TEST_HOST_SECRET'] = 'not for the VMM';
+		try {
+			// The environment sh was exec'd with (setpriv passes it on as it is), one variable a line.
+			const vmm = await spawnVmm({...options([], {vmmPath: 'sh', args: ['-c', 'tr "\\0" "\\n" < "/proc/$$/environ" >&3'], environment: {PATH: '/usr/bin:/bin', RUST_LOG: 'debug'}}), outputDir: undefined, newOutputDir: dir, removeOutputDir: true});
+			await vmm.terminated;
+			expect((await vmm.settled(100))?.text.split('\n').filter(Boolean).sort()).toEqual(['PATH=/usr/bin:/bin', 'RUST_LOG=debug']);
+			vmm.dispose();
+		} finally {
+			delete process.env['VMWARDEN_TEST_HOST_SECRET'];
+		}
+	});
+
 	test('a VMM that is not there rejects with VMM_NOT_FOUND before anything is spawned', async () => {
 		const spawnOptions = options(['hang']);
 		await expect(spawnVmm({...spawnOptions, vmmPath: path.join(work, 'no-vmm')})).rejects.toMatchObject({code: 'VMM_NOT_FOUND'});
@@ -199,17 +215,27 @@ describe('spawnVmm', () => {
 
 describe('runCommand', () => {
 	test('runs a short command from the spawner process and keeps the start of its stderr', async () => {
-		const result = await runCommand(process.execPath, ['-e', 'process.stderr.write("y".repeat(10000)); process.exit(3)'], {timeoutMs: 10_000, maxOutputBytes: 100});
+		const result = await runCommand(process.execPath, ['-e', 'process.stderr.write("y".repeat(10000)); process.exit(3)'], {environment: defaultVmmEnvironment(), timeoutMs: 10_000, maxOutputBytes: 100});
 		expect(result).toMatchObject({code: 3, signal: null, stderr: 'y'.repeat(100), timedOut: false, failed: undefined});
 	});
 
 	test('ends a command that outlives its timeout', async () => {
-		const result = await runCommand(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], {timeoutMs: 100});
+		const result = await runCommand(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], {environment: defaultVmmEnvironment(), timeoutMs: 100});
 		expect(result).toMatchObject({code: null, signal: 'SIGTERM', timedOut: true});
 	});
 
+	test('a command gets its environment and nothing of the host environment', async () => {
+		process.env['VMWARDEN_TEST_HOST_SECRET'] = 'not for the command';
+		try {
+			const result = await runCommand('sh', ['-c', 'tr "\\0" "\\n" < "/proc/$$/environ" >&2'], {environment: {PATH: '/usr/bin:/bin', ONLY: 'this'}, timeoutMs: 10_000});
+			expect(result.stderr.split('\n').filter(Boolean).sort()).toEqual(['ONLY=this', 'PATH=/usr/bin:/bin']);
+		} finally {
+			delete process.env['VMWARDEN_TEST_HOST_SECRET'];
+		}
+	});
+
 	test('says why a command could not start', async () => {
-		const result = await runCommand('/nonexistent/stop-client', ['stop'], {timeoutMs: 1000});
+		const result = await runCommand('/nonexistent/stop-client', ['stop'], {environment: defaultVmmEnvironment(), timeoutMs: 1000});
 		expect(result.failed).toMatch(/ENOENT/);
 	});
 });

@@ -1,7 +1,10 @@
 import {spawnTurn} from './pace.js';
+import type {ChildEnvironment} from './protocol.js';
 import {spawner, SpawnFailure, type CommandResult} from './spawner.js';
 
 export interface RunCommandOptions {
+	/** The command's whole environment: nothing of the host's is added. */
+	environment: ChildEnvironment;
 	/** SIGTERM after this long, SIGKILL a second later; the result then has `timedOut`. */
 	timeoutMs: number;
 	/** How much of its stderr is kept. Default 4096 bytes. */
@@ -17,7 +20,7 @@ export interface RunCommandOptions {
  * `SpawnFailure` only when the spawner process itself is lost.
  */
 export async function runCommand(file: string, args: string[], options: RunCommandOptions): Promise<CommandResult> {
-	const result = await spawner.run(file, args, options.timeoutMs, options.maxOutputBytes ?? 4096, options.signal);
+	const result = await spawner.run(file, args, options.environment, options.timeoutMs, options.maxOutputBytes ?? 4096, options.signal);
 	// Results come in batches when a fleet stops: what each caller does next waits for its turn.
 	await spawnTurn();
 	return result;

@@ -3,6 +3,9 @@
  * data only: they cross Node's IPC channel (advanced serialization).
  */
 
+/** A child's whole environment: the spawner adds nothing (its own is empty). */
+export type ChildEnvironment = Readonly<Record<string, string>>;
+
 /** A child's stdio entry: inherit an fd of this process, a pipe the spawner relays, or nothing. */
 export type StdioEntry = number | 'pipe' | 'ignore';
 
@@ -44,9 +47,9 @@ export type ToSpawner =
 	 * entries and closes again once the child has them; `dir` is made first (and removed again when
 	 * the spawn fails), `atExit` is done once the child is gone.
 	 */
-	| {op: 'spawn'; id: number; file: string; args: string[]; stdio: StdioEntry[]; relay: number[]; outputs: OutputFile[]; env: NodeJS.ProcessEnv; dir: DirectoryToMake | undefined; atExit: AtExit | undefined}
+	| {op: 'spawn'; id: number; file: string; args: string[]; stdio: StdioEntry[]; relay: number[]; outputs: OutputFile[]; env: ChildEnvironment; dir: DirectoryToMake | undefined; atExit: AtExit | undefined}
 	/** Run a short command to its end, keeping at most `maxOutputBytes` of its stderr. */
-	| {op: 'run'; id: number; file: string; args: string[]; timeoutMs: number; maxOutputBytes: number; env: NodeJS.ProcessEnv}
+	| {op: 'run'; id: number; file: string; args: string[]; timeoutMs: number; maxOutputBytes: number; env: ChildEnvironment}
 	| {op: 'kill'; id: number; signal: NodeJS.Signals}
 	/** End a short command early (SIGTERM, then SIGKILL a second later): its caller gave up. */
 	| {op: 'cancel'; id: number}

@@ -1,18 +1,10 @@
 import {spawn, type ChildProcess} from 'node:child_process';
 import {Readable} from 'node:stream';
-import type {AtExit, DirectoryToMake, FromSpawner, OutputFile, ReadBack, StdioEntry, ToSpawner} from './protocol.js';
+import type {AtExit, ChildEnvironment, DirectoryToMake, FromSpawner, OutputFile, ReadBack, StdioEntry, ToSpawner} from './protocol.js';
 import {SPAWNER_SOURCE} from './spawner-source.js';
 
 /** The requests the spawner answers (each has an id its reply carries). */
 type SpawnerRequest = Extract<ToSpawner, {op: 'spawn' | 'run' | 'mkdtemp' | 'rm'}>;
-
-/**
- * The environment a child gets: the host's as it is now, as Node's own spawn would give it, not the
- * spawner's (which starts empty).
- */
-function hostEnvironment(): NodeJS.ProcessEnv {
-	return {...process.env};
-}
 
 /**
  * How long the spawner process outlives its last child or command. Long enough that a fleet started
@@ -189,7 +181,7 @@ class Spawner {
 		return this.#children.size + this.#requests.size;
 	}
 
-	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = [], {dir, atExit}: SpawnExtras = {}): Promise<SpawnedChild> {
+	async spawn(file: string, args: string[], env: ChildEnvironment, stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = [], {dir, atExit}: SpawnExtras = {}): Promise<SpawnedChild> {
 		const id = this.#nextId++;
 		const pipes = new Map<number, RelayedPipe>();
 		let resolveExit!: (exit: ChildExit) => void;
@@ -213,7 +205,7 @@ class Spawner {
 
 		// Registered before the request: the exit and the pipes' data may follow 'spawned' at once.
 		this.#children.set(id, live);
-		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs, env: hostEnvironment(), dir, atExit}).catch((error: unknown) => {
+		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs, env, dir, atExit}).catch((error: unknown) => {
 			this.#children.delete(id);
 			this.#settle();
 			throw error;
@@ -245,12 +237,12 @@ class Spawner {
 		};
 	}
 
-	async run(file: string, args: string[], timeoutMs: number, maxOutputBytes: number, signal?: AbortSignal): Promise<CommandResult> {
+	async run(file: string, args: string[], env: ChildEnvironment, timeoutMs: number, maxOutputBytes: number, signal?: AbortSignal): Promise<CommandResult> {
 		const id = this.#nextId++;
 		const cancel = () => {
 			this.#post({op: 'cancel', id});
 		};
-		const request = this.#request({op: 'run', id, file, args, timeoutMs, maxOutputBytes, env: hostEnvironment()});
+		const request = this.#request({op: 'run', id, file, args, timeoutMs, maxOutputBytes, env});
 		if (signal?.aborted === true) {
 			cancel();
 		}
@@ -517,12 +509,12 @@ export class SpawnerPool {
 		return this.#spawners.length;
 	}
 
-	async spawn(file: string, args: string[], stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = [], extras: SpawnExtras = {}): Promise<SpawnedChild> {
-		return this.#forChild().spawn(file, args, stdio, relay, outputs, extras);
+	async spawn(file: string, args: string[], env: ChildEnvironment, stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = [], extras: SpawnExtras = {}): Promise<SpawnedChild> {
+		return this.#forChild().spawn(file, args, env, stdio, relay, outputs, extras);
 	}
 
-	async run(file: string, args: string[], timeoutMs: number, maxOutputBytes: number, signal?: AbortSignal): Promise<CommandResult> {
-		return this.#leastLoaded().run(file, args, timeoutMs, maxOutputBytes, signal);
+	async run(file: string, args: string[], env: ChildEnvironment, timeoutMs: number, maxOutputBytes: number, signal?: AbortSignal): Promise<CommandResult> {
+		return this.#leastLoaded().run(file, args, env, timeoutMs, maxOutputBytes, signal);
 	}
 
 	async makeTempDir(prefix: string, markerName: string, markerText: string): Promise<string> {

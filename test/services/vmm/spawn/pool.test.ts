@@ -4,6 +4,7 @@
  */
 import {isProcessRunning, processIdentity, readProcessStat, type ProcessIdentity} from '../../../../src/services/state-dir/process-identity.js';
 import {SpawnerPool, type SpawnedChild} from '../../../../src/services/vmm/spawn/spawner.js';
+import {defaultVmmEnvironment} from '../../../../src/services/vmm/vmm-environment.js';
 
 function parentOf(pid: number): number {
 	return readProcessStat(pid)!.parentPid;
@@ -21,7 +22,7 @@ describe('SpawnerPool', () => {
 		let spawners: ProcessIdentity[] = [];
 		try {
 			for (let index = 0; index < 3; index++) {
-				children.push(await pool.spawn('sleep', ['30'], ['ignore', 'ignore', 'ignore'], []));
+				children.push(await pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []));
 			}
 
 			const parents = children.map(child => parentOf(child.pid));
@@ -31,7 +32,7 @@ describe('SpawnerPool', () => {
 			expect(parents.map(parent => parentOf(parent))).toEqual([process.pid, process.pid, process.pid]);
 			expect(pool.size).toBe(2);
 			// The second spawner holds one child, the first two: the command goes to the second.
-			const result = await pool.run('sh', ['-c', 'echo "$PPID" >&2'], 5000, 100);
+			const result = await pool.run('sh', ['-c', 'echo "$PPID" >&2'], defaultVmmEnvironment(), 5000, 100);
 			expect({code: result.code, parent: Number(result.stderr.trim())}).toEqual({code: 0, parent: parents[2]});
 		} finally {
 			for (const child of children) {
@@ -50,7 +51,7 @@ describe('SpawnerPool', () => {
 		const pool = new SpawnerPool(4);
 		const children = [];
 		for (let index = 0; index < 4; index++) {
-			children.push(await pool.spawn('sleep', ['30'], ['ignore', 'ignore', 'ignore'], []));
+			children.push(await pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []));
 		}
 
 		const spawners = spawnersOf(children);

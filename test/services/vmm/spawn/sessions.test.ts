@@ -8,6 +8,7 @@ import {execa} from 'execa';
 import {SPAWNER_AUTOGROUP_NICE, SpawnerPool} from '../../../../src/services/vmm/spawn/spawner.js';
 import {readProcessStat} from '../../../../src/services/state-dir/process-identity.js';
 import {until} from '../../../helpers/until.js';
+import {defaultVmmEnvironment} from '../../../../src/services/vmm/vmm-environment.js';
 
 /** The session of a process from the text of its /proc stat file (the fourth field after the name). */
 function sessionIn(stat: string): number {
@@ -24,10 +25,10 @@ const autogroupNiceOf = (pid: number) => /nice (-?\d+)$/.exec(readFileSync(`/pro
 describe('spawner sessions', () => {
 	test('a VMM and a command each lead a session of their own; the spawner leads another, not the host\'s', async () => {
 		const pool = new SpawnerPool();
-		const child = await pool.spawn('sleep', ['30'], ['ignore', 'ignore', 'ignore'], []);
+		const child = await pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
 		try {
 			const spawnerPid = readProcessStat(child.pid)!.parentPid;
-			const result = await pool.run('sh', ['-c', 'cat "/proc/$$/stat" >&2'], 5000, 4096);
+			const result = await pool.run('sh', ['-c', 'cat "/proc/$$/stat" >&2'], defaultVmmEnvironment(), 5000, 4096);
 			expect({
 				vmm: sessionOf(child.pid) === child.pid,
 				spawner: sessionOf(spawnerPid) === spawnerPid,
@@ -45,7 +46,7 @@ describe('spawner sessions', () => {
 	// Where the kernel has autogroups (this machine's has): elsewhere there is nothing to check.
 	(existsSync('/proc/self/autogroup') ? test : test.skip)('the spawner\'s autogroup is at the spawner\'s nice value, a VMM\'s at 0', async () => {
 		const pool = new SpawnerPool();
-		const child = await pool.spawn('sleep', ['30'], ['ignore', 'ignore', 'ignore'], []);
+		const child = await pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
 		try {
 			const spawnerPid = readProcessStat(child.pid)!.parentPid;
 			// The spawner may have had to wait for the kernel's 100 ms between two autogroup writes.
@@ -65,7 +66,7 @@ describe('spawner sessions', () => {
 			// The grandchild prints its pid and keeps the command's stderr open for 30 s.
 			const started = Date.now();
 			// A timeout long enough for sh to start the sleep and print its pid on a loaded machine.
-			const result = await pool.run('sh', ['-c', 'sleep 30 & echo "$!" >&2; wait'], 2000, 4096);
+			const result = await pool.run('sh', ['-c', 'sleep 30 & echo "$!" >&2; wait'], defaultVmmEnvironment(), 2000, 4096);
 			const grandchild = Number(result.stderr.trim());
 			expect({timedOut: result.timedOut, grandchild: Number.isInteger(grandchild) && grandchild > 0}).toEqual({timedOut: true, grandchild: true});
 			// Generous: without the group's signal the command closes only when the sleep ends (30 s).
