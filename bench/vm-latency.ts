@@ -15,11 +15,14 @@ import {performance} from 'node:perf_hooks';
 import {execa} from 'execa';
 import winston from 'winston';
 import {createVm} from '../src/vm.js';
+import {defaultVmmEnvironment} from '../src/services/vmm/vmm-environment.js';
 import {benchRoot, standInPath} from './stand-in.js';
 
 const iterations = Number(process.env['ITERATIONS'] ?? 40);
 const vmm = standInPath();
+// The stand-in stamps its exit when this is set: the bare side inherits it, a VM is given it.
 process.env['STAND_IN_EXIT_STAMP'] = '1';
+const vmmEnvironment = {...defaultVmmEnvironment(), STAND_IN_EXIT_STAMP: '1'};
 const scratch = mkdtempSync(path.join(benchRoot(), 'vmw-bench-'));
 const kernel = path.join(scratch, 'kernel');
 writeFileSync(kernel, 'not booted by the stand-in\n');
@@ -71,10 +74,15 @@ async function waitForSocket(socket: string): Promise<void> {
 }
 
 async function vmLifecycle(cid: number): Promise<Sample> {
-	const vm = createVm({kernel}, {cid, crosvmPath: vmm, tempRoot: scratch, logger});
-	const died = new Promise<number>(resolve => {
+	const vm = createVm({kernel}, {cid, crosvmPath: vmm, tempRoot: scratch, logger, vmmEnvironment});
+	// A VMM that printed no stamp fails the run rather than leaving it waiting for ever.
+	const died = new Promise<number>((resolve, reject) => {
 		vm.onDied(death => {
-			resolve(sinceExit(death.stderrTail));
+			try {
+				resolve(sinceExit(death.stderrTail));
+			} catch (error) {
+				reject(error instanceof Error ? error : new Error(String(error)));
+			}
 		});
 	});
 	const startedAt = performance.now();
