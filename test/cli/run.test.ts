@@ -1,6 +1,7 @@
-import {existsSync, readFileSync} from 'node:fs';
+import {existsSync, readFileSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {afterEach, beforeAll, beforeEach, describe, expect, test} from '@jest/globals';
+import {PASSED_HOST_VARIABLES} from '../../src/services/vmm/vmm-environment.js';
 import {cliScratch, alive, requireBuild, SIM, spawnVmwarden, vmwarden, waitForText, waitUntil, type CliScratch} from './cli-process.js';
 
 let scratch: CliScratch;
@@ -123,6 +124,30 @@ describe('vmwarden run: a bad config exits 2 and starts nothing', () => {
 		const result = await vmwarden(['run', 'x.json', ...options], scratch.env());
 		expect(result.exitCode).toBe(2);
 		expect(result.stderr).toContain(message);
+	});
+});
+
+describe('vmwarden run: the VMM environment', () => {
+	test('the VMM gets the default variables and each --vmm-env, not the rest of the caller environment', async () => {
+		// A VMM that writes the environment it was exec'd with and powers off (exit 0).
+		const out = join(scratch.dir, 'vmm.env');
+		const vmm = join(scratch.dir, 'env-vmm');
+		writeFileSync(vmm, `#!/bin/sh\ntr '\\0' '\\n' < "/proc/$$/environ" > '${out}'\nexit 0\n`, {mode: 0o755});
+		const config = scratch.config('vm.json', {kernel: scratch.guest('guest', 'poweroff')});
+		const result = await vmwarden(['run', config, '--vmm', vmm, '--json', '--vmm-env', 'RUST_LOG=debug', '--vmm-env', 'EXTRA=a=b'], {...scratch.env(), CALLER_SECRET: 'not for the VMM', NODE_OPTIONS: ''});
+		expect(result.exitCode).toBe(0);
+		const lines = readFileSync(out, 'utf8').split('\n').filter(Boolean);
+		expect(lines).toEqual(expect.arrayContaining(['EXTRA=a=b', 'RUST_LOG=debug', 'CROSVM_SIM_BUILD=current', `TMPDIR=${scratch.tmp}`, `PATH=${process.env['PATH']}`]));
+		const names = lines.map(line => line.slice(0, line.indexOf('=')));
+		expect(names.filter(name => name !== 'EXTRA' && !PASSED_HOST_VARIABLES.includes(name) && !name.startsWith('CROSVM_') && !name.startsWith('QEMU_'))).toEqual([]);
+	});
+
+	test.each([['NAME', 'must be NAME=VALUE'], ['1BAD=x', 'is not a variable name'], ['toJSON=x', 'is a name vmwarden keeps for itself']])('--vmm-env %s is a usage error naming it, and nothing starts', async (argument, reason) => {
+		const config = scratch.config('vm.json', {kernel: scratch.guest('guest', 'poweroff')});
+		const result = await vmwarden(['run', config, '--vmm', SIM, '--vmm-env', argument], scratch.env());
+		expect(result.exitCode).toBe(2);
+		expect(result.stderr).toContain('--vmm-env');
+		expect(result.stderr).toContain(reason);
 	});
 });
 

@@ -4,7 +4,7 @@ import {describe, expect, test} from '@jest/globals';
 import {filter, firstValueFrom} from 'rxjs';
 import {InvalidConfigError, VmSpawnError, VmStateError} from '../../src/errors.js';
 import {DeathReason} from '../../src/services/death/reason.js';
-import {createVmHandle} from '../../src/vm.js';
+import {createVmHandle, vmOperations} from '../../src/vm.js';
 import {PASSED_HOST_PREFIXES, PASSED_HOST_VARIABLES} from '../../src/services/vmm/vmm-environment.js';
 import {SIM_PATH, silentLogger, useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
 import type {VmDeath, VmEvent} from '../../src/types.js';
@@ -43,6 +43,7 @@ describe('VM lifecycle', () => {
 
 	test('by default the VMM gets the variables defaultVmmEnvironment names, and not the rest', async () => {
 		process.env['VMWARDEN_TEST_HOST_SECRET'] = 'not for the VMM';
+		const timeZone = process.env['TZ'];
 		process.env['TZ'] = 'UTC';
 		try {
 			const machine = vm({kernel: guest('hang')});
@@ -56,7 +57,32 @@ describe('VM lifecycle', () => {
 			await machine.died;
 		} finally {
 			delete process.env['VMWARDEN_TEST_HOST_SECRET'];
-			delete process.env['TZ'];
+			if (timeZone === undefined) {
+				delete process.env['TZ'];
+			} else {
+				process.env['TZ'] = timeZone;
+			}
+		}
+	});
+
+	test('a VMM named without a path is found on the host PATH, and so are its stop and suspend commands, whatever PATH its environment has', async () => {
+		// The simulator under a bare name, in a directory only the host's PATH has.
+		const bin = path.join(context.scripts, 'bin');
+		const {mkdirSync, symlinkSync} = await import('node:fs');
+		mkdirSync(bin);
+		symlinkSync(SIM_PATH, path.join(bin, 'vmw-crosvm-on-path'));
+		const hostPath = process.env['PATH'];
+		process.env['PATH'] = `${bin}:${hostPath}`;
+		try {
+			// The simulator's `env node` needs node on the VMM's PATH; the bare name is not there.
+			const machine = vm({kernel: guest('payload started', 'hang')}, {crosvmPath: 'vmw-crosvm-on-path', vmmEnvironment: {PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin`}});
+			await machine.start();
+			const operations = vmOperations(machine);
+			await operations.suspend();
+			await operations.resume();
+			await expect(machine.stop({timeoutMs: 20_000})).resolves.toMatchObject({reason: DeathReason.SHUTDOWN});
+		} finally {
+			process.env['PATH'] = hostPath;
 		}
 	});
 

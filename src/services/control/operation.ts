@@ -1,6 +1,7 @@
 import {VmControlUnsupportedError, type VmControlOperation} from '../../errors.js';
 import type {VmmControlContext, VmmDriver} from '../vmm/driver.js';
 import type {VmEnvironment} from '../vmm/environment.js';
+import {vmmCommandPath} from '../vmm/process.js';
 import type {BalloonStats} from './balloon.js';
 
 /** What a control request needs: the VM's environment and its running VMM's pid and directory. */
@@ -15,7 +16,7 @@ const MIB = 1024 * 1024;
 function contextOf({env, pid, tempDir}: ControlInput): VmmControlContext {
 	const {memoryMib, balloon} = env.config;
 	return {
-		vmmPath: env.vmmPath,
+		vmmPath: vmmCommandPath(env.vmmPath),
 		environment: env.vmmEnvironment,
 		tempDir,
 		pid,

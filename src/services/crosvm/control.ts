@@ -1,7 +1,7 @@
 import {stat} from 'node:fs/promises';
 import {setTimeout as delay} from 'node:timers/promises';
 import {execa, ExecaError} from 'execa';
-import type {VmmEnvironment} from '../vmm/vmm-environment.js';
+import {spawnEnvironment, type VmmEnvironment} from '../vmm/vmm-environment.js';
 import {VmControlError, type VmControlOperation} from '../../errors.js';
 import {MAX_BALLOON_STATS_BYTES, parseCrosvmBalloonStats, type BalloonStats} from '../control/balloon.js';
 import {descriptorShortage} from '../vmm/descriptor-headroom.js';
@@ -33,7 +33,7 @@ export async function runCrosvmControl(vmmPath: string, args: string[], timeoutM
 	}
 
 	try {
-		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false, cancelSignal: signal, env: environment, extendEnv: false});
+		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false, cancelSignal: signal, env: spawnEnvironment(environment), extendEnv: false});
 		return stdout;
 	} catch (error) {
 		if (error instanceof ExecaError) {

@@ -111,6 +111,19 @@ export function resolveVmmPath(vmmPath: string): string {
 	throw new VmSpawnError('VMM_NOT_FOUND', vmmPath, vmmPath.includes('/') ? `VMM ${vmmPath} does not exist` : `VMM ${vmmPath} not found on PATH`);
 }
 
+/**
+ * The binary a VMM's commands run (`crosvm stop`, `suspend`): the VMM found on the host's PATH, as
+ * the VMM itself was, not on the PATH of its environment, which may differ or be absent. A binary
+ * gone since is left as it was named: its command then fails to start, and says so.
+ */
+export function vmmCommandPath(vmmPath: string): string {
+	try {
+		return resolveVmmPath(vmmPath);
+	} catch {
+		return vmmPath;
+	}
+}
+
 // The set-user-ID and set-group-ID bits of a file's mode (stat(2)).
 const SET_USER_ID = 0o4000;
 const SET_GROUP_ID = 0o2000;

@@ -1,3 +1,4 @@
+import {vmmCommandPath} from './process.js';
 import type {VmEnvironment} from './environment.js';
 
 export interface StopRequestInput {
@@ -12,5 +13,5 @@ export interface StopRequestInput {
  * `signal` (the actor's, aborted when the machine leaves the state that asked) ends it early.
  */
 export async function requestStop({env, pid, tempDir}: StopRequestInput, signal?: AbortSignal): Promise<void> {
-	await env.driver.requestStop({vmmPath: env.vmmPath, environment: env.vmmEnvironment, tempDir, pid, controlSocket: env.controlSocket(tempDir), signal});
+	await env.driver.requestStop({vmmPath: vmmCommandPath(env.vmmPath), environment: env.vmmEnvironment, tempDir, pid, controlSocket: env.controlSocket(tempDir), signal});
 }

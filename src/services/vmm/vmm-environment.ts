@@ -1,3 +1,4 @@
+import {types} from 'node:util';
 import {InvalidConfigError} from '../../errors.js';
 
 /** The environment of a VMM process and of the VMM's commands (`crosvm stop`, `suspend`, `balloon`). */
@@ -24,6 +25,8 @@ export const VMM_ENVIRONMENT_LIMITS = {
 } as const;
 
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** `toJSON` shows an environment by its names; `__proto__` cannot be set on an object as a variable. */
+const RESERVED_NAMES: ReadonlySet<string> = new Set(['toJSON', '__proto__']);
 
 /**
  * The host's variables that `PASSED_HOST_VARIABLES` and `PASSED_HOST_PREFIXES` name, as they are
@@ -38,7 +41,25 @@ export function defaultVmmEnvironment(from: NodeJS.ProcessEnv = process.env): Vm
 		}
 	}
 
+	return sealed(environment);
+}
+
+/**
+ * Frozen, and shown by name only: a VM's environment is in the supervisor's context and a VM actor's
+ * input, which inspectors and recordings serialize, and its values may be secrets. `toJSON` is not
+ * enumerable, so a spawn, a spread and a structured clone see the variables alone.
+ */
+function sealed(environment: Record<string, string>): VmmEnvironment {
+	Object.defineProperty(environment, 'toJSON', {value: () => ({variables: Object.keys(environment)}), enumerable: false});
 	return Object.freeze(environment);
+}
+
+/**
+ * A copy for a spawn in this process: Node's spawn reads inherited properties too (`for...in`),
+ * and adds `NODE_V8_COVERAGE` to the object it is given when coverage is on.
+ */
+export function spawnEnvironment(environment: VmmEnvironment): Record<string, string> {
+	return Object.assign(Object.create(null) as Record<string, string>, environment);
 }
 
 /**
@@ -51,7 +72,8 @@ export function checkVmmEnvironment(field: string, value: unknown): VmmEnvironme
 	}
 
 	const prototype: unknown = Object.getPrototypeOf(value);
-	if (prototype !== Object.prototype && prototype !== null) {
+	// A proxy's traps would run (and could throw anything) while it is read.
+	if ((prototype !== Object.prototype && prototype !== null) || types.isProxy(value)) {
 		throw new InvalidConfigError(field, 'must be a plain object');
 	}
 
@@ -63,6 +85,10 @@ export function checkVmmEnvironment(field: string, value: unknown): VmmEnvironme
 	const environment: Record<string, string> = {};
 	let totalBytes = 0;
 	for (const name of names) {
+		if (RESERVED_NAMES.has(name)) {
+			throw new InvalidConfigError(`${field}.${name}`, 'is a name vmwarden keeps for itself (the environment shows its variables\' names only)');
+		}
+
 		if (name.length > VMM_ENVIRONMENT_LIMITS.nameBytes || !VARIABLE_NAME.test(name)) {
 			throw new InvalidConfigError(`${field}.${name.slice(0, 64)}`, `is not a variable name (letters, digits and _, not first a digit, at most ${VMM_ENVIRONMENT_LIMITS.nameBytes} bytes)`);
 		}
@@ -90,5 +116,5 @@ export function checkVmmEnvironment(field: string, value: unknown): VmmEnvironme
 		environment[name] = variable;
 	}
 
-	return Object.freeze(environment);
+	return sealed(environment);
 }

@@ -1,7 +1,9 @@
 import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
+import {execFileSync} from 'node:child_process';
 import {createServer} from 'node:net';
-import {join} from 'node:path';
+import {join, resolve} from 'node:path';
+import {pathToFileURL} from 'node:url';
 import {crosvmCommand} from '../../../src/services/crosvm/command.js';
 import {createCrosvmDriver, crosvmDriver} from '../../../src/services/crosvm/driver.js';
 import {DeathReason} from '../../../src/services/death/reason.js';
@@ -87,6 +89,29 @@ describe('the environment of crosvm\'s commands', () => {
 			server.close();
 		}
 	});
+});
+
+describe('crosvm control commands under coverage', () => {
+	test('suspend runs in a host that collects coverage: Node adds NODE_V8_COVERAGE to the environment a spawn is given', () => {
+		const vmm = fakeVmm('coverage-crosvm', `tr '\\0' '\\n' < "/proc/$$/environ" > "${join(dir, 'coverage-crosvm')}.env"`);
+		// Node's child_process reads the real process environment, which a test's process.env is not:
+		// the host runs in a process of its own, started with coverage on. Outside the package, so
+		// every import is by URL.
+		const host = join(dir, 'coverage-host.mts');
+		writeFileSync(host, `
+import {createServer} from 'node:net';
+import {crosvmDriver} from ${JSON.stringify(pathToFileURL(resolve('src/services/crosvm/driver.ts')).href)};
+import {checkVmmEnvironment} from ${JSON.stringify(pathToFileURL(resolve('src/services/vmm/vmm-environment.ts')).href)};
+const [vmm, socket] = process.argv.slice(2);
+const server = createServer();
+await new Promise(done => server.listen(socket, done));
+await crosvmDriver.suspend({vmmPath: vmm, environment: checkVmmEnvironment('vmmEnvironment', {PATH: '/usr/bin:/bin'}), tempDir: '/nonexistent', pid: 1, controlSocket: socket});
+server.close();
+`);
+		const coverage = join(dir, 'coverage');
+		execFileSync(process.execPath, ['--import', 'tsx', host, vmm, join(dir, 'coverage.sock')], {env: {...process.env, NODE_V8_COVERAGE: coverage}, stdio: ['ignore', 'inherit', 'inherit']});
+		expect(readFileSync(`${vmm}.env`, 'utf8').split('\n').filter(Boolean).sort()).toEqual([`NODE_V8_COVERAGE=${coverage}`, 'PATH=/usr/bin:/bin']);
+	}, 30_000);
 });
 
 describe('requestStop', () => {

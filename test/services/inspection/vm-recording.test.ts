@@ -1,4 +1,4 @@
-import {mkdtempSync, rmSync} from 'node:fs';
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {describe, expect, test} from '@jest/globals';
@@ -75,5 +75,26 @@ describe('recording vmwarden on crosvm-sim', () => {
 		const summary = await replayInspection(file, {next: event => replayed.push(summarize(event))});
 		expect(summary.events).toBe(records.length);
 		expect(replayed.map(event => [event.type, event.sessionId, event.value])).toEqual(records.map(record => [record.type, record.sessionId, record.snapshot?.value]));
+	});
+
+	test('a recording names the VMM environment\'s variables but never holds their values', async () => {
+		const file = path.join(context.scripts, 'environment.jsonl');
+		const recorder = createInspectionRecorder({file});
+		let environ = '';
+		const supervisor = createSupervisor({crosvmPath: SIM_PATH, tempRoot: context.tempRoot, cidRange: {first: 4010, last: 4019}, logger: silentLogger(), inspect: recorder, vmmEnvironment: {PATH: process.env['PATH']!, CROSVM_API_TOKEN: 'hunter2-secret-value'}});
+		try {
+			const machine = await supervisor.createVm({kernel: guest('hang')});
+			await machine.start();
+			environ = readFileSync(`/proc/${machine.pid}/environ`, 'utf8');
+			await supervisor.shutdown();
+		} finally {
+			recorder.close();
+		}
+
+		// The supervisor's vmmEnvironment is its VMs' whole environment.
+		expect(environ.split('\0').filter(Boolean).sort()).toEqual(['CROSVM_API_TOKEN=hunter2-secret-value', `PATH=${process.env['PATH']}`]);
+		const text = readFileSync(file, 'utf8');
+		expect(text).toContain('CROSVM_API_TOKEN');
+		expect(text).not.toContain('hunter2-secret-value');
 	});
 });

@@ -1,6 +1,6 @@
 import {describe, expect, test} from '@jest/globals';
 import {InvalidConfigError} from '../../../src/errors.js';
-import {checkVmmEnvironment, defaultVmmEnvironment, PASSED_HOST_PREFIXES, PASSED_HOST_VARIABLES, VMM_ENVIRONMENT_LIMITS} from '../../../src/services/vmm/vmm-environment.js';
+import {checkVmmEnvironment, defaultVmmEnvironment, PASSED_HOST_PREFIXES, PASSED_HOST_VARIABLES, spawnEnvironment, VMM_ENVIRONMENT_LIMITS} from '../../../src/services/vmm/vmm-environment.js';
 
 function refusal(value: unknown): {field: string; reason: string} {
 	try {
@@ -119,5 +119,53 @@ describe('checkVmmEnvironment', () => {
 
 	test('a huge value is refused as too big, before its bytes are searched', () => {
 		expect(refusal({A: `${'x'.repeat(64 * 1024 * 1024)}\0`})).toEqual({field: 'vmmEnvironment', reason: `is more than ${VMM_ENVIRONMENT_LIMITS.totalBytes} bytes`});
+	});
+
+	test('refuses a proxy before any of its traps runs', () => {
+		let trapped = 0;
+		const proxy = new Proxy({PATH: '/bin'}, {
+			ownKeys(target) {
+				trapped++;
+				return Reflect.ownKeys(target);
+			},
+		});
+		expect(refusal(proxy)).toEqual({field: 'vmmEnvironment', reason: 'must be a plain object'});
+		expect(trapped).toBe(0);
+	});
+
+	test.each(['toJSON', '__proto__'])('refuses the name %s, which it keeps for itself', name => {
+		const value = JSON.parse(`{"${name}": "x", "PATH": "/bin"}`) as unknown;
+		expect(refusal(value).field).toBe(`vmmEnvironment.${name}`);
+		expect(refusal(value).reason).toMatch(/^is a name vmwarden keeps for itself/);
+	});
+});
+
+describe('what an environment shows of itself', () => {
+	test('serialized, it names its variables and holds none of their values', () => {
+		const checked = checkVmmEnvironment('vmmEnvironment', {PATH: '/bin', API_TOKEN: 'hunter2'});
+		expect(JSON.stringify(checked)).toBe('{"variables":["PATH","API_TOKEN"]}');
+		expect(JSON.stringify({input: defaultVmmEnvironment({PATH: '/usr/bin', CROSVM_TOKEN: 'hunter2'})})).toBe('{"input":{"variables":["PATH","CROSVM_TOKEN"]}}');
+	});
+
+	test('a spread, a structured clone and a spawn see the variables alone', () => {
+		const checked = checkVmmEnvironment('vmmEnvironment', {PATH: '/bin', A: 'b'});
+		expect(Object.keys({...checked})).toEqual(['PATH', 'A']);
+		expect(structuredClone(checked)).toEqual({PATH: '/bin', A: 'b'});
+		const forSpawn = spawnEnvironment(checked);
+		const names: string[] = [];
+		// Node's spawn collects the names with for...in, inherited ones included.
+		for (const name in forSpawn) {
+			names.push(name);
+		}
+
+		expect(names).toEqual(['PATH', 'A']);
+	});
+
+	test('a spawn gets a copy it may add to (Node adds NODE_V8_COVERAGE under coverage), without inherited properties', () => {
+		const checked = checkVmmEnvironment('vmmEnvironment', {PATH: '/bin'});
+		const forSpawn = spawnEnvironment(checked);
+		forSpawn['NODE_V8_COVERAGE'] = '/tmp/coverage';
+		expect(checked).toEqual({PATH: '/bin'});
+		expect(Object.getPrototypeOf(forSpawn)).toBeNull();
 	});
 });
