@@ -28,6 +28,11 @@ describe('defaultVmmEnvironment', () => {
 		expect(Object.isFrozen(environment)).toBe(true);
 	});
 
+	test('a variable the host lists without a value is left out, not passed as "undefined"', () => {
+		expect(defaultVmmEnvironment({PATH: undefined, HOME: '/home/a'})).toEqual({HOME: '/home/a'});
+		expect(Object.keys(defaultVmmEnvironment({PATH: undefined}))).toEqual([]);
+	});
+
 	test('reads this process environment by default', () => {
 		expect(defaultVmmEnvironment()['PATH']).toBe(process.env['PATH']);
 	});
