@@ -46,6 +46,8 @@ interface LoopDelay {
 	busy: Spread;
 	/** The same for the part of each delay the main thread was ready to run but waited for a CPU. */
 	wait: Spread;
+	/** When the longest delay began, in milliseconds from the start of its phase. */
+	worstAtMs: number;
 }
 
 /**
@@ -116,9 +118,13 @@ class LagProbe {
 	#timer: NodeJS.Timeout | undefined;
 	#last = 0;
 	#lastClock = {runMs: 0, waitMs: 0};
+	#startedAt = 0;
+	#worst = {lagMs: -1, atMs: 0};
 
 	start(): void {
 		this.#last = performance.now();
+		this.#startedAt = this.#last;
+		this.#worst = {lagMs: -1, atMs: 0};
 		this.#lastClock = this.#clock.read();
 		const tick = () => {
 			this.#record();
@@ -134,7 +140,7 @@ class LagProbe {
 		// A block still running when the phase ended counts up to now.
 		this.#record();
 		const meanMs = this.#lags.reduce((sum, lag) => sum + lag, 0) / this.#lags.length;
-		return {meanMs, delay: spreadOf(this.#lags), busy: spreadOf(this.#busy), wait: spreadOf(this.#waits)};
+		return {meanMs, delay: spreadOf(this.#lags), busy: spreadOf(this.#busy), wait: spreadOf(this.#waits), worstAtMs: this.#worst.atMs};
 	}
 
 	#record(): void {
@@ -142,12 +148,24 @@ class LagProbe {
 		const clock = this.#clock.read();
 		const lag = Math.max(0, now - this.#last - 1);
 		this.#lags.push(lag);
+		if (lag > this.#worst.lagMs) {
+			this.#worst = {lagMs: lag, atMs: this.#last - this.#startedAt};
+		}
+
 		// The timer's own millisecond is not a delay: neither part counts it.
 		this.#busy.push(Math.min(lag, Math.max(0, clock.runMs - this.#lastClock.runMs - 1)));
 		this.#waits.push(Math.min(lag, Math.max(0, clock.waitMs - this.#lastClock.waitMs)));
 		this.#last = now;
 		this.#lastClock = clock;
 	}
+}
+
+/** Which phase of which round held the longest delay, and how far into the phase it began. */
+function whereWorst(sides: Phases[]): string {
+	const phases = sides.flatMap((side, round) => (['start', 'hold', 'stop'] as const).map(name => ({round, name, delay: side[`${name}Delay`]})));
+	const worst = phases.reduce((found, phase) => (phase.delay.delay.maxMs > found.delay.delay.maxMs ? phase : found));
+	const verb = {start: 'starting', hold: 'holding', stop: 'stopping'}[worst.name];
+	return `round ${worst.round + 1}, while ${verb}, ${(worst.delay.worstAtMs / 1000).toFixed(1)} s into it`;
 }
 
 interface Phases {
@@ -233,6 +251,7 @@ async function measure(makeFleet: () => Fleet, tempRoot: string): Promise<Phases
 			delay: worstOf([startDelay.delay, holdDelay.delay, stopDelay.delay]),
 			busy: worstOf([startDelay.busy, holdDelay.busy, stopDelay.busy]),
 			wait: worstOf([startDelay.wait, holdDelay.wait, stopDelay.wait]),
+			worstAtMs: Number.NaN,
 		},
 		startDelay,
 		holdDelay,
@@ -341,7 +360,7 @@ async function main(): Promise<void> {
 		spreadRows('  while stopping: ', '', rounds, phases => phases.stopDelay.delay);
 		row('left behind', rounds, phases => phases.leftBehind, '', 0);
 		const worst = Math.max(...rounds.map(round => round.supervised.loopDelay.delay.maxMs));
-		console.log(`\nsupervised event-loop delay, worst of all rounds: ${worst.toFixed(2)} ms; left behind in any round: bare ${Math.max(...rounds.map(round => round.bare.leftBehind))}, supervised ${Math.max(...rounds.map(round => round.supervised.leftBehind))}`);
+		console.log(`\nsupervised event-loop delay, worst of all rounds: ${worst.toFixed(2)} ms (${whereWorst(rounds.map(round => round.supervised))}); left behind in any round: bare ${Math.max(...rounds.map(round => round.bare.leftBehind))}, supervised ${Math.max(...rounds.map(round => round.supervised.leftBehind))}`);
 		console.log(`\nbare: execa spawns of the stand-in with a control socket (running once spawned), then \`stop SOCKET\` for each. supervised: createVm for each (ten per turn), start() for all in one tick (running once spawned), then shutdown(), which stops each VM through its control socket and waits for its death and cleanup. Each figure is the median over the rounds; a ratio is the median of the rounds' ratios (their range in brackets). "of it on a CPU": the part of each delay the main thread was running (this process's code and the garbage collector's work on that thread); "waiting for one": the part it was ready to run but the scheduler ran other threads and processes. Memory and descriptors: growth of this process while holding the fleet (GC noise can make a small figure negative). *: the worst of the three phases.`);
 	} finally {
 		rmSync(work, {recursive: true, force: true});
