@@ -221,7 +221,7 @@ const EXECUTIONS: readonly VmExecution[] = ['running', 'suspending', 'suspended'
  */
 function controlTarget(snapshot: VmSnapshot, operation: VmControlOperation): ControlInput {
 	const {context} = snapshot;
-	if (snapshot.status !== 'active' || !snapshot.matches({Running: {process: 'running'}}) || context.pid === undefined || context.tempDir === undefined) {
+	if (snapshot.status !== 'active' || !snapshot.matches({Running: {process: 'running'}}) || context.pid === undefined || context.tempDir === undefined || context.vmmFile === undefined) {
 		throw new VmStateError(`VM is ${stateOf(snapshot)}: ${operation} needs a running VMM`);
 	}
 
@@ -229,7 +229,7 @@ function controlTarget(snapshot: VmSnapshot, operation: VmControlOperation): Con
 		throw new VmStateError('balloonStats needs a running guest: the VM is suspended');
 	}
 
-	return {env: context.env, pid: context.pid, tempDir: context.tempDir};
+	return {env: context.env, pid: context.pid, tempDir: context.tempDir, vmmFile: context.vmmFile};
 }
 
 /** What a callback or subscriber of a VM's handle throws: logged through the VM's logger. */

@@ -85,6 +85,8 @@ export interface VmContext {
 	 */
 	pid: number | undefined;
 	tempDir: string | undefined;
+	/** The VMM's binary as it was found and spawned: what its stop and control commands run. */
+	vmmFile: string | undefined;
 	payloadState: PayloadState;
 	/** Whether the boot hang-up watch fired. */
 	hungUp: boolean;
@@ -171,12 +173,12 @@ function startErrorOf({context, event}: {context: VmContext; event: {error: unkn
 }
 
 /** The spawned VMM's pid and directory: recorded on the way into Running, so present wherever Running reads them. */
-function launchedVmm({pid, tempDir}: VmContext): {pid: number; tempDir: string} {
-	if (pid === undefined || tempDir === undefined) {
+function launchedVmm({pid, tempDir, vmmFile}: VmContext): {pid: number; tempDir: string; vmmFile: string} {
+	if (pid === undefined || tempDir === undefined || vmmFile === undefined) {
 		throw new VmStateError('the VM has no VMM: it was never launched');
 	}
 
-	return {pid, tempDir};
+	return {pid, tempDir, vmmFile};
 }
 
 /** A failed suspend or resume request: recorded for the caller who asked, and logged. */
@@ -247,7 +249,7 @@ export const vmMachine = setup({
 			const {uid, sid, debugPid} = context.env.requester;
 			context.env.logger.debug(`Starting for uid ${uid}, sid '${sid}', debug pid ${debugPid}`);
 		},
-		recordLaunch: assign((_, {vmm, tempDir}: Launched) => ({pid: vmm.pid, tempDir})),
+		recordLaunch: assign((_, {vmm, tempDir}: Launched) => ({pid: vmm.pid, tempDir, vmmFile: vmm.file})),
 		emitStarted: emit(({context}, {vmm, tempDir}: Launched) => ({type: 'started' as const, cid: context.cid, initiator: context.starter, pid: vmm.pid, tempDir})),
 		recordStartError: assign((_, error: VmwardenError) => ({startError: error})),
 		logFailure({context}, error: VmwardenError) {
@@ -392,6 +394,7 @@ export const vmMachine = setup({
 		starter: 'caller',
 		pid: undefined,
 		tempDir: undefined,
+		vmmFile: undefined,
 		payloadState: 'Starting',
 		hungUp: false,
 		stopRequest: undefined,

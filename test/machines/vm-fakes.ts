@@ -21,6 +21,7 @@ import {defaultVmmEnvironment} from '../../src/services/vmm/vmm-environment.js';
 /** A VMM that exists only in memory: it exits when the test says, or at once when killed. */
 export class FakeVmm implements RunningVmm {
 	readonly pid: number;
+	readonly file = '/fake/crosvm';
 	readonly payloadStream = undefined;
 	readonly terminated: Promise<VmmTermination>;
 	/** What the guest wrote to its failure channel. */

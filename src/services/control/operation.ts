@@ -1,7 +1,6 @@
 import {VmControlUnsupportedError, type VmControlOperation} from '../../errors.js';
 import type {VmmControlContext, VmmDriver} from '../vmm/driver.js';
 import type {VmEnvironment} from '../vmm/environment.js';
-import {vmmCommandPath} from '../vmm/process.js';
 import type {BalloonStats} from './balloon.js';
 
 /** What a control request needs: the VM's environment and its running VMM's pid and directory. */
@@ -9,14 +8,16 @@ export interface ControlInput {
 	env: VmEnvironment;
 	pid: number;
 	tempDir: string;
+	/** The VMM's binary as it was spawned. */
+	vmmFile: string;
 }
 
 const MIB = 1024 * 1024;
 
-function contextOf({env, pid, tempDir}: ControlInput): VmmControlContext {
+function contextOf({env, pid, tempDir, vmmFile}: ControlInput): VmmControlContext {
 	const {memoryMib, balloon} = env.config;
 	return {
-		vmmPath: vmmCommandPath(env.vmmPath),
+		vmmPath: vmmFile,
 		environment: env.vmmEnvironment,
 		tempDir,
 		pid,

@@ -54,7 +54,7 @@ export interface VmmExitContext {
 }
 
 export interface VmmStopContext {
-	/** The VMM's binary, found on the host's PATH as the VMM was (a path, unless it is gone since). */
+	/** The VMM's binary as it was found (on the host's PATH, for a bare name) and spawned. */
 	vmmPath: string;
 	/** The environment of whatever the driver runs for it (`crosvm stop`): the VM's `vmmEnvironment`. */
 	environment: VmmEnvironment;

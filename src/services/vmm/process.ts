@@ -111,19 +111,6 @@ export function resolveVmmPath(vmmPath: string): string {
 	throw new VmSpawnError('VMM_NOT_FOUND', vmmPath, vmmPath.includes('/') ? `VMM ${vmmPath} does not exist` : `VMM ${vmmPath} not found on PATH`);
 }
 
-/**
- * The binary a VMM's commands run (`crosvm stop`, `suspend`): the VMM found on the host's PATH, as
- * the VMM itself was, not on the PATH of its environment, which may differ or be absent. A binary
- * gone since is left as it was named: its command then fails to start, and says so.
- */
-export function vmmCommandPath(vmmPath: string): string {
-	try {
-		return resolveVmmPath(vmmPath);
-	} catch {
-		return vmmPath;
-	}
-}
-
 // The set-user-ID and set-group-ID bits of a file's mode (stat(2)).
 const SET_USER_ID = 0o4000;
 const SET_GROUP_ID = 0o2000;
@@ -169,6 +156,8 @@ export function parentDeathCommand(file: string, args: string[], logger: winston
  */
 export class VmmProcess {
 	readonly pid: number;
+	/** The VMM's binary as it was found and spawned (`vmmPath` resolved): what its commands run too. */
+	readonly file: string;
 	/** Settles once the VMM exited (never rejects). */
 	readonly terminated: Promise<VmmTermination>;
 	/** The payload channel, when the VM has one. */
@@ -182,8 +171,9 @@ export class VmmProcess {
 	#termination: VmmTermination | undefined;
 	#disposed = false;
 
-	constructor(child: SpawnedChild, ownDir: string | undefined, options: SpawnVmmOptions) {
+	constructor(child: SpawnedChild, file: string, ownDir: string | undefined, options: SpawnVmmOptions) {
 		this.#child = child;
+		this.file = file;
 		this.#ownDir = ownDir;
 		this.#removesDir = options.removeOutputDir === true;
 		this.pid = child.pid;
@@ -299,12 +289,13 @@ function spawnError(vmmPath: string, error: unknown): VmSpawnError {
 export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 	let ownDir: string | undefined;
 	let child: SpawnedChild;
+	let file: string;
 	try {
 		if (options.turnTaken !== true) {
 			await spawnTurn();
 		}
 
-		const file = resolveVmmPath(options.vmmPath);
+		file = resolveVmmPath(options.vmmPath);
 		const command = parentDeathCommand(file, options.args, options.logger, options.setprivPath);
 		const directory = options.newOutputDir?.path ?? options.outputDir ?? (ownDir = await mkdtemp(path.join(os.tmpdir(), 'vmwarden-vmm-')));
 		const stderr = {fd: 2, path: path.join(directory, 'vmm.stderr')};
@@ -334,7 +325,7 @@ export async function spawnVmm(options: SpawnVmmOptions): Promise<VmmProcess> {
 	// waits for its turn.
 	await spawnTurn();
 
-	const vmm = new VmmProcess(child, ownDir, options);
+	const vmm = new VmmProcess(child, file, ownDir, options);
 	options.logger.debug(`Spawned VMM(${vmm.pid})`);
 	return vmm;
 }

@@ -8,7 +8,7 @@ import {spawnTurn} from './spawn/pace.js';
 import {removeTempDir} from './temp-dir.js';
 
 /** What a VM needs of its running VMM: a `VmmProcess` (tests give a fake). */
-export type RunningVmm = Pick<VmmProcess, 'pid' | 'payloadStream' | 'terminated' | 'hasExited' | 'stderrTail' | 'settled' | 'kill' | 'dispose'>;
+export type RunningVmm = Pick<VmmProcess, 'pid' | 'file' | 'payloadStream' | 'terminated' | 'hasExited' | 'stderrTail' | 'settled' | 'kill' | 'dispose'>;
 
 /** Everything the death is decided from, once the VMM is gone and its channels are finished. */
 export interface VmmDone {
