@@ -1,7 +1,7 @@
 /**
  * VM actor latency against a bare execa spawn of the same binary (the light stand-in, or
  * VMWARDEN_BENCH_VMM), measured in the same run, interleaved so both see the same load.
- * Run: `npm run bench:vm` (ITERATIONS=40 by default). Not a test: it prints a table.
+ * Run: `npm run bench:vm` (builds the package first; ITERATIONS=40 by default). Not a test: it prints a table.
  *
  * - start -> running: `vm.start()` until it resolves, against `execa()` until its 'spawn' event.
  * - exit -> death callback: from the VMM's last instant (the stand-in prints CLOCK_MONOTONIC to
@@ -14,8 +14,8 @@ import path from 'node:path';
 import {performance} from 'node:perf_hooks';
 import {execa} from 'execa';
 import winston from 'winston';
-import {createVm} from '../src/vm.js';
-import {defaultVmmEnvironment} from '../src/services/vmm/vmm-environment.js';
+// The compiled package, as a host runs it (see bench/fleet.ts).
+import {createVm, defaultVmmEnvironment} from '../dist/index.js';
 import {benchRoot, standInPath} from './stand-in.js';
 
 const iterations = Number(process.env['ITERATIONS'] ?? 40);
