@@ -17,7 +17,7 @@ import {runInNewContext} from 'node:vm';
 import {execa, type ResultPromise} from 'execa';
 import winston from 'winston';
 // The compiled package, as a host runs it: under tsx every named closure of the library would carry
-// an extra `name` property (esbuild's keepNames), about 2.4 KiB and nine objects more per VM.
+// an extra `name` property (esbuild's keepNames), about 2.3 KiB and nine objects more per VM.
 import {createSupervisor, type Vm} from '../dist/index.js';
 import {benchRoot, standInPath} from './stand-in.js';
 

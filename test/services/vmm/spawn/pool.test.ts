@@ -1,6 +1,7 @@
 /**
  * The spawner pool spreads a big fleet's children over several spawner processes (libuv reaps a
- * process's children one waitpid each per SIGCHLD), and keeps a small one in a single process.
+ * process's children one waitpid each per SIGCHLD), and keeps a small one in a single process. A
+ * burst of commands next to a big fleet goes to a spawner process with no VMM among its children.
  */
 import {isProcessRunning, processIdentity, readProcessStat, type ProcessIdentity} from '../../../../src/services/state-dir/process-identity.js';
 import {SpawnerPool, type SpawnedChild} from '../../../../src/services/vmm/spawn/spawner.js';
@@ -44,6 +45,50 @@ describe('SpawnerPool', () => {
 
 		await pool.closeIdle();
 		expect(spawners.length).toBe(2);
+		expect(spawners.filter(spawner => isProcessRunning(spawner))).toEqual([]);
+	});
+
+	test('a burst of commands next to a large fleet runs in a spawner of its own; a lone command and a small fleet\'s do not', async () => {
+		// Prints the pid of the spawner process that ran it, then stays a moment: the burst overlaps.
+		const parentPid = async (pool: SpawnerPool) => {
+			const result = await pool.run('sh', ['-c', 'echo "$PPID" >&2; sleep 0.3'], defaultVmmEnvironment(), 5000, 100);
+			expect(result.code).toBe(0);
+			return Number(result.stderr.trim());
+		};
+
+		const pool = new SpawnerPool(10, {children: 2, burst: 3});
+		const small = new SpawnerPool(10, {children: 3, burst: 3});
+		const children: SpawnedChild[] = [];
+		let spawners: ProcessIdentity[] = [];
+		try {
+			for (const each of [pool, pool, small, small]) {
+				children.push(await each.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []));
+			}
+
+			const [fleet, smallFleet] = [parentOf(children[0]!.pid), parentOf(children[2]!.pid)];
+			expect(await parentPid(pool)).toBe(fleet);
+			const burst = await Promise.all([parentPid(pool), parentPid(pool), parentPid(pool), parentPid(pool)]);
+			// Before it ends, idle, a moment after its last command.
+			const commandsSpawner = processIdentity(burst[2]);
+			// The first two run in the fleet's spawner; from the third on, three commands run at once.
+			expect(burst.slice(0, 2)).toEqual([fleet, fleet]);
+			expect(burst[2]).not.toBe(fleet);
+			expect(burst[3]).toBe(burst[2]);
+			expect(parentOf(burst[2])).toBe(process.pid);
+			expect(pool.size).toBe(1);
+			// Two children, fewer than its threshold: the whole burst stays with them.
+			expect(await Promise.all([parentPid(small), parentPid(small), parentPid(small)])).toEqual([smallFleet, smallFleet, smallFleet]);
+			spawners = [processIdentity(fleet)!, processIdentity(smallFleet)!, commandsSpawner!];
+		} finally {
+			for (const child of children) {
+				child.kill('SIGKILL');
+			}
+
+			await Promise.all(children.map(async child => child.exited));
+		}
+
+		await Promise.all([pool.closeIdle(), small.closeIdle()]);
+		expect(spawners.length).toBe(3);
 		expect(spawners.filter(spawner => isProcessRunning(spawner))).toEqual([]);
 	});
 
