@@ -29,18 +29,19 @@ export const SPAWNER_START_TIMEOUT_MS = 10_000;
 export const SPAWNER_CHILDREN = 5000;
 
 /**
- * Short commands (`crosvm stop`, `suspend`, `balloon`) get a spawner process of their own, with no
- * VMM among its children, once every spawner holds at least this many children and at least
- * `SPAWNER_COMMAND_BURST` commands are running: each command's exit costs its spawner a walk over
+ * Short commands (a fleet's `crosvm stop`s) go to a spawner process of their own, with no VMM among
+ * its children, when the least loaded spawner holds at least this many children and
+ * `SPAWNER_COMMAND_BURST` commands already run: each command's exit costs its spawner a walk over
  * all its children (see SPAWNER_CHILDREN), and a fleet's stop runs one command per VM. At 10,000
- * VMs that took the stop's CPU on the whole machine from about 49 to 34 s (docs/performance.md).
- * A lone command, or any command of a small fleet, still goes to the least loaded spawner: starting
- * a process for it would cost more than the walk.
+ * VMs that took the stop's CPU on the whole machine from about 49 to 33-37 CPU-seconds
+ * (docs/performance.md). A lone command, a few, or those of a smaller fleet still go to the least
+ * loaded spawner: a walk over 1,000 children costs about 0.6 ms an exit, and starting a process
+ * some 50 ms of CPU.
  */
 export const SPAWNER_COMMAND_CHILDREN = 1000;
 
-/** How many commands must be running at once before they go to a spawner of their own (see above). */
-export const SPAWNER_COMMAND_BURST = 8;
+/** How many commands must already run before the next goes to a spawner of its own (see above). */
+export const SPAWNER_COMMAND_BURST = 64;
 
 /**
  * The autogroup nice value of a spawner process's session: under contention for a CPU the host's
@@ -184,6 +185,8 @@ class Spawner {
 	readonly #requests = new Map<number, PendingRequest>();
 	readonly #children = new Map<number, LiveChild>();
 	#idleTimer: NodeJS.Timeout | undefined;
+	/** The exit of the process it let go, until that process is gone. */
+	#exiting: Promise<void> | undefined;
 
 	/** The children it holds (started, or being started). */
 	get children(): number {
@@ -303,25 +306,38 @@ class Spawner {
 		});
 	}
 
-	/** Ends the spawner now if it is idle, and resolves once it is gone (tests' leak baselines). */
+	/**
+	 * Ends the spawner now if it is idle, and resolves once it is gone, as is one it let go when idle
+	 * a moment before (tests' leak baselines).
+	 */
 	async closeIdle(): Promise<void> {
 		const child = this.#process;
-		if (child === undefined || this.#requests.size > 0 || this.#children.size > 0) {
-			return;
+		if (child !== undefined && this.#requests.size === 0 && this.#children.size === 0) {
+			clearTimeout(this.#idleTimer);
+			this.#idleTimer = undefined;
+			this.#end(child);
 		}
 
-		clearTimeout(this.#idleTimer);
-		this.#idleTimer = undefined;
-		const exited = new Promise(resolve => {
-			child.once('exit', resolve);
-		});
-		this.#end(child);
-		await exited;
+		await this.#exiting;
 	}
 
 	/** Lets an idle spawner go: it exits once its channel closes. */
 	#end(child: ChildProcess): void {
 		this.#process = undefined;
+		if (child.exitCode === null && child.signalCode === null) {
+			const exiting = new Promise<void>(resolve => {
+				child.once('exit', () => {
+					resolve();
+				});
+			});
+			this.#exiting = exiting;
+			void exiting.then(() => {
+				if (this.#exiting === exiting) {
+					this.#exiting = undefined;
+				}
+			});
+		}
+
 		child.disconnect();
 	}
 
@@ -567,11 +583,11 @@ export class SpawnerPool {
 		return spawner;
 	}
 
-	/** A burst of commands next to a large fleet: the commands' own spawner; else the least loaded. */
+	/** The least loaded spawner; for a burst of commands next to a large fleet, the commands' own. */
 	#forCommand(): Spawner {
-		const {children, burst} = this.commandsApart;
-		if (this.#commandsRunning + 1 < burst || this.#spawners.some(spawner => spawner.children < children)) {
-			return this.#leastLoaded();
+		const least = this.#leastLoaded();
+		if (this.#commandsRunning < this.commandsApart.burst || least.children < this.commandsApart.children) {
+			return least;
 		}
 
 		this.#commands ??= new Spawner();

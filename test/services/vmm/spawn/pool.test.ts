@@ -56,8 +56,8 @@ describe('SpawnerPool', () => {
 			return Number(result.stderr.trim());
 		};
 
-		const pool = new SpawnerPool(10, {children: 2, burst: 3});
-		const small = new SpawnerPool(10, {children: 3, burst: 3});
+		const pool = new SpawnerPool(10, {children: 2, burst: 2});
+		const small = new SpawnerPool(10, {children: 3, burst: 2});
 		const children: SpawnedChild[] = [];
 		let spawners: ProcessIdentity[] = [];
 		try {
@@ -70,12 +70,15 @@ describe('SpawnerPool', () => {
 			const burst = await Promise.all([parentPid(pool), parentPid(pool), parentPid(pool), parentPid(pool)]);
 			// Before it ends, idle, a moment after its last command.
 			const commandsSpawner = processIdentity(burst[2]);
-			// The first two run in the fleet's spawner; from the third on, three commands run at once.
+			// The first two run in the fleet's spawner; from the third on, two commands already run.
 			expect(burst.slice(0, 2)).toEqual([fleet, fleet]);
 			expect(burst[2]).not.toBe(fleet);
 			expect(burst[3]).toBe(burst[2]);
 			expect(parentOf(burst[2])).toBe(process.pid);
 			expect(pool.size).toBe(1);
+			// Closing the idle spawners includes the commands' own, and waits until it is gone.
+			await pool.closeIdle();
+			expect(isProcessRunning(commandsSpawner!)).toBe(false);
 			// Two children, fewer than its threshold: the whole burst stays with them.
 			expect(await Promise.all([parentPid(small), parentPid(small), parentPid(small)])).toEqual([smallFleet, smallFleet, smallFleet]);
 			spawners = [processIdentity(fleet)!, processIdentity(smallFleet)!, commandsSpawner!];
