@@ -1,10 +1,9 @@
 import {stat} from 'node:fs/promises';
 import {setTimeout as delay} from 'node:timers/promises';
-import {execa, ExecaError} from 'execa';
-import {spawnEnvironment, type VmmEnvironment} from '../vmm/vmm-environment.js';
+import type {VmmEnvironment} from '../vmm/vmm-environment.js';
+import {runCommand, type CommandResult} from '../vmm/spawn/command.js';
 import {VmControlError, type VmControlOperation} from '../../errors.js';
 import {MAX_BALLOON_STATS_BYTES, parseCrosvmBalloonStats, type BalloonStats} from '../control/balloon.js';
-import {descriptorShortage} from '../vmm/descriptor-headroom.js';
 import type {VmmControlContext} from '../vmm/driver.js';
 
 /** How a crosvm control command failed, for the caller's own error type. */
@@ -19,31 +18,31 @@ export interface ControlFailure {
 const MAX_STDERR_CHARS = 1024;
 
 /**
- * Runs `crosvm SUBCOMMAND ... SOCKET` (argv, no shell) and resolves with its stdout, at most
- * `maxBuffer` bytes. A command that fails, is killed after `timeoutMs` (a wedged VMM never answers)
- * or prints more is handed to `fail`, whose error is thrown. `signal` ends the command early (SIGTERM,
- * then SIGKILL): once nobody waits for its answer it must not outlive the VM it talks to. Its
- * environment is `environment` alone, the VM's `vmmEnvironment`.
+ * Runs `crosvm SUBCOMMAND ... SOCKET` (argv, no shell) from the spawner process, as `crosvm stop`
+ * is, and resolves with its stdout, at most `maxBuffer` bytes: a host asking a whole fleet for its
+ * balloon statistics at once never waits on a fork in its event loop. A command that fails, is
+ * killed after `timeoutMs` (a wedged VMM never answers) or prints more is handed to `fail`, whose
+ * error is thrown. `signal` ends the command early (SIGTERM, then SIGKILL): once nobody waits for
+ * its answer it must not outlive the VM it talks to. Its environment is `environment` alone, the
+ * VM's `vmmEnvironment`.
  */
 export async function runCrosvmControl(vmmPath: string, args: string[], timeoutMs: number, fail: (failure: ControlFailure) => Error, {environment, maxBuffer = 64 * 1024, signal}: {environment: VmmEnvironment; maxBuffer?: number; signal?: AbortSignal}): Promise<string> {
-	// stdout and stderr are pipes.
-	const shortage = descriptorShortage(2);
-	if (shortage !== undefined) {
-		throw fail({message: `${vmmPath} ${args.join(' ')} was not run: ${shortage}`, exitCode: undefined, stderr: '', cause: undefined});
-	}
-
+	const what = `${vmmPath} ${args.join(' ')}`;
+	let result: CommandResult;
 	try {
-		const {stdout} = await execa(vmmPath, args, {stdin: 'ignore', timeout: timeoutMs, forceKillAfterDelay: 1000, cleanup: false, maxBuffer, stripFinalNewline: false, cancelSignal: signal, env: spawnEnvironment(environment), extendEnv: false});
-		return stdout;
+		result = await runCommand(vmmPath, args, {environment, timeoutMs, maxStdoutBytes: maxBuffer, signal});
 	} catch (error) {
-		if (error instanceof ExecaError) {
-			const stderr = String(error.stderr ?? '').trim().slice(-MAX_STDERR_CHARS);
-			const how = error.timedOut ? `timed out after ${timeoutMs} ms` : error.isCanceled ? 'was cancelled' : error.isMaxBuffer ? `printed more than ${maxBuffer} bytes` : error.exitCode === undefined ? error.shortMessage : `exited with ${error.exitCode}`;
-			throw fail({message: `${vmmPath} ${args.join(' ')} ${how}${stderr ? `: ${stderr}` : ''}`, exitCode: error.exitCode, stderr, cause: error});
-		}
-
-		throw error;
+		// The spawner process itself was lost: whether the command ran is unknown.
+		throw fail({message: `${what} could not be run: ${error instanceof Error ? error.message : String(error)}`, exitCode: undefined, stderr: '', cause: error});
 	}
+
+	if (result.code === 0 && !result.stdoutOverflow && result.stdout !== undefined) {
+		return result.stdout;
+	}
+
+	const stderr = result.stderr.trim().slice(-MAX_STDERR_CHARS);
+	const how = result.failed ?? (result.stdoutOverflow ? `printed more than ${maxBuffer} bytes` : result.timedOut ? `timed out after ${timeoutMs} ms` : signal?.aborted === true ? 'was cancelled' : result.code === null ? `was killed by ${result.signal ?? 'a signal'}` : `exited with ${result.code}`);
+	throw fail({message: `${what} ${how}${stderr ? `: ${stderr}` : ''}`, exitCode: result.code ?? undefined, stderr, cause: undefined});
 }
 
 function socketOf(context: VmmControlContext, operation: VmControlOperation): string {

@@ -55,14 +55,6 @@ function sealed(environment: Record<string, string>): VmmEnvironment {
 }
 
 /**
- * A copy for a spawn in this process: Node's spawn reads inherited properties too (`for...in`),
- * and adds `NODE_V8_COVERAGE` to the object it is given when coverage is on.
- */
-export function spawnEnvironment(environment: VmmEnvironment): Record<string, string> {
-	return Object.assign(Object.create(null) as Record<string, string>, environment);
-}
-
-/**
  * Checks a caller's `vmmEnvironment` and returns a frozen copy (what the VMMs get, whatever the caller
  * changes later). Throws `InvalidConfigError` naming `field`, or `field.NAME`, and the reason.
  */

@@ -1,7 +1,7 @@
 import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {execFileSync} from 'node:child_process';
-import {createServer} from 'node:net';
+import {createServer, type Server} from 'node:net';
 import {join, resolve} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {crosvmCommand} from '../../../src/services/crosvm/command.js';
@@ -92,14 +92,14 @@ describe('the environment of crosvm\'s commands', () => {
 });
 
 describe('crosvm control commands under coverage', () => {
-	test('suspend runs in a host that collects coverage: Node adds NODE_V8_COVERAGE to the environment a spawn is given', () => {
+	test('suspend runs in a host that collects coverage, with the VM\'s environment and what Node adds for coverage', () => {
 		const vmm = fakeVmm('coverage-crosvm', `tr '\\0' '\\n' < "/proc/$$/environ" > "${join(dir, 'coverage-crosvm')}.env"`);
 		// Node's child_process reads the real process environment, which a test's process.env is not:
 		// the host runs in a process of its own, started with coverage on. Outside the package, so
 		// every import is by URL.
 		const host = join(dir, 'coverage-host.mts');
 		writeFileSync(host, `
-import {createServer} from 'node:net';
+import {createServer, type Server} from 'node:net';
 import {crosvmDriver} from ${JSON.stringify(pathToFileURL(resolve('src/services/crosvm/driver.ts')).href)};
 import {checkVmmEnvironment} from ${JSON.stringify(pathToFileURL(resolve('src/services/vmm/vmm-environment.ts')).href)};
 const [vmm, socket] = process.argv.slice(2);
@@ -110,8 +110,73 @@ server.close();
 `);
 		const coverage = join(dir, 'coverage');
 		execFileSync(process.execPath, ['--import', 'tsx', host, vmm, join(dir, 'coverage.sock')], {env: {...process.env, NODE_V8_COVERAGE: coverage}, stdio: ['ignore', 'inherit', 'inherit']});
+		// Node passes coverage on to what it spawns: the spawner process, and from it the command.
 		expect(readFileSync(`${vmm}.env`, 'utf8').split('\n').filter(Boolean).sort()).toEqual([`NODE_V8_COVERAGE=${coverage}`, 'PATH=/usr/bin:/bin']);
 	}, 30_000);
+});
+
+describe('control commands run from the spawner process', () => {
+	let server: Server;
+	const socket = join(dir, 'control.sock');
+	beforeAll(async () => {
+		server = createServer();
+		await new Promise<void>(done => server.listen(socket, done));
+	});
+	afterAll(() => {
+		server.close();
+	});
+
+	const statsJson = JSON.stringify({BalloonStats: {stats: {free_memory: 1048576}, balloon_actual: 4096}});
+
+	test('its stdout is the answer, and its parent is a spawner process, not the host', async () => {
+		const vmm = fakeVmm('stats-ok', `echo "$PPID" > "${join(dir, 'stats-ok')}.ppid"; printf '%s' '${statsJson}'`);
+		const stats = await crosvmDriver.balloonStats!({...context(vmm, socket), memoryBytes: 1 << 30});
+		expect(stats).toEqual({actualBytes: 4096, stats: {freeMemory: 1048576}});
+		expect(readFileSync(`${vmm}.args`, 'utf8')).toBe(`balloon_stats\n${socket}\n`);
+		const parent = Number(readFileSync(`${vmm}.ppid`, 'utf8'));
+		expect(parent).not.toBe(process.pid);
+		expect(readFileSync(`/proc/${parent}/cmdline`, 'utf8').split('\0')[1]).toBe('-e');
+	});
+
+	test('a command that prints more than its bound is ended, and refused', async () => {
+		// 300 KiB of stdout, far over the statistics' bound, then it would sleep: it is ended first.
+		const vmm = fakeVmm('stats-flood', 'head -c 307200 /dev/zero | tr "\\0" x; exec sleep 30');
+		const started = Date.now();
+		await expect(crosvmDriver.balloonStats!({...context(vmm, socket), memoryBytes: 1 << 30})).rejects.toMatchObject({
+			name: 'VmControlError',
+			message: expect.stringMatching(/ balloon_stats .* printed more than \d+ bytes$/) as unknown,
+		});
+		// Ended when it overflowed, not at the control timeout (10 s).
+		expect(Date.now() - started).toBeLessThan(5000);
+	});
+
+	test('a failing command is refused with its exit code and the end of its stderr', async () => {
+		const vmm = fakeVmm('suspend-fails', 'echo "no such VM" >&2; exit 3');
+		await expect(crosvmDriver.suspend!(context(vmm, socket))).rejects.toMatchObject({
+			name: 'VmControlError',
+			exitCode: 3,
+			stderr: 'no such VM',
+			message: expect.stringContaining(`${vmm} suspend ${socket} exited with 3: no such VM`) as unknown,
+		});
+	});
+
+	test('a command that never answers is killed after the control timeout', async () => {
+		const vmm = fakeVmm('resume-hangs', 'exec sleep 30');
+		const driver = createCrosvmDriver({controlTimeoutMs: 200});
+		await expect(driver.resume!(context(vmm, socket))).rejects.toMatchObject({
+			message: expect.stringContaining(`${vmm} resume ${socket} timed out after 200 ms`) as unknown,
+		});
+	});
+
+	test('a command whose caller gave up is ended, and says so', async () => {
+		const vmm = fakeVmm('balloon-hangs', 'exec sleep 30');
+		const abort = new AbortController();
+		const setting = crosvmDriver.setBalloon!({...context(vmm, socket), memoryBytes: 1 << 30, signal: abort.signal}, 1 << 20);
+		setTimeout(() => {
+			abort.abort();
+		}, 100);
+		await expect(setting).rejects.toMatchObject({message: expect.stringContaining(`${vmm} balloon 1048576 ${socket} was cancelled`) as unknown});
+	});
 });
 
 describe('requestStop', () => {

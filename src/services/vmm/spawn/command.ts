@@ -9,6 +9,8 @@ export interface RunCommandOptions {
 	timeoutMs: number;
 	/** How much of its stderr is kept. Default 4096 bytes. */
 	maxOutputBytes?: number;
+	/** Keep its stdout, up to this many bytes: one more ends it (`stdoutOverflow`). Default: none kept. */
+	maxStdoutBytes?: number;
 	/** Ends the command early (SIGTERM, then SIGKILL) when it aborts: nobody waits for it any more. */
 	signal?: AbortSignal;
 }
@@ -20,7 +22,8 @@ export interface RunCommandOptions {
  * `SpawnFailure` only when the spawner process itself is lost.
  */
 export async function runCommand(file: string, args: string[], options: RunCommandOptions): Promise<CommandResult> {
-	const result = await spawner.run(file, args, options.environment, options.timeoutMs, options.maxOutputBytes ?? 4096, options.signal);
+	const {environment: env, timeoutMs, maxOutputBytes = 4096, maxStdoutBytes, signal} = options;
+	const result = await spawner.run(file, args, {env, timeoutMs, maxOutputBytes, maxStdoutBytes, signal});
 	// Results come in batches when a fleet stops: what each caller does next waits for its turn.
 	await spawnTurn();
 	return result;

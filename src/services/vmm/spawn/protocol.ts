@@ -48,8 +48,11 @@ export type ToSpawner =
 	 * the spawn fails), `atExit` is done once the child is gone.
 	 */
 	| {op: 'spawn'; id: number; file: string; args: string[]; stdio: StdioEntry[]; relay: number[]; outputs: OutputFile[]; env: ChildEnvironment; dir: DirectoryToMake | undefined; atExit: AtExit | undefined}
-	/** Run a short command to its end, keeping at most `maxOutputBytes` of its stderr. */
-	| {op: 'run'; id: number; file: string; args: string[]; timeoutMs: number; maxOutputBytes: number; env: ChildEnvironment}
+	/**
+	 * Run a short command to its end, keeping at most `maxOutputBytes` of its stderr and, when
+	 * `maxStdoutBytes` is set, its stdout: one byte more ends the command (SIGTERM, then SIGKILL).
+	 */
+	| {op: 'run'; id: number; file: string; args: string[]; timeoutMs: number; maxOutputBytes: number; maxStdoutBytes: number | undefined; env: ChildEnvironment}
 	| {op: 'kill'; id: number; signal: NodeJS.Signals}
 	/** End a short command early (SIGTERM, then SIGKILL a second later): its caller gave up. */
 	| {op: 'cancel'; id: number}
@@ -80,5 +83,8 @@ export type FromSpawner =
 	| {op: 'made'; id: number; path: string}
 	/** `error` says why the directory could not be removed. */
 	| {op: 'removed'; id: number; error: string | undefined}
-	/** A command ended; `failed` says why it could not even start. */
-	| {op: 'ran'; id: number; code: number | null; signal: NodeJS.Signals | null; stderr: string; timedOut: boolean; failed: string | undefined};
+	/**
+	 * A command ended; `failed` says why it could not even start. `stdout` when it was asked for
+	 * (empty once it printed more than its bound: `stdoutOverflow`).
+	 */
+	| {op: 'ran'; id: number; code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string | undefined; stdoutOverflow: boolean; timedOut: boolean; failed: string | undefined};

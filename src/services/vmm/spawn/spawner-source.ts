@@ -388,17 +388,21 @@ function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 	}
 }
 
-function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
+function runCommand({id, file, args, timeoutMs, maxOutputBytes, maxStdoutBytes, env}) {
+	const keepsStdout = maxStdoutBytes !== undefined;
 	let child;
 	try {
 		// Its own session too: a stop must not wait behind this process's lower weight.
-		child = spawn(file, args, {stdio: ['ignore', 'ignore', 'pipe'], env, detached: true});
+		child = spawn(file, args, {stdio: ['ignore', keepsStdout ? 'pipe' : 'ignore', 'pipe'], env, detached: true});
 	} catch (error) {
-		post({op: 'ran', id, code: null, signal: null, stderr: '', timedOut: false, failed: messageOf(error)});
+		post({op: 'ran', id, code: null, signal: null, stderr: '', stdout: undefined, stdoutOverflow: false, timedOut: false, failed: messageOf(error)});
 		return;
 	}
 
 	let stderr = '';
+	const stdout = [];
+	let stdoutBytes = 0;
+	let stdoutOverflow = false;
 	let timedOut = false;
 	let done = false;
 	const finish = (code, signal, failure) => {
@@ -407,7 +411,8 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 			commands.delete(id);
 			clearTimeout(timer);
 			clearTimeout(forceKill);
-			post({op: 'ran', id, code, signal, stderr, timedOut, failed: failure});
+			const text = keepsStdout ? Buffer.concat(stdout).toString('utf8') : undefined;
+			post({op: 'ran', id, code, signal, stderr, stdout: text, stdoutOverflow, timedOut, failed: failure});
 		}
 	};
 
@@ -433,6 +438,22 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, env}) {
 	child.stderr?.setEncoding('utf8');
 	child.stderr?.on('data', text => {
 		stderr = (stderr + text).slice(0, maxOutputBytes);
+	});
+	// Bounded before it is kept: a command printing more than asked is ended, and keeps nothing.
+	child.stdout?.on('data', chunk => {
+		if (stdoutOverflow) {
+			return;
+		}
+
+		stdoutBytes += chunk.length;
+		if (stdoutBytes > maxStdoutBytes) {
+			stdoutOverflow = true;
+			stdout.length = 0;
+			end();
+			return;
+		}
+
+		stdout.push(chunk);
 	});
 	child.on('close', (code, signal) => finish(code, signal));
 }

@@ -72,12 +72,30 @@ export class SpawnFailure extends Error {
 	}
 }
 
-/** What a short command left: its exit and the start of its stderr. */
+/** What a short command left: its exit, the start of its stderr, and its stdout when asked for. */
 export interface CommandResult extends ChildExit {
 	stderr: string;
+	/** Its whole stdout, when `maxStdoutBytes` was given and it printed no more. */
+	stdout: string | undefined;
+	/** It printed more than `maxStdoutBytes` on stdout, and was ended for it. */
+	stdoutOverflow: boolean;
 	timedOut: boolean;
 	/** Why it could not be started (ENOENT, EMFILE, ...), when it was not. */
 	failed: string | undefined;
+}
+
+/** How to run a short command (see `SpawnerPool.run`). */
+export interface CommandRequest {
+	/** Its whole environment. */
+	env: ChildEnvironment;
+	/** SIGTERM after this long, SIGKILL a second later; the result then has `timedOut`. */
+	timeoutMs: number;
+	/** How much of its stderr is kept. */
+	maxOutputBytes: number;
+	/** Keep its stdout, up to this many bytes: one more ends it (`stdoutOverflow`). Default: none kept. */
+	maxStdoutBytes?: number;
+	/** Ends the command early (SIGTERM, then SIGKILL) when it aborts. */
+	signal?: AbortSignal;
 }
 
 /** What the spawner did once a child was gone (see `AtExit`). */
@@ -254,12 +272,12 @@ class Spawner {
 		};
 	}
 
-	async run(file: string, args: string[], env: ChildEnvironment, timeoutMs: number, maxOutputBytes: number, signal?: AbortSignal): Promise<CommandResult> {
+	async run(file: string, args: string[], {env, timeoutMs, maxOutputBytes, maxStdoutBytes, signal}: CommandRequest): Promise<CommandResult> {
 		const id = this.#nextId++;
 		const cancel = () => {
 			this.#post({op: 'cancel', id});
 		};
-		const request = this.#request({op: 'run', id, file, args, timeoutMs, maxOutputBytes, env});
+		const request = this.#request({op: 'run', id, file, args, timeoutMs, maxOutputBytes, maxStdoutBytes, env});
 		if (signal?.aborted === true) {
 			cancel();
 		}
@@ -272,7 +290,7 @@ class Spawner {
 			throw new Error(`spawner answered ${reply.op} to a command`);
 		}
 
-		return {code: reply.code, signal: reply.signal, stderr: reply.stderr, timedOut: reply.timedOut, failed: reply.failed};
+		return {code: reply.code, signal: reply.signal, stderr: reply.stderr, stdout: reply.stdout, stdoutOverflow: reply.stdoutOverflow, timedOut: reply.timedOut, failed: reply.failed};
 	}
 
 	/** Makes `prefix` + six random characters, mode 0700, with a marker file in it; resolves with its path. */
@@ -549,11 +567,11 @@ export class SpawnerPool {
 		return this.#forChild().spawn(file, args, env, stdio, relay, outputs, extras);
 	}
 
-	async run(file: string, args: string[], env: ChildEnvironment, timeoutMs: number, maxOutputBytes: number, signal?: AbortSignal): Promise<CommandResult> {
+	async run(file: string, args: string[], request: CommandRequest): Promise<CommandResult> {
 		const spawner = this.#forCommand();
 		this.#commandsRunning++;
 		try {
-			return await spawner.run(file, args, env, timeoutMs, maxOutputBytes, signal);
+			return await spawner.run(file, args, request);
 		} finally {
 			this.#commandsRunning--;
 		}

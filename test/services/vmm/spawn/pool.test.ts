@@ -33,7 +33,7 @@ describe('SpawnerPool', () => {
 			expect(parents.map(parent => parentOf(parent))).toEqual([process.pid, process.pid, process.pid]);
 			expect(pool.size).toBe(2);
 			// The second spawner holds one child, the first two: the command goes to the second.
-			const result = await pool.run('sh', ['-c', 'echo "$PPID" >&2'], defaultVmmEnvironment(), 5000, 100);
+			const result = await pool.run('sh', ['-c', 'echo "$PPID" >&2'], {env: defaultVmmEnvironment(), timeoutMs: 5000, maxOutputBytes: 100});
 			expect({code: result.code, parent: Number(result.stderr.trim())}).toEqual({code: 0, parent: parents[2]});
 		} finally {
 			for (const child of children) {
@@ -51,7 +51,7 @@ describe('SpawnerPool', () => {
 	test('a burst of commands next to a large fleet runs in a spawner of its own; a lone command and a small fleet\'s do not', async () => {
 		// Prints the pid of the spawner process that ran it, then stays a moment: the burst overlaps.
 		const parentPid = async (pool: SpawnerPool) => {
-			const result = await pool.run('sh', ['-c', 'echo "$PPID" >&2; sleep 0.3'], defaultVmmEnvironment(), 5000, 100);
+			const result = await pool.run('sh', ['-c', 'echo "$PPID" >&2; sleep 0.3'], {env: defaultVmmEnvironment(), timeoutMs: 5000, maxOutputBytes: 100});
 			expect(result.code).toBe(0);
 			return Number(result.stderr.trim());
 		};

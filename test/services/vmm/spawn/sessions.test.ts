@@ -28,7 +28,7 @@ describe('spawner sessions', () => {
 		const child = await pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
 		try {
 			const spawnerPid = readProcessStat(child.pid)!.parentPid;
-			const result = await pool.run('sh', ['-c', 'cat "/proc/$$/stat" >&2'], defaultVmmEnvironment(), 5000, 4096);
+			const result = await pool.run('sh', ['-c', 'cat "/proc/$$/stat" >&2'], {env: defaultVmmEnvironment(), timeoutMs: 5000, maxOutputBytes: 4096});
 			expect({
 				vmm: sessionOf(child.pid) === child.pid,
 				spawner: sessionOf(spawnerPid) === spawnerPid,
@@ -66,7 +66,7 @@ describe('spawner sessions', () => {
 			// The grandchild prints its pid and keeps the command's stderr open for 30 s.
 			const started = Date.now();
 			// A timeout long enough for sh to start the sleep and print its pid on a loaded machine.
-			const result = await pool.run('sh', ['-c', 'sleep 30 & echo "$!" >&2; wait'], defaultVmmEnvironment(), 2000, 4096);
+			const result = await pool.run('sh', ['-c', 'sleep 30 & echo "$!" >&2; wait'], {env: defaultVmmEnvironment(), timeoutMs: 2000, maxOutputBytes: 4096});
 			const grandchild = Number(result.stderr.trim());
 			expect({timedOut: result.timedOut, grandchild: Number.isInteger(grandchild) && grandchild > 0}).toEqual({timedOut: true, grandchild: true});
 			// Generous: without the group's signal the command closes only when the sleep ends (30 s).
