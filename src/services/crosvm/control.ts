@@ -33,7 +33,7 @@ export async function runCrosvmControl(vmmPath: string, args: string[], timeoutM
 		result = await runCommand(vmmPath, args, {environment, timeoutMs, maxStdoutBytes: maxBuffer, signal});
 	} catch (error) {
 		// The spawner process itself was lost: whether the command ran is unknown.
-		throw fail({message: `${what} could not be run: ${error instanceof Error ? error.message : String(error)}`, exitCode: undefined, stderr: '', cause: error});
+		throw fail({message: `${what} got no answer: ${error instanceof Error ? error.message : String(error)}`, exitCode: undefined, stderr: '', cause: error});
 	}
 
 	if (result.code === 0 && !result.stdoutOverflow && result.stdout !== undefined) {
@@ -41,7 +41,9 @@ export async function runCrosvmControl(vmmPath: string, args: string[], timeoutM
 	}
 
 	const stderr = result.stderr.trim().slice(-MAX_STDERR_CHARS);
-	const how = result.failed ?? (result.stdoutOverflow ? `printed more than ${maxBuffer} bytes` : result.timedOut ? `timed out after ${timeoutMs} ms` : signal?.aborted === true ? 'was cancelled' : result.code === null ? `was killed by ${result.signal ?? 'a signal'}` : `exited with ${result.code}`);
+	// Cancelled: ended by a signal after its caller gave up (one that exited by itself says how).
+	const cancelled = signal?.aborted === true && result.code === null;
+	const how = result.failed === undefined ? (result.stdoutOverflow ? `printed more than ${maxBuffer} bytes` : result.timedOut ? `timed out after ${timeoutMs} ms` : cancelled ? 'was cancelled' : result.code === null ? `was killed by ${result.signal ?? 'a signal'}` : `exited with ${result.code}`) : `could not be started: ${result.failed}`;
 	throw fail({message: `${what} ${how}${stderr ? `: ${stderr}` : ''}`, exitCode: result.code ?? undefined, stderr, cause: undefined});
 }
 

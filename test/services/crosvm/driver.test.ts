@@ -99,7 +99,7 @@ describe('crosvm control commands under coverage', () => {
 		// every import is by URL.
 		const host = join(dir, 'coverage-host.mts');
 		writeFileSync(host, `
-import {createServer, type Server} from 'node:net';
+import {createServer} from 'node:net';
 import {crosvmDriver} from ${JSON.stringify(pathToFileURL(resolve('src/services/crosvm/driver.ts')).href)};
 import {checkVmmEnvironment} from ${JSON.stringify(pathToFileURL(resolve('src/services/vmm/vmm-environment.ts')).href)};
 const [vmm, socket] = process.argv.slice(2);
@@ -129,13 +129,14 @@ describe('control commands run from the spawner process', () => {
 	const statsJson = JSON.stringify({BalloonStats: {stats: {free_memory: 1048576}, balloon_actual: 4096}});
 
 	test('its stdout is the answer, and its parent is a spawner process, not the host', async () => {
-		const vmm = fakeVmm('stats-ok', `echo "$PPID" > "${join(dir, 'stats-ok')}.ppid"; printf '%s' '${statsJson}'`);
+		// Its parent's pid and second argument, read while that parent surely runs.
+		const vmm = fakeVmm('stats-ok', `echo "$PPID" > "${join(dir, 'stats-ok')}.ppid"; tr '\\0' '\\n' < "/proc/$PPID/cmdline" | sed -n 2p >> "${join(dir, 'stats-ok')}.ppid"; printf '%s' '${statsJson}'`);
 		const stats = await crosvmDriver.balloonStats!({...context(vmm, socket), memoryBytes: 1 << 30});
 		expect(stats).toEqual({actualBytes: 4096, stats: {freeMemory: 1048576}});
 		expect(readFileSync(`${vmm}.args`, 'utf8')).toBe(`balloon_stats\n${socket}\n`);
-		const parent = Number(readFileSync(`${vmm}.ppid`, 'utf8'));
-		expect(parent).not.toBe(process.pid);
-		expect(readFileSync(`/proc/${parent}/cmdline`, 'utf8').split('\0')[1]).toBe('-e');
+		const [parent, secondArgument] = readFileSync(`${vmm}.ppid`, 'utf8').trim().split('\n');
+		// Not this process: a spawner process, `node -e SOURCE`.
+		expect({parent: Number(parent) === process.pid, secondArgument}).toEqual({parent: false, secondArgument: '-e'});
 	});
 
 	test('a command that prints more than its bound is ended, and refused', async () => {
@@ -144,19 +145,24 @@ describe('control commands run from the spawner process', () => {
 		const started = Date.now();
 		await expect(crosvmDriver.balloonStats!({...context(vmm, socket), memoryBytes: 1 << 30})).rejects.toMatchObject({
 			name: 'VmControlError',
-			message: expect.stringMatching(/ balloon_stats .* printed more than \d+ bytes$/) as unknown,
+			message: expect.stringMatching(/ balloon_stats .* printed more than \d+ bytes/) as unknown,
 		});
 		// Ended when it overflowed, not at the control timeout (10 s).
 		expect(Date.now() - started).toBeLessThan(5000);
 	});
 
 	test('a failing command is refused with its exit code and the end of its stderr', async () => {
-		const vmm = fakeVmm('suspend-fails', 'echo "no such VM" >&2; exit 3');
-		await expect(crosvmDriver.suspend!(context(vmm, socket))).rejects.toMatchObject({
-			name: 'VmControlError',
-			exitCode: 3,
-			stderr: 'no such VM',
-			message: expect.stringContaining(`${vmm} suspend ${socket} exited with 3: no such VM`) as unknown,
+		// 8 KiB of chatter first: the last line is the one that says what went wrong.
+		const vmm = fakeVmm('suspend-fails', 'head -c 8192 /dev/zero | tr "\\0" . >&2; echo >&2; echo "no such VM" >&2; exit 3');
+		const refusal = crosvmDriver.suspend!(context(vmm, socket));
+		await expect(refusal).rejects.toMatchObject({name: 'VmControlError', exitCode: 3, message: expect.stringMatching(new RegExp(`^${vmm} suspend ${socket} exited with 3: \\.+\\nno such VM$`)) as unknown});
+		await expect(refusal).rejects.toMatchObject({stderr: expect.stringMatching(/^\.{1013}\nno such VM$/) as unknown});
+	});
+
+	test('a command that is not there could not be started', async () => {
+		await expect(crosvmDriver.suspend!(context(join(dir, 'no-crosvm'), socket))).rejects.toMatchObject({
+			exitCode: undefined,
+			message: expect.stringMatching(new RegExp(`^${join(dir, 'no-crosvm')} suspend ${socket} could not be started: .*ENOENT`)) as unknown,
 		});
 	});
 

@@ -17,7 +17,7 @@ export interface RunCommandOptions {
 
 /**
  * Runs a short command (`crosvm stop SOCKET`) from the spawner process: no shell, stdin and stdout
- * closed, the start of stderr kept. The host's event loop never waits for its fork and exec, and a
+ * closed, the end of stderr kept. The host's event loop never waits for its fork and exec, and a
  * thousand stops at once cost the host a message each. Resolves with how it ended; rejects with
  * `SpawnFailure` only when the spawner process itself is lost.
  */

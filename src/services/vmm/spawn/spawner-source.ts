@@ -437,7 +437,8 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, maxStdoutBytes, 
 	});
 	child.stderr?.setEncoding('utf8');
 	child.stderr?.on('data', text => {
-		stderr = (stderr + text).slice(0, maxOutputBytes);
+		// Its end: where a command says what went wrong.
+		stderr = (stderr + text).slice(-maxOutputBytes);
 	});
 	// Bounded before it is kept: a command printing more than asked is ended, and keeps nothing.
 	child.stdout?.on('data', chunk => {
@@ -449,6 +450,8 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, maxStdoutBytes, 
 		if (stdoutBytes > maxStdoutBytes) {
 			stdoutOverflow = true;
 			stdout.length = 0;
+			// Read no more of it: a command that ignores SIGTERM gets SIGPIPE rather than a reader.
+			child.stdout.destroy();
 			end();
 			return;
 		}

@@ -72,7 +72,7 @@ export class SpawnFailure extends Error {
 	}
 }
 
-/** What a short command left: its exit, the start of its stderr, and its stdout when asked for. */
+/** What a short command left: its exit, the end of its stderr, and its stdout when asked for. */
 export interface CommandResult extends ChildExit {
 	stderr: string;
 	/** Its whole stdout, when `maxStdoutBytes` was given and it printed no more. */
