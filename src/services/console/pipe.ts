@@ -2,7 +2,7 @@ import {constants, openSync, closeSync} from 'node:fs';
 import {open, type FileHandle} from 'node:fs/promises';
 import {Socket} from 'node:net';
 import path from 'node:path';
-import {runCommand} from '../vmm/spawn/command.js';
+import {howCommandEnded, runCommand} from '../vmm/spawn/command.js';
 
 /** A named pipe in the VM's private directory: vmwarden reads one end, the VMM inherits the other. */
 export interface CapturePipe {
@@ -26,7 +26,7 @@ export async function openCapturePipe(tempDir: string, name: string): Promise<Ca
 	const fifo = path.join(tempDir, name);
 	const made = await runCommand('mkfifo', ['-m', '0600', '--', fifo], {environment: {PATH: process.env['PATH'] ?? '/usr/bin:/bin'}, timeoutMs: MKFIFO_TIMEOUT_MS});
 	if (made.code !== 0) {
-		const how = made.failed ?? (made.timedOut ? `timed out after ${MKFIFO_TIMEOUT_MS} ms` : made.code === null ? `was killed by ${made.signal ?? 'a signal'}` : `exited with ${made.code}`);
+		const how = made.failed ?? howCommandEnded(made, MKFIFO_TIMEOUT_MS);
 		throw new Error(`mkfifo ${fifo} ${how}${made.stderr.trim() ? `: ${made.stderr.trim()}` : ''}`);
 	}
 

@@ -1,7 +1,7 @@
 import {stat} from 'node:fs/promises';
 import {setTimeout as delay} from 'node:timers/promises';
 import type {VmmEnvironment} from '../vmm/vmm-environment.js';
-import {runCommand, type CommandResult} from '../vmm/spawn/command.js';
+import {howCommandEnded, runCommand, type CommandResult} from '../vmm/spawn/command.js';
 import {VmControlError, type VmControlOperation} from '../../errors.js';
 import {MAX_BALLOON_STATS_BYTES, parseCrosvmBalloonStats, type BalloonStats} from '../control/balloon.js';
 import type {VmmControlContext} from '../vmm/driver.js';
@@ -43,7 +43,7 @@ export async function runCrosvmControl(vmmPath: string, args: string[], timeoutM
 	const stderr = result.stderr.trim().slice(-MAX_STDERR_CHARS);
 	// Cancelled: ended by a signal after its caller gave up (one that exited by itself says how).
 	const cancelled = signal?.aborted === true && result.code === null;
-	const how = result.failed === undefined ? (result.stdoutOverflow ? `printed more than ${maxBuffer} bytes` : result.timedOut ? `timed out after ${timeoutMs} ms` : cancelled ? 'was cancelled' : result.code === null ? `was killed by ${result.signal ?? 'a signal'}` : `exited with ${result.code}`) : `could not be started: ${result.failed}`;
+	const how = result.failed === undefined ? (result.stdoutOverflow ? `printed more than ${maxBuffer} bytes` : howCommandEnded(result, timeoutMs, cancelled)) : `could not be started: ${result.failed}`;
 	throw fail({message: `${what} ${how}${stderr ? `: ${stderr}` : ''}`, exitCode: result.code ?? undefined, stderr, cause: undefined});
 }
 

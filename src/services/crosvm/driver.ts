@@ -4,7 +4,7 @@ import {crosvmControl} from './control.js';
 import {crosvmCommand, type CrosvmDialect, type CrosvmTarget} from './command.js';
 import {DeathReason} from '../death/reason.js';
 import type {VmmDriver, VmmExit, VmmStopContext} from '../vmm/driver.js';
-import {runCommand} from '../vmm/spawn/command.js';
+import {howCommandEnded, runCommand} from '../vmm/spawn/command.js';
 
 export interface CrosvmDriverOptions {
 	/** Default `current`. */
@@ -53,7 +53,7 @@ async function requestStop(context: VmmStopContext, timeoutMs: number): Promise<
 	}
 
 	const stderr = result.stderr.trim();
-	const how = result.failed ?? (result.timedOut ? `timed out after ${timeoutMs} ms` : result.code === null ? `was killed by ${result.signal ?? 'a signal'}` : `exited with ${result.code}`);
+	const how = result.failed ?? howCommandEnded(result, timeoutMs);
 	throw new StopRequestError(`${context.vmmPath} stop ${context.controlSocket} ${how}${stderr ? `: ${stderr}` : ''}`, {exitCode: result.code ?? undefined, stderr});
 }
 

@@ -16,8 +16,8 @@ export interface RunCommandOptions {
 }
 
 /**
- * Runs a short command (`crosvm stop SOCKET`) from the spawner process: no shell, stdin and stdout
- * closed, the end of stderr kept. The host's event loop never waits for its fork and exec, and a
+ * Runs a short command (`crosvm stop SOCKET`) from the spawner process: no shell, stdin closed,
+ * stdout closed unless `maxStdoutBytes` asks for it, the end of stderr kept. The host's event loop never waits for its fork and exec, and a
  * thousand stops at once cost the host a message each. Resolves with how it ended; rejects with
  * `SpawnFailure` only when the spawner process itself is lost.
  */
@@ -27,6 +27,15 @@ export async function runCommand(file: string, args: string[], options: RunComma
 	// Results come in batches when a fleet stops: what each caller does next waits for its turn.
 	await spawnTurn();
 	return result;
+}
+
+/**
+ * How a command that was started and did not succeed ended, for an error message: `timed out after
+ * N ms`, `was cancelled` (when the caller says its abort ended it), `was killed by SIGNAL` or
+ * `exited with N`. Whether it could be started at all is the caller's to say first (`failed`).
+ */
+export function howCommandEnded(result: CommandResult, timeoutMs: number, cancelled = false): string {
+	return result.timedOut ? `timed out after ${timeoutMs} ms` : cancelled ? 'was cancelled' : result.code === null ? `was killed by ${result.signal ?? 'a signal'}` : `exited with ${result.code}`;
 }
 
 export {SpawnFailure, type CommandResult};
