@@ -214,8 +214,8 @@ describe('spawnVmm', () => {
 });
 
 describe('runCommand', () => {
-	test('runs a short command from the spawner process and keeps the start of its stderr', async () => {
-		const result = await runCommand(process.execPath, ['-e', 'process.stderr.write("y".repeat(10000)); process.exit(3)'], {environment: defaultVmmEnvironment(), timeoutMs: 10_000, maxOutputBytes: 100});
+	test('runs a short command from the spawner process and keeps the end of its stderr', async () => {
+		const result = await runCommand(process.execPath, ['-e', 'process.stderr.write("x".repeat(9900) + "y".repeat(100)); process.exit(3)'], {environment: defaultVmmEnvironment(), timeoutMs: 10_000, maxOutputBytes: 100});
 		expect(result).toMatchObject({code: 3, signal: null, stderr: 'y'.repeat(100), timedOut: false, failed: undefined});
 	});
 
