@@ -7,6 +7,7 @@ import {DeathReason} from '../../src/services/death/reason.js';
 import {createVmHandle, vmOperations} from '../../src/vm.js';
 import {PASSED_HOST_PREFIXES, PASSED_HOST_VARIABLES} from '../../src/services/vmm/vmm-environment.js';
 import {SIM_PATH, silentLogger, useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
+import {until} from '../helpers/until.js';
 import type {VmDeath, VmEvent} from '../../src/types.js';
 
 describe('VM lifecycle', () => {
@@ -20,9 +21,10 @@ describe('VM lifecycle', () => {
 		expect(machine.tempDir).toBeDefined();
 		expect(path.dirname(machine.tempDir!)).toBe(context.tempRoot);
 		expect(statSync(machine.tempDir!).mode & 0o777).toBe(0o700);
-		// setpriv execs: the pid is the simulator's own, not a wrapper's.
+		// setpriv execs: the pid becomes the simulator's own, not a wrapper's (Running is reported at
+		// setpriv's spawn, and its cmdline reads empty during the exec).
 		const {readFileSync} = await import('node:fs');
-		expect(readFileSync(`/proc/${machine.pid}/cmdline`, 'utf8').split('\0')).toContain(SIM_PATH);
+		await until(() => readFileSync(`/proc/${machine.pid}/cmdline`, 'utf8').split('\0').includes(SIM_PATH), 5000);
 		machine.kill();
 		await machine.died;
 	});

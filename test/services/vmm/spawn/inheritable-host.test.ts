@@ -131,12 +131,12 @@ describe('the host\'s inheritable descriptors', () => {
 				expect([fd, hostDescriptors.get(fd)]).toEqual([fd, {target: secret, inheritable: true}]);
 			}
 
+			// What the VMM got (its record says it is past setpriv's exec, whose cmdline reads empty):
+			// its standard streams and its plan, nothing at the host's numbers.
+			const runs = await recordsOf(records, 'run');
 			// The VMM's plan: every /proc/self/fd/N on its command line names its descriptor N.
 			const planned = [...new Set([...readFileSync(`/proc/${pid}/cmdline`, 'utf8').matchAll(/\/proc\/self\/fd\/(\d+)/g)].map(match => Number(match[1])))];
 			expect(planned).toContain(3);
-
-			// What the VMM got: its standard streams and its plan, nothing at the host's numbers.
-			const runs = await recordsOf(records, 'run');
 			expect(runs).toHaveLength(1);
 			const run = runs[0]!;
 			expect(inheritableNumbers(run)).toEqual([0, 1, 2, ...planned].sort((a, b) => a - b));
