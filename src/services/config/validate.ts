@@ -1,3 +1,4 @@
+import {types} from 'node:util';
 import semver from 'semver';
 import {InvalidConfigError, CpuAffinityError} from '../../errors.js';
 import {listConfigFiles} from './files.js';
@@ -35,8 +36,16 @@ const MAX_COUNT = 0xFF_FF_FF_FF;
 
 const NUL = '\0';
 
+/** An object, not an array; a proxy counts, for `checkPlainRecord` to refuse (`Array.isArray` throws on a revoked one). */
 function isRecord(value: unknown): value is Record<string, unknown> {
-	return typeof value === 'object' && value !== null && !Array.isArray(value);
+	return typeof value === 'object' && value !== null && (types.isProxy(value) || !Array.isArray(value));
+}
+
+/** A proxy's traps would run while it is checked, and again, answering anything, when it is read. */
+function checkNotProxy(field: string, value: object, kind: string): void {
+	if (types.isProxy(value)) {
+		throw new InvalidConfigError(field, `must be a plain ${kind}, not a proxy`);
+	}
 }
 
 /**
@@ -45,6 +54,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * `Object.prototype`. `__proto__` as a key of parsed JSON is an own key, refused as a stranger.
  */
 function checkPlainRecord(field: string, value: Record<string, unknown>, fields: ReadonlySet<string>, kind: string): void {
+	checkNotProxy(field, value, 'object');
 	const prototype: unknown = Object.getPrototypeOf(value);
 	if (prototype !== Object.prototype && prototype !== null) {
 		throw new InvalidConfigError(field, 'must be a plain object');
@@ -100,13 +110,42 @@ function checkCount(field: string, value: unknown): void {
 	}
 }
 
+/**
+ * Refuses anything but a plain array of plain values, as `checkPlainRecord` does for objects: a
+ * proxy, another prototype, a getter at an index, or an own property besides its indices and
+ * `length` (an own `entries` would hand validation other elements than the command builder sees).
+ */
 function checkArray(field: string, value: unknown, max: number): asserts value is unknown[] | undefined {
-	if (value !== undefined && !Array.isArray(value)) {
+	if (value === undefined) {
+		return;
+	}
+
+	if (typeof value === 'object' && value !== null) {
+		checkNotProxy(field, value, 'array');
+	}
+
+	if (!Array.isArray(value)) {
 		throw new InvalidConfigError(field, 'must be an array');
 	}
 
-	if (value !== undefined) {
-		checkEntries(field, value, max);
+	checkEntries(field, value, max);
+	if (Object.getPrototypeOf(value) !== Array.prototype) {
+		throw new InvalidConfigError(field, 'must be a plain array');
+	}
+
+	for (const key of Object.getOwnPropertyNames(value)) {
+		if (key === 'length') {
+			continue;
+		}
+
+		const index = Number(key);
+		if (!Number.isInteger(index) || index < 0 || String(index) !== key) {
+			throw new InvalidConfigError(`${field}.${key}`, 'is not an array element: a plain array has only its elements');
+		}
+
+		if (Object.getOwnPropertyDescriptor(value, key)?.get !== undefined) {
+			throw new InvalidConfigError(`${field}[${key}]`, 'must be a plain value, not a getter');
+		}
 	}
 }
 

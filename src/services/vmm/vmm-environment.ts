@@ -63,9 +63,13 @@ export function checkVmmEnvironment(field: string, value: unknown): VmmEnvironme
 		throw new InvalidConfigError(field, 'must be an object of variable names to string values');
 	}
 
+	// A proxy's traps would run (and could throw anything) while it is read: refused before any does.
+	if (types.isProxy(value)) {
+		throw new InvalidConfigError(field, 'must be a plain object, not a proxy');
+	}
+
 	const prototype: unknown = Object.getPrototypeOf(value);
-	// A proxy's traps would run (and could throw anything) while it is read.
-	if ((prototype !== Object.prototype && prototype !== null) || types.isProxy(value)) {
+	if (prototype !== Object.prototype && prototype !== null) {
 		throw new InvalidConfigError(field, 'must be a plain object');
 	}
 

@@ -298,6 +298,36 @@ describe('only plain data: nothing inherited, no getters, no prototype tricks', 
 		invalid({kernel, disks: [{image, writable: false, cache: 'none'}]}, 'disks[0].cache', 'is not a DiskConfig field');
 	});
 
+	test('a proxy, refused before any of its traps runs', () => {
+		const trapsThrow = new Proxy({}, {
+			get() {
+				return () => {
+					throw new Error('a trap ran');
+				};
+			},
+		});
+		invalid(new Proxy({kernel}, trapsThrow), 'config', 'must be a plain object, not a proxy');
+		const revocable = Proxy.revocable({kernel}, {});
+		revocable.revoke();
+		invalid(revocable.proxy, 'config', 'must be a plain object, not a proxy');
+		invalid({kernel, disks: [new Proxy({image, writable: false}, trapsThrow)]}, 'disks[0]', 'must be a plain object, not a proxy');
+		invalid({kernel, capture: new Proxy({console: true}, trapsThrow)}, 'capture', 'must be a plain object, not a proxy');
+		invalid({kernel, disks: new Proxy([], trapsThrow)}, 'disks', 'must be a plain array, not a proxy');
+		invalid({kernel, taskProfiles: new Proxy(['a'], {})}, 'taskProfiles', 'must be a plain array, not a proxy');
+	});
+
+	test('an array that would show validation other elements than the command builder reads', () => {
+		const disks = [{image, writable: false}];
+		Object.defineProperty(disks, 'entries', {value: () => [].entries(), enumerable: false});
+		invalid({kernel, disks}, 'disks.entries', 'is not an array element: a plain array has only its elements');
+		const files = ['/dev/null'];
+		Object.defineProperty(files, 0, {get: () => '/etc/shadow'});
+		invalid({kernel, indirectFiles: files}, 'indirectFiles[0]', 'must be a plain value, not a getter');
+		class Profiles extends Array<string> {}
+		invalid({kernel, taskProfiles: Profiles.from(['a'])}, 'taskProfiles', 'must be a plain array');
+		invalid({kernel, taskProfiles: Object.setPrototypeOf(['a'], null) as string[]}, 'taskProfiles', 'must be a plain array');
+	});
+
 	test('a null-prototype config is plain data', () => {
 		expect(() => validateConfig(Object.assign(Object.create(null) as VmConfig, {kernel}))).not.toThrow();
 	});

@@ -133,8 +133,12 @@ describe('checkVmmEnvironment', () => {
 				trapped++;
 				return Reflect.ownKeys(target);
 			},
+			getPrototypeOf(target) {
+				trapped++;
+				return Reflect.getPrototypeOf(target);
+			},
 		});
-		expect(refusal(proxy)).toEqual({field: 'vmmEnvironment', reason: 'must be a plain object'});
+		expect(refusal(proxy)).toEqual({field: 'vmmEnvironment', reason: 'must be a plain object, not a proxy'});
 		expect(trapped).toBe(0);
 	});
 
