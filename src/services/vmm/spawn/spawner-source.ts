@@ -80,9 +80,20 @@ const children = new Map();
 const commands = new Map();
 const post = message => {
 	if (process.connected) {
-		process.send(message);
+		process.send(message, sent);
 	}
 };
+
+/**
+ * A message the host can no longer read (it went between this process's last read and this write)
+ * fails later. Without a callback Node makes that an 'error' event, which would end this process
+ * with a stack trace on the host's terminal, before 'disconnect' killed the children.
+ */
+function sent(error) {
+	if (error) {
+		hostGone();
+	}
+}
 
 /** The flags of an open descriptor, from the 'flags:' line (octal) of a /proc fdinfo file. */
 function flagsOf(fdinfo) {
@@ -481,14 +492,16 @@ function makeTempDir({id, prefix, markerName, markerText}) {
 	}
 }
 
-// The host is gone (its end of the channel closed, whatever killed it): nothing it started may stay.
-process.on('disconnect', () => {
+/** The host is gone (its end of the channel closed, whatever killed it): nothing it started may stay. */
+function hostGone() {
 	for (const {child} of [...children.values(), ...commands.values()]) {
 		signalGroup(child, 'SIGKILL');
 	}
 
 	process.exit(0);
-});
+}
+
+process.on('disconnect', hostGone);
 
 process.on('message', message => {
 	switch (message.op) {
