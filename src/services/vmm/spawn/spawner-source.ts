@@ -29,7 +29,8 @@
  * CPU"): this process leads a session of its own and raises that session's autogroup nice value to
  * the one it is given, so that its bulk work (a fleet's forks and reaps) yields to the host's event
  * loop. Every child, VMM or short command, starts a session of its own (setsid), hence an autogroup
- * of its own at the default nice 0: no guest and no crosvm stop inherits the lower weight.
+ * of its own at the default nice 0: no guest and no crosvm stop inherits the lower weight. And it
+ * holds its next spawn back for a moment while the host's main thread waits for a CPU (YIELD below).
  */
 export const SPAWNER_SOURCE = String.raw`
 'use strict';
@@ -503,10 +504,107 @@ function hostGone() {
 
 process.on('disconnect', hostGone);
 
+/**
+ * Stepping aside for a host that waits for a CPU (spawner.ts, spawnerYield): spawns queue here, and
+ * before each the host main thread's schedstat says how long it waited for a CPU since the last
+ * look. Without the file (a kernel without schedstats) or the settings, nothing queues. Short
+ * commands never wait: a fleet's stop commands held back made its stop slower for no shorter delay.
+ */
+const YIELD = (() => {
+	try {
+		const settings = JSON.parse(process.argv[3]);
+		const {waitMs, pauseMs, maxPauseMs} = settings;
+		if (![waitMs, pauseMs, maxPauseMs].every(value => Number.isFinite(value) && value >= 0)) {
+			return undefined;
+		}
+
+		return {fd: openSync(settings.schedstat, 'r'), waitMs, pauseMs, maxPauseMs};
+	} catch {
+		return undefined;
+	}
+})();
+/** A look this long after the last one (or after the end of a pause) only takes its figure: the wait it sees is not recent. */
+const YIELD_STALE_MS = 20;
+const schedstat = Buffer.alloc(128);
+let lookedAt = -Infinity;
+let hostWaitedMs = 0;
+let pausedMs = 0;
+
+/** The host main thread's time waiting for a CPU so far, in milliseconds (the file says "run wait slices" in nanoseconds). */
+function hostWaitMs() {
+	const length = readSync(YIELD.fd, schedstat, 0, schedstat.length, 0);
+	return Number(schedstat.toString('latin1', 0, length).split(' ')[1]) / 1e6;
+}
+
+/** Whether the next spawn waits: the host waited long enough since the last look, and not in a row for too long. */
+function hostWaits() {
+	let waitedMs;
+	try {
+		waitedMs = hostWaitMs();
+	} catch {
+		return false;
+	}
+
+	if (!Number.isFinite(waitedMs)) {
+		return false;
+	}
+
+	const now = performance.now();
+	const recent = now - lookedAt < YIELD.pauseMs + YIELD_STALE_MS;
+	const waited = waitedMs - hostWaitedMs;
+	lookedAt = now;
+	hostWaitedMs = waitedMs;
+	if (recent && waited >= YIELD.waitMs && pausedMs < YIELD.maxPauseMs) {
+		pausedMs += YIELD.pauseMs;
+		return true;
+	}
+
+	pausedMs = 0;
+	return false;
+}
+
+/** Spawn requests not yet started, in order, from queueHead on. */
+const queue = [];
+let queueHead = 0;
+let pumping = false;
+
+function enqueue(message) {
+	if (YIELD === undefined) {
+		spawnChild(message);
+		return;
+	}
+
+	queue.push(message);
+	if (!pumping) {
+		pumping = true;
+		setImmediate(pump);
+	}
+}
+
+/** Starts the next spawn, one per turn of this process's loop, unless the host waits. */
+function pump() {
+	if (queueHead === queue.length) {
+		queue.length = 0;
+		queueHead = 0;
+		pumping = false;
+		return;
+	}
+
+	if (hostWaits()) {
+		setTimeout(pump, YIELD.pauseMs);
+		return;
+	}
+
+	const message = queue[queueHead];
+	queue[queueHead++] = undefined;
+	spawnChild(message);
+	setImmediate(pump);
+}
+
 process.on('message', message => {
 	switch (message.op) {
 		case 'spawn': {
-			spawnChild(message);
+			enqueue(message);
 			break;
 		}
 

@@ -53,6 +53,32 @@ export const SPAWNER_COMMAND_BURST = 64;
  */
 export const SPAWNER_AUTOGROUP_NICE = 5;
 
+/** How a spawner process steps aside for a host that waits for a CPU (see `SPAWNER_YIELD`). */
+export interface SpawnerYield {
+	/** The file the host main thread's scheduler statistics are read from (Linux's schedstat). */
+	schedstat: string;
+	/** When the host waited this long for a CPU since the spawner last looked, the next spawn waits. */
+	waitMs: number;
+	/** How long it then waits before it looks again. */
+	pauseMs: number;
+	/** The most it waits in a row: then one goes, whatever the host's waiting (a machine loaded by others must not stop a fleet). */
+	maxPauseMs: number;
+}
+
+/**
+ * Each spawn of a spawner starts a process (a fork, two execs, the VMM's own start) that wants a CPU
+ * at once: a fleet started in one tick keeps the machine's CPUs busy, and the host's main thread
+ * then waits for one, most of all while its garbage collector works. Before each spawn, the spawner
+ * looks at how long the host's main thread has waited for a CPU since it last looked, and steps
+ * aside when it waited 2 ms or more: 5 ms at a time, at most 50 ms in a row. A look more than a
+ * pause and 20 ms after the last one only takes its figure, so a lone start after a quiet while goes
+ * at once. Short commands never wait. Measured on 10,000 VMs (docs/performance.md, "Who gets the
+ * CPU").
+ */
+export function spawnerYield(hostPid: number): SpawnerYield {
+	return {schedstat: `/proc/${hostPid}/task/${hostPid}/schedstat`, waitMs: 2, pauseMs: 5, maxPauseMs: 50};
+}
+
 /** How a child ended. `lost` is set when the spawner process itself died and the exit is unknown. */
 export interface ChildExit {
 	code: number | null;
@@ -370,7 +396,7 @@ class Spawner {
 			// Its own session: a terminal's Ctrl-C reaches the host, which stops its VMs in order,
 			// not every VMM at once. A clean environment: no NODE_OPTIONS of the host (a loader, a
 			// debugger) in a process that only spawns.
-			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid), String(SPAWNER_AUTOGROUP_NICE)], {
+			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid), String(SPAWNER_AUTOGROUP_NICE), JSON.stringify(spawnerYield(process.pid))], {
 				stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
 				serialization: 'advanced',
 				detached: true,
