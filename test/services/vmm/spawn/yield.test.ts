@@ -21,6 +21,9 @@ interface Answer {
 	/** `spawned` (with the child's pid), `failed` or `ran`. */
 	op: string;
 	pid?: number;
+	/** A command's end. */
+	code?: number | null;
+	signal?: string | null;
 	/** Milliseconds from the request to the answer. */
 	ms: number;
 }
@@ -53,7 +56,12 @@ describe('a spawner that yields to a waiting host', () => {
 				if (message.op === 'ready') {
 					resolve();
 				} else if (message.op === 'spawned' || message.op === 'failed' || message.op === 'ran') {
-					answers.get(message.id)?.({op: message.op, pid: message.op === 'spawned' ? message.pid : undefined, ms: 0});
+					answers.get(message.id)?.({
+						op: message.op,
+						pid: message.op === 'spawned' ? message.pid : undefined,
+						...(message.op === 'ran' ? {code: message.code, signal: message.signal} : {}),
+						ms: 0,
+					});
 				}
 			});
 		});
@@ -160,6 +168,22 @@ describe('a spawner that yields to a waiting host', () => {
 		await start({waitMs: 0, pauseMs: PAUSE_MS, maxPauseMs: 10 * PAUSE_MS});
 		const spawned = await Promise.all([spawnShell(), spawnShell()]);
 		expect(Math.max(...spawned.map(({ms}) => ms))).toBeLessThan(PAUSE_MS);
+	});
+
+	test('requests start one per turn, in order: a command cancelled while queued never runs', async () => {
+		await start({waitMs: 2, pauseMs: PAUSE_MS, maxPauseMs: 10 * PAUSE_MS});
+		const marker = path.join(work, 'ran');
+		// Two hundred commands ahead of it: sent in one tick, the cancel reaches the spawner long
+		// before their turns are over.
+		const ahead = Array.from({length: 200}, async () => run('exit 0'));
+		const id = nextId;
+		const cancelled = run(`echo > "${marker}"`);
+		spawner!.send({op: 'cancel', id});
+		// Not started and then ended (that would say SIGTERM, or exit 0): taken back before its turn.
+		expect(await cancelled).toMatchObject({op: 'ran', code: null, signal: null});
+		const answers = await Promise.all(ahead);
+		expect(answers.every(({op}) => op === 'ran')).toBe(true);
+		expect(existsSync(marker)).toBe(false);
 	});
 
 	test('a real spawner reads its host\'s main thread', async () => {
