@@ -564,70 +564,51 @@ function hostWaits() {
 }
 
 /**
- * Requests started one per turn of this process's loop, in order: a burst (a fleet's spawns or stop
- * commands, thousands in one read of the channel) never holds the loop for its whole length, and
- * between two starts the loop reaps exited children, reads relayed pipes and takes the host's next
- * messages. Started all at once from one read, a 10,000-VM fleet's stop commands left up to 4,000
- * exited ones unreaped, and their answers seconds late. holdBack, if given, says how long the next
- * one waits first (0: not at all). add queues a request; drop takes one back by id before it starts
- * (false when it is not queued any more).
+ * Spawns start one per turn of this process's loop, in order, each after the host's waiting was
+ * looked at (YIELD above): between two of them the loop reaps, relays and reads the host's next
+ * messages. Short commands start as they come: one per turn, a fleet's stop took 1.02-1.26x the bare
+ * one at 1,000 VMs instead of 0.82x.
  */
-function turnQueue(start, holdBack) {
-	const items = [];
-	let head = 0;
-	let pumping = false;
-	/** The queued requests by id; one dropped meanwhile is skipped. */
-	const queued = new Map();
-	const pump = () => {
-		while (head < items.length && !queued.has(items[head].id)) {
-			items[head++] = undefined;
-		}
+const spawnQueue = [];
+let spawnHead = 0;
+let pumping = false;
 
-		if (head === items.length) {
-			items.length = 0;
-			head = 0;
-			pumping = false;
-			return;
-		}
-
-		const wait = holdBack === undefined ? 0 : holdBack();
-		if (wait > 0) {
-			setTimeout(pump, wait);
-			return;
-		}
-
-		const item = items[head];
-		items[head++] = undefined;
-		queued.delete(item.id);
-		start(item);
-		setImmediate(pump);
-	};
-
-	return {
-		add(item) {
-			items.push(item);
-			queued.set(item.id, item);
-			if (!pumping) {
-				pumping = true;
-				setImmediate(pump);
-			}
-		},
-		drop: id => queued.delete(id),
-	};
+function queueSpawn(message) {
+	spawnQueue.push(message);
+	if (!pumping) {
+		pumping = true;
+		setImmediate(pumpSpawns);
+	}
 }
 
-const spawns = turnQueue(spawnChild, YIELD === undefined ? undefined : () => (hostWaits() ? YIELD.pauseMs : 0));
-const commandRuns = turnQueue(runCommand);
+function pumpSpawns() {
+	if (spawnHead === spawnQueue.length) {
+		spawnQueue.length = 0;
+		spawnHead = 0;
+		pumping = false;
+		return;
+	}
+
+	if (YIELD !== undefined && hostWaits()) {
+		setTimeout(pumpSpawns, YIELD.pauseMs);
+		return;
+	}
+
+	const message = spawnQueue[spawnHead];
+	spawnQueue[spawnHead++] = undefined;
+	spawnChild(message);
+	setImmediate(pumpSpawns);
+}
 
 process.on('message', message => {
 	switch (message.op) {
 		case 'spawn': {
-			spawns.add(message);
+			queueSpawn(message);
 			break;
 		}
 
 		case 'run': {
-			commandRuns.add(message);
+			runCommand(message);
 			break;
 		}
 
@@ -646,13 +627,7 @@ process.on('message', message => {
 		}
 
 		case 'cancel': {
-			if (commandRuns.drop(message.id)) {
-				// Cancelled before it started: it never will, and ends as a command without a code.
-				post({op: 'ran', id: message.id, code: null, signal: null, stderr: '', stdout: undefined, stdoutOverflow: false, timedOut: false, failed: undefined});
-			} else {
-				commands.get(message.id)?.end();
-			}
-
+			commands.get(message.id)?.end();
 			break;
 		}
 
