@@ -77,6 +77,11 @@ const RETRY_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ECONNREFUSED']);
 const RETRY_INTERVAL_MS = 50;
 
 async function connect(socketPath: string, deadline: number, signal: AbortSignal): Promise<net.Socket> {
+	const noConnection = (error: unknown) => new QmpError(`cannot connect to QMP at ${socketPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, {cause: error});
+	let lastError: unknown;
+	// Stopped while trying or waiting to try again. Past the deadline with a reason already known (a
+	// busy loop runs the timer late), the reason is what the caller needs, not that nothing answered.
+	const stopped = () => (lastError !== undefined && Date.now() >= deadline ? noConnection(lastError) : abortReason(signal));
 	for (;;) {
 		try {
 			return await new Promise<net.Socket>((resolve, reject) => {
@@ -99,16 +104,17 @@ async function connect(socketPath: string, deadline: number, signal: AbortSignal
 			});
 		} catch (error) {
 			if (error instanceof QmpError) {
-				throw error;
+				throw stopped();
 			}
 
 			const code = (error as NodeJS.ErrnoException).code;
 			if (code === undefined || !RETRY_CODES.has(code) || Date.now() + RETRY_INTERVAL_MS > deadline) {
-				throw new QmpError(`cannot connect to QMP at ${socketPath}: ${code ?? String(error)}`, {cause: error});
+				throw noConnection(error);
 			}
 
+			lastError = error;
 			await delay(RETRY_INTERVAL_MS, undefined, {signal}).catch(() => {
-				throw signal.reason as QmpError;
+				throw stopped();
 			});
 		}
 	}

@@ -206,6 +206,24 @@ describe('qmpExecute while QEMU is still starting', () => {
 		expect((error as QmpError).message).toBe(`cannot connect to QMP at ${socketPath}: ENOENT`);
 	});
 
+	test('no socket until the deadline, and the loop busy past it: the error still names the last reason', async () => {
+		const socketPath = `${peer.socketPath}.missing`;
+		const failed = qmpExecute(socketPath, 'quit', 120).catch((error_: unknown) => error_);
+		// A failed attempt or two, then the loop held past the deadline: the retry and the timeout
+		// are both overdue when it runs again, and the timeout comes while an attempt is on its way.
+		await new Promise(resolve => {
+			setTimeout(resolve, 60);
+		});
+		const until = Date.now() + 250;
+		while (Date.now() < until) {
+			// Busy, as a loaded host's loop is.
+		}
+
+		const error = await failed;
+		expect(error).toBeInstanceOf(QmpError);
+		expect((error as QmpError).message).toBe(`cannot connect to QMP at ${socketPath}: ENOENT`);
+	});
+
 	test('a request abandoned meanwhile (its VM died) stops retrying at once, long before its timeout', async () => {
 		const socketPath = `${peer.socketPath}.gone`;
 		const cancel = new AbortController();
