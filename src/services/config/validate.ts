@@ -42,7 +42,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** A proxy's traps would run while it is checked, and again, answering anything, when it is read. */
-function checkNotProxy(field: string, value: object, kind: string): void {
+function checkNotProxy(field: string, value: unknown, kind: string): void {
 	if (types.isProxy(value)) {
 		throw new InvalidConfigError(field, `must be a plain ${kind}, not a proxy`);
 	}
@@ -61,8 +61,12 @@ function checkPlainRecord(field: string, value: Record<string, unknown>, fields:
 	}
 
 	const fieldOf = (key: string): string => field === 'config' ? key : `${field}.${key}`;
-	// Non-enumerable keys too: a hidden getter would otherwise be read unseen.
-	for (const key of Object.getOwnPropertyNames(value)) {
+	// Non-enumerable keys too: a hidden getter would otherwise be read unseen. Symbols too: no field is one.
+	for (const key of Reflect.ownKeys(value)) {
+		if (typeof key === 'symbol') {
+			throw new InvalidConfigError(fieldOf(String(key)), `is not a ${kind} field`);
+		}
+
 		if (!fields.has(key)) {
 			throw new InvalidConfigError(fieldOf(key), `is not a ${kind} field`);
 		}
@@ -120,10 +124,7 @@ function checkArray(field: string, value: unknown, max: number): asserts value i
 		return;
 	}
 
-	if (typeof value === 'object' && value !== null) {
-		checkNotProxy(field, value, 'array');
-	}
-
+	checkNotProxy(field, value, 'array');
 	if (!Array.isArray(value)) {
 		throw new InvalidConfigError(field, 'must be an array');
 	}
@@ -133,14 +134,15 @@ function checkArray(field: string, value: unknown, max: number): asserts value i
 		throw new InvalidConfigError(field, 'must be a plain array');
 	}
 
-	for (const key of Object.getOwnPropertyNames(value)) {
+	// Symbols too: an own Symbol.iterator would hand a for-of loop other elements than .entries().
+	for (const key of Reflect.ownKeys(value)) {
 		if (key === 'length') {
 			continue;
 		}
 
-		const index = Number(key);
-		if (!Number.isInteger(index) || index < 0 || String(index) !== key) {
-			throw new InvalidConfigError(`${field}.${key}`, 'is not an array element: a plain array has only its elements');
+		const index = typeof key === 'string' ? Number(key) : Number.NaN;
+		if (typeof key === 'symbol' || !Number.isInteger(index) || index < 0 || index >= value.length || String(index) !== key) {
+			throw new InvalidConfigError(`${field}.${String(key)}`, 'is not an array element: a plain array has only its elements');
 		}
 
 		if (Object.getOwnPropertyDescriptor(value, key)?.get !== undefined) {

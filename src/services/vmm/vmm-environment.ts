@@ -59,13 +59,14 @@ function sealed(environment: Record<string, string>): VmmEnvironment {
  * changes later). Throws `InvalidConfigError` naming `field`, or `field.NAME`, and the reason.
  */
 export function checkVmmEnvironment(field: string, value: unknown): VmmEnvironment {
-	if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-		throw new InvalidConfigError(field, 'must be an object of variable names to string values');
-	}
-
-	// A proxy's traps would run (and could throw anything) while it is read: refused before any does.
+	// A proxy's traps would run (and could throw anything) while it is read: refused before any does,
+	// and before Array.isArray, which throws on a revoked one.
 	if (types.isProxy(value)) {
 		throw new InvalidConfigError(field, 'must be a plain object, not a proxy');
+	}
+
+	if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+		throw new InvalidConfigError(field, 'must be an object of variable names to string values');
 	}
 
 	const prototype: unknown = Object.getPrototypeOf(value);

@@ -288,6 +288,10 @@ describe('only plain data: nothing inherited, no getters, no prototype tricks', 
 		}}, 'params', 'must be a plain value, not a getter');
 	});
 
+	test('a symbol key, which no field is', () => {
+		invalid({kernel, [Symbol('params')]: 'quiet'}, 'Symbol(params)', 'is not a VmConfig field');
+	});
+
 	test('a hidden (non-enumerable) getter', () => {
 		const config = {kernel};
 		Object.defineProperty(config, 'consoleOutput', {get: () => '/etc/passwd', enumerable: false});
@@ -314,6 +318,10 @@ describe('only plain data: nothing inherited, no getters, no prototype tricks', 
 		invalid({kernel, capture: new Proxy({console: true}, trapsThrow)}, 'capture', 'must be a plain object, not a proxy');
 		invalid({kernel, disks: new Proxy([], trapsThrow)}, 'disks', 'must be a plain array, not a proxy');
 		invalid({kernel, taskProfiles: new Proxy(['a'], {})}, 'taskProfiles', 'must be a plain array, not a proxy');
+		// A revoked proxy of a function: Array.isArray would throw a TypeError on it.
+		const revokedFunction = Proxy.revocable(() => undefined, {});
+		revokedFunction.revoke();
+		invalid({kernel, disks: revokedFunction.proxy}, 'disks', 'must be a plain array, not a proxy');
 	});
 
 	test('an array that would show validation other elements than the command builder reads', () => {
@@ -323,6 +331,13 @@ describe('only plain data: nothing inherited, no getters, no prototype tricks', 
 		const files = ['/dev/null'];
 		Object.defineProperty(files, 0, {get: () => '/etc/shadow'});
 		invalid({kernel, indirectFiles: files}, 'indirectFiles[0]', 'must be a plain value, not a getter');
+		// for-of (the command builder's taskProfiles loop) asks the array's own iterator first.
+		const profiles = ['ok'];
+		Object.defineProperty(profiles, Symbol.iterator, {value: ['a,b', 'has space'][Symbol.iterator].bind(['a,b', 'has space'])});
+		invalid({kernel, taskProfiles: profiles}, 'taskProfiles.Symbol(Symbol.iterator)', 'is not an array element: a plain array has only its elements');
+		const beyond = ['/dev/null'];
+		Object.defineProperty(beyond, '4294967295', {value: '/etc/shadow'});
+		invalid({kernel, indirectFiles: beyond}, 'indirectFiles.4294967295', 'is not an array element: a plain array has only its elements');
 		class Profiles extends Array<string> {}
 		invalid({kernel, taskProfiles: Profiles.from(['a'])}, 'taskProfiles', 'must be a plain array');
 		invalid({kernel, taskProfiles: Object.setPrototypeOf(['a'], null) as string[]}, 'taskProfiles', 'must be a plain array');

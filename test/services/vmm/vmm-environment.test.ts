@@ -139,6 +139,9 @@ describe('checkVmmEnvironment', () => {
 			},
 		});
 		expect(refusal(proxy)).toEqual({field: 'vmmEnvironment', reason: 'must be a plain object, not a proxy'});
+		const revoked = Proxy.revocable({PATH: '/bin'}, {});
+		revoked.revoke();
+		expect(refusal(revoked.proxy)).toEqual({field: 'vmmEnvironment', reason: 'must be a plain object, not a proxy'});
 		expect(trapped).toBe(0);
 	});
 
