@@ -513,22 +513,21 @@ process.on('disconnect', hostGone);
 const YIELD = (() => {
 	try {
 		const settings = JSON.parse(process.argv[3]);
-		const {waitMs, pauseMs, maxPauseMs} = settings;
-		if (![waitMs, pauseMs, maxPauseMs].every(value => Number.isFinite(value) && value >= 0)) {
+		const {waitMs, pauseMs, maxPauseMs, recentMs} = settings;
+		if (![waitMs, pauseMs, maxPauseMs, recentMs].every(value => Number.isFinite(value) && value >= 0)) {
 			return undefined;
 		}
 
-		return {fd: openSync(settings.schedstat, 'r'), waitMs, pauseMs, maxPauseMs};
+		return {fd: openSync(settings.schedstat, 'r'), waitMs, pauseMs, maxPauseMs, recentMs};
 	} catch {
 		return undefined;
 	}
 })();
-/** A look this long after the last one (or after the end of a pause) only takes its figure: the wait it sees is not recent. */
-const YIELD_STALE_MS = 20;
 const schedstat = Buffer.alloc(128);
 let lookedAt = -Infinity;
 let hostWaitedMs = 0;
-let pausedMs = 0;
+/** When the pauses in a row began; undefined when the last look let a spawn go. */
+let pausingSince;
 
 /** The host main thread's time waiting for a CPU so far, in milliseconds (the file says "run wait slices" in nanoseconds). */
 function hostWaitMs() {
@@ -536,7 +535,7 @@ function hostWaitMs() {
 	return Number(schedstat.toString('latin1', 0, length).split(' ')[1]) / 1e6;
 }
 
-/** Whether the next spawn waits: the host waited long enough since the last look, and not in a row for too long. */
+/** Whether the next spawn waits: the host waited long enough since a recent last look, and the pauses in a row have not lasted maxPauseMs yet. */
 function hostWaits() {
 	let waitedMs;
 	try {
@@ -550,16 +549,16 @@ function hostWaits() {
 	}
 
 	const now = performance.now();
-	const recent = now - lookedAt < YIELD.pauseMs + YIELD_STALE_MS;
+	const recent = now - lookedAt < YIELD.recentMs;
 	const waited = waitedMs - hostWaitedMs;
 	lookedAt = now;
 	hostWaitedMs = waitedMs;
-	if (recent && waited >= YIELD.waitMs && pausedMs < YIELD.maxPauseMs) {
-		pausedMs += YIELD.pauseMs;
+	if (recent && waited >= YIELD.waitMs && (pausingSince === undefined || now - pausingSince < YIELD.maxPauseMs)) {
+		pausingSince ??= now;
 		return true;
 	}
 
-	pausedMs = 0;
+	pausingSince = undefined;
 	return false;
 }
 

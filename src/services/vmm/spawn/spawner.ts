@@ -53,7 +53,7 @@ export const SPAWNER_COMMAND_BURST = 64;
  */
 export const SPAWNER_AUTOGROUP_NICE = 5;
 
-/** How a spawner process steps aside for a host that waits for a CPU (see `SPAWNER_YIELD`). */
+/** How a spawner process steps aside for a host that waits for a CPU (see `spawnerYield`). */
 export interface SpawnerYield {
 	/** The file the host main thread's scheduler statistics are read from (Linux's schedstat). */
 	schedstat: string;
@@ -61,8 +61,10 @@ export interface SpawnerYield {
 	waitMs: number;
 	/** How long it then waits before it looks again. */
 	pauseMs: number;
-	/** The most it waits in a row: then one goes, whatever the host's waiting (a machine loaded by others must not stop a fleet). */
+	/** The most it waits in a row, measured: then one goes, whatever the host's waiting (a machine loaded by others must not stop a fleet). */
 	maxPauseMs: number;
+	/** A look this long after the last one only takes its figure: what the host waited since is not recent. */
+	recentMs: number;
 }
 
 /**
@@ -70,13 +72,14 @@ export interface SpawnerYield {
  * at once: a fleet started in one tick keeps the machine's CPUs busy, and the host's main thread
  * then waits for one, most of all while its garbage collector works. Before each spawn, the spawner
  * looks at how long the host's main thread has waited for a CPU since it last looked, and steps
- * aside when it waited 10 ms or more: 5 ms at a time, at most 50 ms in a row. A look more than a
- * pause and 20 ms after the last one only takes its figure, so a lone start after a quiet while goes
- * at once. Short commands never wait. Not 2 ms: a 1,000-VM start then ran at 0.86-0.88x the bare
+ * aside when it waited 10 ms or more: 5 ms at a time, for at most 50 ms in a row. A look 25 ms or
+ * more after the last one only takes its figure, so a lone start after a quiet while goes at once.
+ * The host's thread cannot wait longer than the time that passes: pauses follow each other only
+ * while the host keeps waiting (its schedstat grows by the wait when it gets a CPU again). Short commands never wait. Not 2 ms: a 1,000-VM start then ran at 0.86-0.88x the bare
  * throughput, under the 0.9x it must keep. Measured (docs/performance.md, "Who gets the CPU").
  */
 export function spawnerYield(hostPid: number): SpawnerYield {
-	return {schedstat: `/proc/${hostPid}/task/${hostPid}/schedstat`, waitMs: 10, pauseMs: 5, maxPauseMs: 50};
+	return {schedstat: `/proc/${hostPid}/task/${hostPid}/schedstat`, waitMs: 10, pauseMs: 5, maxPauseMs: 50, recentMs: 25};
 }
 
 /** How a child ended. `lost` is set when the spawner process itself died and the exit is unknown. */
