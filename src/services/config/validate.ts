@@ -4,6 +4,7 @@ import {InvalidConfigError, CpuAffinityError} from '../../errors.js';
 import {listConfigFiles} from './files.js';
 import {parseCpuAffinity} from './cpu-affinity.js';
 import {checkCount as checkEntries, checkStringBytes, CONFIG_LIMITS} from './bounds.js';
+import {checkNotProxy, checkPlainPrototype} from './plain-data.js';
 import {isFileHandle} from './file-access.js';
 import {resolveFilePolicy, type FilePolicy, type FileRequester} from './file-policy.js';
 import {checkHandedDescriptor, openConfigPath, STANDARD_STREAMS} from './open-file.js';
@@ -41,13 +42,6 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 	return typeof value === 'object' && value !== null && (types.isProxy(value) || !Array.isArray(value));
 }
 
-/** A proxy's traps would run while it is checked, and again, answering anything, when it is read. */
-function checkNotProxy(field: string, value: unknown, kind: string): void {
-	if (types.isProxy(value)) {
-		throw new InvalidConfigError(field, `must be a plain ${kind}, not a proxy`);
-	}
-}
-
 /**
  * Refuses anything but a plain object of plain values: a class instance, a getter (which could
  * answer validation one way and the command builder another) or a field inherited from a polluted
@@ -55,10 +49,7 @@ function checkNotProxy(field: string, value: unknown, kind: string): void {
  */
 function checkPlainRecord(field: string, value: Record<string, unknown>, fields: ReadonlySet<string>, kind: string): void {
 	checkNotProxy(field, value, 'object');
-	const prototype: unknown = Object.getPrototypeOf(value);
-	if (prototype !== Object.prototype && prototype !== null) {
-		throw new InvalidConfigError(field, 'must be a plain object');
-	}
+	checkPlainPrototype(field, value);
 
 	const fieldOf = (key: string): string => field === 'config' ? key : `${field}.${key}`;
 	// Non-enumerable keys too: a hidden getter would otherwise be read unseen. Symbols too: no field is one.

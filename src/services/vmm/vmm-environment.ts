@@ -1,4 +1,4 @@
-import {types} from 'node:util';
+import {checkNotProxy, checkPlainPrototype} from '../config/plain-data.js';
 import {InvalidConfigError} from '../../errors.js';
 
 /** The environment of a VMM process and of the VMM's commands (`crosvm stop`, `suspend`, `balloon`). */
@@ -59,20 +59,12 @@ function sealed(environment: Record<string, string>): VmmEnvironment {
  * changes later). Throws `InvalidConfigError` naming `field`, or `field.NAME`, and the reason.
  */
 export function checkVmmEnvironment(field: string, value: unknown): VmmEnvironment {
-	// A proxy's traps would run (and could throw anything) while it is read: refused before any does,
-	// and before Array.isArray, which throws on a revoked one.
-	if (types.isProxy(value)) {
-		throw new InvalidConfigError(field, 'must be a plain object, not a proxy');
-	}
-
+	checkNotProxy(field, value, 'object');
 	if (typeof value !== 'object' || value === null || Array.isArray(value)) {
 		throw new InvalidConfigError(field, 'must be an object of variable names to string values');
 	}
 
-	const prototype: unknown = Object.getPrototypeOf(value);
-	if (prototype !== Object.prototype && prototype !== null) {
-		throw new InvalidConfigError(field, 'must be a plain object');
-	}
+	checkPlainPrototype(field, value);
 
 	const names = Object.getOwnPropertyNames(value);
 	if (names.length > VMM_ENVIRONMENT_LIMITS.variables) {
