@@ -75,8 +75,9 @@ export interface SpawnerYield {
  * aside when it waited 10 ms or more: 5 ms at a time, for at most 50 ms in a row. A look 25 ms or
  * more after the last one only takes its figure, so a lone start after a quiet while goes at once.
  * The host's thread cannot wait longer than the time that passes: pauses follow each other only
- * while the host keeps waiting (its schedstat grows by the wait when it gets a CPU again). Short commands never wait. Not 2 ms: a 1,000-VM start then ran at 0.86-0.88x the bare
- * throughput, under the 0.9x it must keep. Measured (docs/performance.md, "Who gets the CPU").
+ * while the host keeps waiting (its schedstat grows by the wait when it gets a CPU again). Short
+ * commands never wait. Not 2 ms: a 1,000-VM start then ran at 0.86-0.88x the bare throughput, under
+ * the 0.9x it must keep. Measured (docs/performance.md, "Who gets the CPU").
  */
 export function spawnerYield(hostPid: number): SpawnerYield {
 	return {schedstat: `/proc/${hostPid}/task/${hostPid}/schedstat`, waitMs: 10, pauseMs: 5, maxPauseMs: 50, recentMs: 25};
@@ -232,7 +233,7 @@ class Spawner {
 	readonly #requests = new Map<number, PendingRequest>();
 	readonly #children = new Map<number, LiveChild>();
 	#idleTimer: NodeJS.Timeout | undefined;
-	/** The exit of the process it let go, until that process is gone. */
+	/** The exit of the last process it let go (settled once that process is gone). */
 	#exiting: Promise<void> | undefined;
 
 	/** The children it holds (started, or being started). */
@@ -372,16 +373,10 @@ class Spawner {
 	#end(child: ChildProcess): void {
 		this.#process = undefined;
 		if (child.exitCode === null && child.signalCode === null) {
-			const exiting = new Promise<void>(resolve => {
+			this.#exiting = new Promise<void>(resolve => {
 				child.once('exit', () => {
 					resolve();
 				});
-			});
-			this.#exiting = exiting;
-			void exiting.then(() => {
-				if (this.#exiting === exiting) {
-					this.#exiting = undefined;
-				}
 			});
 		}
 
