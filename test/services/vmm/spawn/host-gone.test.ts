@@ -3,11 +3,10 @@
  * stays. A message it writes to a host that has just gone fails; that must not become an uncaught
  * 'error' with a stack trace on the host's terminal (the spawner's stderr is the host's).
  */
-import {spawn} from 'node:child_process';
 import {mkdirSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
-import {SPAWNER_SOURCE} from '../../../../src/services/vmm/spawn/spawner-source.js';
+import {startSpawnerProgram} from './spawner-program.js';
 
 describe('a spawner whose host goes while it works', () => {
 	let work: string;
@@ -27,22 +26,13 @@ describe('a spawner whose host goes while it works', () => {
 			writeFileSync(path.join(tree, String(index)), '');
 		}
 
-		const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid), '0'], {
-			stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-			serialization: 'advanced',
-			env: {},
-		});
+		const child = await startSpawnerProgram(['0'], 'pipe');
 		let stderr = '';
 		child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
 			stderr += chunk;
 		});
 		const exited = new Promise<number | null>(resolve => {
 			child.once('exit', resolve);
-		});
-		await new Promise<void>(resolve => {
-			child.once('message', () => {
-				resolve();
-			});
 		});
 		let removed = false;
 		child.on('message', () => {

@@ -4,15 +4,15 @@
  * commands never wait. Here the schedstat is a file the test writes, so the host's waiting is
  * whatever the test says.
  */
-import {spawn, type ChildProcess} from 'node:child_process';
+import type {ChildProcess} from 'node:child_process';
 import {existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
-import {SPAWNER_SOURCE} from '../../../../src/services/vmm/spawn/spawner-source.js';
 import {SpawnerPool, spawnerYield, type SpawnerYield} from '../../../../src/services/vmm/spawn/spawner.js';
 import {readProcessStat} from '../../../../src/services/state-dir/process-identity.js';
 import {defaultVmmEnvironment} from '../../../../src/services/vmm/vmm-environment.js';
 import type {FromSpawner, ToSpawner} from '../../../../src/services/vmm/spawn/protocol.js';
+import {startSpawnerProgram} from './spawner-program.js';
 
 /** How long the held-back ones wait at least; the others take a small part of it. */
 const PAUSE_MS = 1500;
@@ -46,25 +46,17 @@ describe('a spawner that yields to a waiting host', () => {
 
 	/** Settings with looks recent for long, so that a late timer on a loaded machine breaks no chain of pauses. */
 	const start = async ({recentMs = 60_000, ...settings}: Omit<SpawnerYield, 'schedstat' | 'recentMs'> & {recentMs?: number}) => {
-		const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid), '0', JSON.stringify({...settings, recentMs, schedstat})], {
-			stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-			serialization: 'advanced',
-			env: {},
-		});
+		const child = await startSpawnerProgram(['0', JSON.stringify({...settings, recentMs, schedstat})], 'inherit');
 		spawner = child;
-		await new Promise<void>(resolve => {
-			child.on('message', (message: FromSpawner) => {
-				if (message.op === 'ready') {
-					resolve();
-				} else if (message.op === 'spawned' || message.op === 'failed' || message.op === 'ran') {
-					answers.get(message.id)?.({
-						op: message.op,
-						pid: message.op === 'spawned' ? message.pid : undefined,
-						...(message.op === 'ran' ? {code: message.code, signal: message.signal} : {}),
-						ms: 0,
-					});
-				}
-			});
+		child.on('message', (message: FromSpawner) => {
+			if (message.op === 'spawned' || message.op === 'failed' || message.op === 'ran') {
+				answers.get(message.id)?.({
+					op: message.op,
+					pid: message.op === 'spawned' ? message.pid : undefined,
+					...(message.op === 'ran' ? {code: message.code, signal: message.signal} : {}),
+					ms: 0,
+				});
+			}
 		});
 	};
 
