@@ -1,4 +1,4 @@
-import {chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {Writable} from 'node:stream';
@@ -8,6 +8,7 @@ import {afterEach, beforeAll, beforeEach, expect} from '@jest/globals';
 import {createVm, type CreateVmOptions, type Vm} from '../../src/vm.js';
 import type {VmConfig} from '../../src/services/config/vm-config.js';
 import {settleLeaks, takeSnapshot, type ResourceSnapshot} from './leak-checker.js';
+import {until} from './until.js';
 
 /** The simulator, built by `npm run build` (VMWARDEN_TEST_VMM overrides it, to try another VMM). */
 export const SIM_PATH = process.env['VMWARDEN_TEST_VMM'] ?? path.resolve('dist/crosvm-sim/cli.js');
@@ -105,6 +106,15 @@ export function useVmFixture() {
 	};
 
 	return {context, guest, vm, notExecutable};
+}
+
+/**
+ * Resolves once `pid` runs the simulator itself. A VM is Running from setpriv's spawn, and during
+ * setpriv's exec into the VMM the kernel shows an empty /proc/<pid>/cmdline and environ: read them
+ * after this. Throws after 5 s.
+ */
+export async function simulatorRunning(pid: number): Promise<void> {
+	await until(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(SIM_PATH), 5000);
 }
 
 /**

@@ -6,8 +6,7 @@ import {InvalidConfigError, VmSpawnError, VmStateError} from '../../src/errors.j
 import {DeathReason} from '../../src/services/death/reason.js';
 import {createVmHandle, vmOperations} from '../../src/vm.js';
 import {PASSED_HOST_PREFIXES, PASSED_HOST_VARIABLES} from '../../src/services/vmm/vmm-environment.js';
-import {SIM_PATH, silentLogger, useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
-import {until} from '../helpers/until.js';
+import {SIM_PATH, silentLogger, simulatorRunning, useVmFixture, vmmExitSeen} from '../helpers/vm-fixture.js';
 import type {VmDeath, VmEvent} from '../../src/types.js';
 
 describe('VM lifecycle', () => {
@@ -21,10 +20,8 @@ describe('VM lifecycle', () => {
 		expect(machine.tempDir).toBeDefined();
 		expect(path.dirname(machine.tempDir!)).toBe(context.tempRoot);
 		expect(statSync(machine.tempDir!).mode & 0o777).toBe(0o700);
-		// setpriv execs: the pid becomes the simulator's own, not a wrapper's (Running is reported at
-		// setpriv's spawn, and its cmdline reads empty during the exec).
-		const {readFileSync} = await import('node:fs');
-		await until(() => readFileSync(`/proc/${machine.pid}/cmdline`, 'utf8').split('\0').includes(SIM_PATH), 5000);
+		// setpriv execs: the pid becomes the simulator's own, not a wrapper's.
+		await simulatorRunning(machine.pid!);
 		machine.kill();
 		await machine.died;
 	});
@@ -34,6 +31,7 @@ describe('VM lifecycle', () => {
 		try {
 			const machine = vm({kernel: guest('hang')}, {vmmEnvironment: {PATH: process.env['PATH']!, RUST_BACKTRACE: '1'}});
 			await machine.start();
+			await simulatorRunning(machine.pid!);
 			const {readFileSync} = await import('node:fs');
 			const environment = readFileSync(`/proc/${machine.pid}/environ`, 'utf8').split('\0').filter(Boolean).sort();
 			expect(environment).toEqual([`PATH=${process.env['PATH']}`, 'RUST_BACKTRACE=1']);

@@ -4,7 +4,7 @@ import {execa} from 'execa';
 import winston from 'winston';
 import {describe, expect, test} from '@jest/globals';
 import {parentDeathCommand} from '../../src/services/vmm/process.js';
-import {SIM_PATH, silentLogger, useVmFixture} from '../helpers/vm-fixture.js';
+import {SIM_PATH, silentLogger, simulatorRunning, useVmFixture} from '../helpers/vm-fixture.js';
 
 /** Whether a pid is a live process (a zombie counts as gone: it no longer runs). */
 function alive(pid: number): boolean {
@@ -46,8 +46,7 @@ describe('never leaving a VM behind', () => {
 		});
 		const {pid, tempDir} = JSON.parse(line) as {pid: number; tempDir: string};
 		expect(alive(pid)).toBe(true);
-		// Past setpriv's exec (its cmdline reads empty during the exec): the pid is the simulator's.
-		expect(await waitFor(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(SIM_PATH), 5000)).toBe(true);
+		await simulatorRunning(pid);
 		host.kill('SIGKILL');
 		await host;
 		expect(await waitFor(() => !alive(pid), 5000)).toBe(true);

@@ -7,7 +7,7 @@ import {createInspectionRecorder} from '../../../src/services/inspection/recorde
 import {readInspection, replayInspection} from '../../../src/services/inspection/replay.js';
 import type {InspectionRecord} from '../../../src/services/inspection/format.js';
 import {createSupervisor} from '../../../src/supervisor.js';
-import {SIM_PATH, silentLogger, useVmFixture} from '../../helpers/vm-fixture.js';
+import {SIM_PATH, silentLogger, simulatorRunning, useVmFixture} from '../../helpers/vm-fixture.js';
 import {summarize, type EventSummary} from '../../helpers/summarize-inspection.js';
 
 describe('recording vmwarden on crosvm-sim', () => {
@@ -85,6 +85,7 @@ describe('recording vmwarden on crosvm-sim', () => {
 		try {
 			const machine = await supervisor.createVm({kernel: guest('hang')});
 			await machine.start();
+			await simulatorRunning(machine.pid!);
 			environ = readFileSync(`/proc/${machine.pid}/environ`, 'utf8');
 			await supervisor.shutdown();
 		} finally {
