@@ -1,6 +1,7 @@
 import {spawn, type ChildProcess} from 'node:child_process';
 import {Readable} from 'node:stream';
 import type {AtExit, ChildEnvironment, DirectoryToMake, FromSpawner, OutputFile, ReadBack, StdioEntry, ToSpawner} from './protocol.js';
+import {spawnTurn} from './pace.js';
 import {SPAWNER_SOURCE} from './spawner-source.js';
 
 /** The requests the spawner answers (each has an id its reply carries). */
@@ -23,10 +24,23 @@ export const SPAWNER_START_TIMEOUT_MS = 10_000;
  * How many children one spawner process holds before the next spawn goes to another. libuv 1.46
  * (Node 20) calls `waitpid` on every child of a process whenever a SIGCHLD comes, so each exit costs
  * a process time in proportion to its children (1.1 ms with none, 6.5 ms with 9,000, measured): a
- * 10,000-VM fleet's stop cost one spawner time in the square of the fleet. A fleet up to this size
- * has one spawner; a bigger one is spread over several (docs/performance.md).
+ * fleet's stop costs each spawner time in the square of its children. At 5,000 the first seconds of
+ * a 10,000-VM stop had no deaths at all (the first spawner only walked its children, and its busy
+ * CPU was the host's longest delays); at 2,500 deaths flow from the start. A fleet up to this size
+ * has one spawner; a bigger one is spread over several, at most `SPAWNERS_SPAWNING` of them starting
+ * children at a time (docs/performance.md).
  */
-export const SPAWNER_CHILDREN = 5000;
+export const SPAWNER_CHILDREN = 2500;
+
+/**
+ * How many spawner processes start children at the same time. A fleet started in one tick fills
+ * its spawners at once, and each spawning spawner is a session (a scheduler group) of its own that
+ * wants a CPU: four at once (10,000 VMs at 2,500 a spawner) kept the host's main thread waiting for
+ * one longer than two do (a start's longest delay 52-57 ms against 25-35 ms, measured). Spawns for
+ * a further spawner wait in this process until one of them has started all it was given; the
+ * throughput stays that of two.
+ */
+export const SPAWNERS_SPAWNING = 2;
 
 /**
  * Short commands (a fleet's `crosvm stop`s) go to a spawner process of their own, with no VMM among
@@ -230,6 +244,7 @@ class RelayedPipe extends Readable {
 class Spawner {
 	#process: ChildProcess | undefined;
 	#nextId = 1;
+	#spawning = 0;
 	readonly #requests = new Map<number, PendingRequest>();
 	readonly #children = new Map<number, LiveChild>();
 	#idleTimer: NodeJS.Timeout | undefined;
@@ -239,6 +254,11 @@ class Spawner {
 	/** The children it holds (started, or being started). */
 	get children(): number {
 		return this.#children.size;
+	}
+
+	/** Its spawns not answered yet. */
+	get spawning(): number {
+		return this.#spawning;
 	}
 
 	/** Its children and the requests it has not answered yet. */
@@ -270,10 +290,13 @@ class Spawner {
 
 		// Registered before the request: the exit and the pipes' data may follow 'spawned' at once.
 		this.#children.set(id, live);
+		this.#spawning++;
 		const reply = await this.#request({op: 'spawn', id, file, args, stdio, relay, outputs, env, dir, atExit}).catch((error: unknown) => {
 			this.#children.delete(id);
 			this.#settle();
 			throw error;
+		}).finally(() => {
+			this.#spawning--;
 		});
 		if (reply.op !== 'spawned') {
 			throw new Error(`spawner answered ${reply.op} to a spawn`);
@@ -569,17 +592,23 @@ class Spawner {
 
 /**
  * The spawner processes of this process: one, until a fleet holds more than `childrenPerSpawner`
- * children in each (see SPAWNER_CHILDREN). A child stays with the spawner that started it.
+ * children in each (see SPAWNER_CHILDREN), with at most `spawningAtOnce` of them starting children
+ * at a time (see SPAWNERS_SPAWNING). A child stays with the spawner that started it.
  */
 export class SpawnerPool {
 	readonly #spawners: Spawner[] = [new Spawner()];
 	/** The spawner of commands apart from any VMM (see SPAWNER_COMMAND_CHILDREN), once needed. */
 	#commands: Spawner | undefined;
 	#commandsRunning = 0;
+	/** Spawns waiting for a spawner that may start them, in the order they were asked for. */
+	readonly #held: Array<(spawner: Spawner) => void> = [];
+	/** A held spawn waits for its turn. */
+	#releasing = false;
 
 	constructor(
 		private readonly childrenPerSpawner = SPAWNER_CHILDREN,
 		private readonly commandsApart = {children: SPAWNER_COMMAND_CHILDREN, burst: SPAWNER_COMMAND_BURST},
+		private readonly spawningAtOnce = SPAWNERS_SPAWNING,
 	) {}
 
 	/** How many spawners of children it has made (each starts its process on demand and ends it when idle). */
@@ -588,7 +617,21 @@ export class SpawnerPool {
 	}
 
 	async spawn(file: string, args: string[], env: ChildEnvironment, stdio: StdioEntry[], relay: number[], outputs: OutputFile[] = [], extras: SpawnExtras = {}): Promise<SpawnedChild> {
-		return this.#forChild().spawn(file, args, env, stdio, relay, outputs, extras);
+		return new Promise((resolve, reject) => {
+			const start = (spawner: Spawner) => {
+				spawner.spawn(file, args, env, stdio, relay, outputs, extras).then(resolve, reject).finally(() => {
+					this.#release();
+				});
+			};
+
+			const spawner = this.#held.length === 0 ? this.#forChild() : undefined;
+			if (spawner === undefined) {
+				this.#held.push(start);
+				this.#release();
+			} else {
+				start(spawner);
+			}
+		});
 	}
 
 	async run(file: string, args: string[], request: CommandRequest): Promise<CommandResult> {
@@ -614,15 +657,48 @@ export class SpawnerPool {
 		await Promise.all([...this.#spawners, this.#commands].map(async spawner => spawner?.closeIdle()));
 	}
 
-	/** The first spawner with room for a child, else a new one. */
-	#forChild(): Spawner {
-		let spawner = this.#spawners.find(candidate => candidate.children < this.childrenPerSpawner);
-		if (spawner === undefined) {
-			spawner = new Spawner();
-			this.#spawners.push(spawner);
+	/**
+	 * Hands the held spawns, in order, to spawners that may start them: one per spawn turn (see
+	 * `spawnTurn`), as they were asked for, not thousands in one turn when a spawner is done.
+	 */
+	#release(): void {
+		if (this.#releasing || this.#held.length === 0 || this.#forChild() === undefined) {
+			return;
 		}
 
-		return spawner;
+		this.#releasing = true;
+		void spawnTurn().then(() => {
+			this.#releasing = false;
+			const spawner = this.#forChild();
+			if (spawner !== undefined) {
+				this.#held.shift()?.(spawner);
+			}
+
+			this.#release();
+		});
+	}
+
+	/**
+	 * The first spawner with room for a child, else a new one; none while that one would be one
+	 * more spawner starting children than `spawningAtOnce` allows.
+	 */
+	#forChild(): Spawner | undefined {
+		const spawner = this.#spawners.find(candidate => candidate.children < this.childrenPerSpawner);
+		if (spawner !== undefined && spawner.spawning > 0) {
+			return spawner;
+		}
+
+		if (this.#spawners.filter(candidate => candidate.spawning > 0).length >= this.spawningAtOnce) {
+			return undefined;
+		}
+
+		if (spawner !== undefined) {
+			return spawner;
+		}
+
+		const fresh = new Spawner();
+		this.#spawners.push(fresh);
+		return fresh;
 	}
 
 	/** The least loaded spawner; for a burst of commands next to a large fleet, the commands' own. */

@@ -95,6 +95,46 @@ describe('SpawnerPool', () => {
 		expect(spawners.filter(spawner => isProcessRunning(spawner))).toEqual([]);
 	});
 
+	test('spawns for a further spawner wait until a spawning one has started all it was given', async () => {
+		const sleep = async (pool: SpawnerPool) => pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
+		const children: SpawnedChild[] = [];
+		let spawners: ProcessIdentity[] = [];
+		const one = new SpawnerPool(1, undefined, 1);
+		const two = new SpawnerPool(1, undefined, 2);
+		try {
+			const held = [sleep(one), sleep(one)];
+			const together = [sleep(two), sleep(two)];
+			// Asked for in one tick: with one spawner spawning at a time, the second waits for the first.
+			expect([one.size, two.size]).toEqual([1, 2]);
+			children.push(...await Promise.all([...held, ...together]));
+			expect([one.size, two.size]).toEqual([2, 2]);
+			spawners = spawnersOf(children);
+			expect(spawners.length).toBe(4);
+		} finally {
+			for (const child of children) {
+				child.kill('SIGKILL');
+			}
+
+			await Promise.all(children.map(async child => child.exited));
+		}
+
+		await Promise.all([one.closeIdle(), two.closeIdle()]);
+		expect(spawners.filter(spawner => isProcessRunning(spawner))).toEqual([]);
+	});
+
+	test('a spawn that fails lets the spawns held behind it go', async () => {
+		const pool = new SpawnerPool(1, undefined, 1);
+		const failed = pool.spawn('/nonexistent/vmm', [], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
+		const next = pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
+		await expect(failed).rejects.toMatchObject({name: 'SpawnFailure', code: 'ENOENT'});
+		const child = await next;
+		// The failed spawn left no child: the held one went to the same spawner.
+		expect(pool.size).toBe(1);
+		child.kill('SIGKILL');
+		await child.exited;
+		await pool.closeIdle();
+	});
+
 	test('a small fleet stays in one spawner process', async () => {
 		const pool = new SpawnerPool(4);
 		const children = [];
