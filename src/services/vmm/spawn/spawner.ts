@@ -624,12 +624,11 @@ export class SpawnerPool {
 				});
 			};
 
-			const spawner = this.#held.length === 0 ? this.#forChild() : undefined;
-			if (spawner === undefined) {
+			if (this.#held.length === 0 && this.#mayStart()) {
+				start(this.#forChild());
+			} else {
 				this.#held.push(start);
 				this.#release();
-			} else {
-				start(spawner);
 			}
 		});
 	}
@@ -662,16 +661,15 @@ export class SpawnerPool {
 	 * `spawnTurn`), as they were asked for, not thousands in one turn when a spawner is done.
 	 */
 	#release(): void {
-		if (this.#releasing || this.#held.length === 0 || this.#forChild() === undefined) {
+		if (this.#releasing || this.#held.length === 0 || !this.#mayStart()) {
 			return;
 		}
 
 		this.#releasing = true;
 		void spawnTurn().then(() => {
 			this.#releasing = false;
-			const spawner = this.#forChild();
-			if (spawner !== undefined) {
-				this.#held.shift()?.(spawner);
+			if (this.#mayStart()) {
+				this.#held.shift()?.(this.#forChild());
 			}
 
 			this.#release();
@@ -679,26 +677,23 @@ export class SpawnerPool {
 	}
 
 	/**
-	 * The first spawner with room for a child, else a new one; none while that one would be one
-	 * more spawner starting children than `spawningAtOnce` allows.
+	 * Whether a spawn may start now: its spawner (the first with room) is spawning already, or fewer
+	 * than `spawningAtOnce` are. Makes nothing: a spawner is made only for a spawn that starts.
 	 */
-	#forChild(): Spawner | undefined {
+	#mayStart(): boolean {
 		const spawner = this.#spawners.find(candidate => candidate.children < this.childrenPerSpawner);
-		if (spawner !== undefined && spawner.spawning > 0) {
-			return spawner;
+		return (spawner !== undefined && spawner.spawning > 0) || this.#spawners.filter(candidate => candidate.spawning > 0).length < this.spawningAtOnce;
+	}
+
+	/** The first spawner with room for a child, else a new one. */
+	#forChild(): Spawner {
+		let spawner = this.#spawners.find(candidate => candidate.children < this.childrenPerSpawner);
+		if (spawner === undefined) {
+			spawner = new Spawner();
+			this.#spawners.push(spawner);
 		}
 
-		if (this.#spawners.filter(candidate => candidate.spawning > 0).length >= this.spawningAtOnce) {
-			return undefined;
-		}
-
-		if (spawner !== undefined) {
-			return spawner;
-		}
-
-		const fresh = new Spawner();
-		this.#spawners.push(fresh);
-		return fresh;
+		return spawner;
 	}
 
 	/** The least loaded spawner; for a burst of commands next to a large fleet, the commands' own. */

@@ -3,7 +3,9 @@
  * process's children one waitpid each per SIGCHLD), and keeps a small one in a single process. A
  * burst of commands next to a big fleet goes to a spawner process with no VMM among its children.
  */
+import {readdirSync, readFileSync} from 'node:fs';
 import {isProcessRunning, processIdentity, readProcessStat, type ProcessIdentity} from '../../../../src/services/state-dir/process-identity.js';
+import {spawnTurn} from '../../../../src/services/vmm/spawn/pace.js';
 import {SpawnerPool, type SpawnedChild} from '../../../../src/services/vmm/spawn/spawner.js';
 import {defaultVmmEnvironment} from '../../../../src/services/vmm/vmm-environment.js';
 
@@ -14,6 +16,30 @@ function parentOf(pid: number): number {
 /** The spawner processes of `children`, by identity (a PID alone could be another process's later). */
 function spawnersOf(children: SpawnedChild[]): ProcessIdentity[] {
 	return [...new Set(children.map(child => parentOf(child.pid)))].map(pid => processIdentity(pid)!);
+}
+
+/** The spawner processes this process started (Node children run with `-e`), by pid. */
+function spawnerPids(): number[] {
+	return readdirSync('/proc').filter(name => /^\d+$/.test(name)).map(Number).filter(pid => {
+		try {
+			return readProcessStat(pid)?.parentPid === process.pid && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('-e');
+		} catch {
+			return false;
+		}
+	});
+}
+
+async function sleepIn(pool: SpawnerPool): Promise<SpawnedChild> {
+	return pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
+}
+
+async function endAll(pool: SpawnerPool, children: SpawnedChild[]): Promise<void> {
+	for (const child of children) {
+		child.kill('SIGKILL');
+	}
+
+	await Promise.all(children.map(async child => child.exited));
+	await pool.closeIdle();
 }
 
 describe('SpawnerPool', () => {
@@ -133,6 +159,56 @@ describe('SpawnerPool', () => {
 		child.kill('SIGKILL');
 		await child.exited;
 		await pool.closeIdle();
+	});
+
+	test('held spawns go in the order they were asked for', async () => {
+		const pool = new SpawnerPool(1, undefined, 1);
+		const order: number[] = [];
+		const children = await Promise.all([0, 1, 2, 3, 4].map(async index => {
+			const child = await sleepIn(pool);
+			order.push(index);
+			return child;
+		}));
+		expect(order).toEqual([0, 1, 2, 3, 4]);
+		expect(pool.size).toBe(5);
+		await endAll(pool, children);
+	});
+
+	test('a spawner lost while spawning lets the spawns held behind it go', async () => {
+		const pool = new SpawnerPool(1, undefined, 1);
+		const before = new Set(spawnerPids());
+		const first = sleepIn(pool);
+		const held = [sleepIn(pool), sleepIn(pool)];
+		const started = spawnerPids().filter(pid => !before.has(pid));
+		expect(started.length).toBe(1);
+		process.kill(started[0]!, 'SIGKILL');
+		await expect(first).rejects.toMatchObject({name: 'SpawnFailure', lost: true});
+		const children = await Promise.all(held);
+		expect(pool.size).toBe(2);
+		await endAll(pool, children);
+	});
+
+	test('a held spawn that goes to a spawner with room again leaves no spawner unused', async () => {
+		const pool = new SpawnerPool(1, undefined, 1);
+		const first = await sleepIn(pool);
+		const second = sleepIn(pool);
+		const held = sleepIn(pool);
+		// Other VMs' work waits for spawn turns too: the held spawn's turn comes behind it, and by
+		// then the first child is gone and its spawner has room again.
+		let busy = true;
+		const others = Array.from({length: 2000}, async () => {
+			while (busy) {
+				await spawnTurn();
+			}
+		});
+		const children = [await second];
+		first.kill('SIGKILL');
+		await first.exited;
+		children.push(await held);
+		busy = false;
+		await Promise.all(others);
+		expect(pool.size).toBe(2);
+		await endAll(pool, children);
 	});
 
 	test('a small fleet stays in one spawner process', async () => {
