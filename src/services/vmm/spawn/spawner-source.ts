@@ -27,8 +27,8 @@
  *
  * Its own CPU share is small and its children's are their own (docs/performance.md, "Who gets the
  * CPU"): this process leads a session of its own and raises that session's autogroup nice value to
- * the one it is given, so that its bulk work (a fleet's forks and reaps) yields to the host's event
- * loop. Every child, VMM or short command, starts a session of its own (setsid), hence an autogroup
+ * the one it is given, higher while it holds a fleet, so that its bulk work (a fleet's forks and
+ * reaps) yields to the host's event loop. Every child, VMM or short command, starts a session of its own (setsid), hence an autogroup
  * of its own at the default nice 0: no guest and no crosvm stop inherits the lower weight. And it
  * holds its next spawn back for a moment while the host's main thread waits for a CPU (YIELD below).
  */
@@ -40,8 +40,25 @@ const {join} = require('node:path');
 
 /** The host process, whose descriptors the children get. */
 const HOST = Number(process.argv[1]);
-/** The autogroup nice value this process's session takes (1 to 19; anything else leaves it as it is). */
-const AUTOGROUP_NICE = Number(process.argv[2]);
+/**
+ * How this process's session weighs against the host's (spawner.ts, SpawnerWeight): its autogroup
+ * nice value is 'nice' while it holds few children, commands and spawns to do, 'fleetNice' from
+ * 'fleetAt' of them on, and 'nice' again below half of that. A bare number is one value at any load. A value
+ * outside 1-19 leaves the session as it is.
+ */
+const WEIGHT = (() => {
+	try {
+		const weight = JSON.parse(process.argv[2]);
+		if (typeof weight === 'number') {
+			return {nice: weight, fleetNice: weight, fleetAt: Number.POSITIVE_INFINITY};
+		}
+
+		const {nice, fleetNice, fleetAt} = weight;
+		return {nice: Number(nice), fleetNice: Number(fleetNice), fleetAt: Number(fleetAt)};
+	} catch {
+		return {nice: 0, fleetNice: 0, fleetAt: Number.POSITIVE_INFINITY};
+	}
+})();
 /** Where the host put the IPC channel ('ipc' at stdio index 3). */
 const CHANNEL_FD = 3;
 if (typeof process.send !== 'function' || !process.connected) {
@@ -49,28 +66,52 @@ if (typeof process.send !== 'function' || !process.connected) {
 	process.exit(70);
 }
 
+/** The nice value this process's session was last given (0: as it started), and the one it should have. */
+let sessionNice = 0;
+let wantedNice = WEIGHT.nice;
+let weighingLater = false;
+
 /**
- * Raises this session's autogroup nice value. Only with autogroups (a kernel built with them,
- * sched_autogroup_enabled, a process outside any cpu cgroup) does the value count; elsewhere the file
- * is missing or unwritable, and nothing competes by session. Without CAP_SYS_ADMIN Linux takes one
- * autogroup write per 100 ms on the whole machine and answers EAGAIN to the others (spawners started
- * together, other programs): this one tries again a few times, 150 ms apart.
+ * Gives this session's autogroup the wanted nice value. Only with autogroups (a kernel built with
+ * them, sched_autogroup_enabled, a process outside any cpu cgroup) does the value count; elsewhere
+ * the file is missing or unwritable, and nothing competes by session. Without CAP_SYS_ADMIN Linux
+ * takes one autogroup write per 100 ms on the whole machine and answers EAGAIN to the others
+ * (spawners started together, other programs): this one tries again a few times, 150 ms apart, with
+ * whatever value is wanted by then.
  */
-function lowerSessionWeight(attempts) {
-	if (!Number.isInteger(AUTOGROUP_NICE) || AUTOGROUP_NICE < 1 || AUTOGROUP_NICE > 19) {
+function weighSession(attempts) {
+	if (!Number.isInteger(wantedNice) || wantedNice < 1 || wantedNice > 19 || wantedNice === sessionNice) {
 		return;
 	}
 
 	try {
-		writeFileSync('/proc/self/autogroup', String(AUTOGROUP_NICE));
+		writeFileSync('/proc/self/autogroup', String(wantedNice));
+		sessionNice = wantedNice;
 	} catch (error) {
-		if (error && error.code === 'EAGAIN' && attempts > 1) {
-			setTimeout(lowerSessionWeight, 150, attempts - 1).unref();
+		if (error && error.code === 'EAGAIN' && attempts > 1 && !weighingLater) {
+			weighingLater = true;
+			setTimeout(() => {
+				weighingLater = false;
+				weighSession(attempts - 1);
+			}, 150).unref();
 		}
 	}
 }
 
-lowerSessionWeight(10);
+weighSession(10);
+
+/**
+ * After each spawn asked for, child or command that comes or goes: a spawner holding a fleet, or
+ * asked to start one, weighs less.
+ */
+function weighLoad() {
+	const load = children.size + commands.size + spawnQueue.length - spawnHead;
+	const wanted = load >= WEIGHT.fleetAt ? WEIGHT.fleetNice : (load < WEIGHT.fleetAt / 2 ? WEIGHT.nice : wantedNice);
+	if (wanted !== wantedNice) {
+		wantedNice = wanted;
+		weighSession(10);
+	}
+}
 
 /**
  * Live children by request id: {child, relays: Map<fd, stream>, settling: whether its atExit is
@@ -174,6 +215,7 @@ function forget(id) {
 	const entry = children.get(id);
 	if (entry !== undefined && entry.relays.size === 0 && !entry.settling && exited(entry.child)) {
 		children.delete(id);
+		weighLoad();
 	}
 }
 
@@ -358,6 +400,7 @@ function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 	const relays = new Map();
 	const entry = {child, relays, settling: false, relayEnded: () => undefined, settleNow: () => undefined};
 	children.set(id, entry);
+	weighLoad();
 
 	child.on('error', error => post({op: 'error', id, message: String(error.message)}));
 	post({op: 'spawned', id, pid: child.pid});
@@ -421,6 +464,7 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, maxStdoutBytes, 
 		if (!done) {
 			done = true;
 			commands.delete(id);
+			weighLoad();
 			clearTimeout(timer);
 			clearTimeout(forceKill);
 			const text = keepsStdout ? Buffer.concat(stdout).toString('utf8') : undefined;
@@ -442,6 +486,7 @@ function runCommand({id, file, args, timeoutMs, maxOutputBytes, maxStdoutBytes, 
 		end();
 	}, timeoutMs);
 	commands.set(id, {child, end});
+	weighLoad();
 	child.on('error', error => {
 		if (child.pid === undefined) {
 			finish(null, null, String(error.message));
@@ -574,6 +619,7 @@ let pumping = false;
 
 function queueSpawn(message) {
 	spawnQueue.push(message);
+	weighLoad();
 	if (!pumping) {
 		pumping = true;
 		setImmediate(pumpSpawns);

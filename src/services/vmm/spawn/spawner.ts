@@ -58,14 +58,48 @@ export const SPAWNER_COMMAND_CHILDREN = 1000;
 export const SPAWNER_COMMAND_BURST = 64;
 
 /**
- * The autogroup nice value of a spawner process's session: under contention for a CPU the host's
- * session gets up to about three times a spawner's share (scheduler weights 1024 and 335), so a
- * fleet's forks and reaps keep the host's event loop waiting for a CPU far less. Not 10 (weight
- * 110): measured with busy guests, the spawner's own work then made a start 4x and a death
- * report 10x slower. Its children are not affected: each VMM and each short command has a session,
- * and an autogroup at nice 0, of its own (docs/performance.md, "Who gets the CPU").
+ * The autogroup nice value of a spawner process's session while it holds few children: under
+ * contention for a CPU the host's session gets up to about three times a spawner's share (scheduler
+ * weights 1024 and 335), so a fleet's forks and reaps keep the host's event loop waiting for a CPU
+ * far less. Not 10 (weight 110) for a lone VM: measured with busy guests, the spawner's own work then
+ * made a start 4x and a death report 10x slower. Its children are not affected: each VMM and each
+ * short command has a session, and an autogroup at nice 0, of its own (docs/performance.md, "Who
+ * gets the CPU").
  */
 export const SPAWNER_AUTOGROUP_NICE = 5;
+
+/**
+ * The autogroup nice value of a spawner's session while it holds a fleet (`SPAWNER_FLEET_AT`
+ * children, commands and spawns to do or more, until it holds fewer than half of that), and always
+ * of the commands' spawner. A 10,000-VM fleet keeps five spawners busy through its stop (four of VMMs and
+ * the commands'), and at nice 5 they together outweighed the host's session five to three: with the
+ * host's main thread ready but waiting for a CPU, the spawners ran 54% of that time (`perf sched`).
+ * At nice 10 the longest event-loop delay of such a fleet was 26 and 29 ms in two runs, against 33,
+ * 53 and 85 ms at 5 (docs/performance.md). A lone VM's start and death keep nice 5's latency.
+ */
+export const SPAWNER_FLEET_NICE = 10;
+
+/**
+ * How many children, commands and spawns to do make a spawner's load a fleet's (see
+ * SPAWNER_FLEET_NICE): a fleet of more than one spawner's children fills the first at once, and a
+ * 1,000-VM fleet never gets there (its start stays at the throughput of nice 5).
+ */
+export const SPAWNER_FLEET_AT = 2000;
+
+/** How a spawner process's session weighs against the host's, by its load (see SPAWNER_FLEET_NICE). */
+export interface SpawnerWeight {
+	/** Its autogroup nice value while it holds fewer than `fleetAt` children, commands and spawns to do. */
+	nice: number;
+	/** From `fleetAt` of them on, until it holds fewer than half of that. */
+	fleetNice: number;
+	fleetAt: number;
+}
+
+/** A spawner of VMMs: nice 5, 10 while it holds a fleet. */
+export const VMM_SPAWNER_WEIGHT: SpawnerWeight = {nice: SPAWNER_AUTOGROUP_NICE, fleetNice: SPAWNER_FLEET_NICE, fleetAt: SPAWNER_FLEET_AT};
+
+/** The commands' spawner, which exists only for a fleet's burst of commands: 10 throughout. */
+const COMMAND_SPAWNER_WEIGHT: SpawnerWeight = {nice: SPAWNER_FLEET_NICE, fleetNice: SPAWNER_FLEET_NICE, fleetAt: SPAWNER_FLEET_AT};
 
 /** How a spawner process steps aside for a host that waits for a CPU (see `spawnerYield`). */
 export interface SpawnerYield {
@@ -251,6 +285,8 @@ class Spawner {
 	/** The exit of the last process it let go (settled once that process is gone). */
 	#exiting: Promise<void> | undefined;
 
+	constructor(private readonly weight: SpawnerWeight) {}
+
 	/** The children it holds (started, or being started). */
 	get children(): number {
 		return this.#children.size;
@@ -417,7 +453,7 @@ class Spawner {
 			// Its own session: a terminal's Ctrl-C reaches the host, which stops its VMs in order,
 			// not every VMM at once. A clean environment: no NODE_OPTIONS of the host (a loader, a
 			// debugger) in a process that only spawns.
-			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid), String(SPAWNER_AUTOGROUP_NICE), JSON.stringify(spawnerYield(process.pid))], {
+			const child = spawn(process.execPath, ['-e', SPAWNER_SOURCE, String(process.pid), JSON.stringify(this.weight), JSON.stringify(spawnerYield(process.pid))], {
 				stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
 				serialization: 'advanced',
 				detached: true,
@@ -596,7 +632,7 @@ class Spawner {
  * at a time (see SPAWNERS_SPAWNING). A child stays with the spawner that started it.
  */
 export class SpawnerPool {
-	readonly #spawners: Spawner[] = [new Spawner()];
+	readonly #spawners: Spawner[];
 	/** The spawner of commands apart from any VMM (see SPAWNER_COMMAND_CHILDREN), once needed. */
 	#commands: Spawner | undefined;
 	#commandsRunning = 0;
@@ -609,7 +645,10 @@ export class SpawnerPool {
 		private readonly childrenPerSpawner = SPAWNER_CHILDREN,
 		private readonly commandsApart = {children: SPAWNER_COMMAND_CHILDREN, burst: SPAWNER_COMMAND_BURST},
 		private readonly spawningAtOnce = SPAWNERS_SPAWNING,
-	) {}
+		private readonly weight = VMM_SPAWNER_WEIGHT,
+	) {
+		this.#spawners = [new Spawner(weight)];
+	}
 
 	/** How many spawners of children it has made (each starts its process on demand and ends it when idle). */
 	get size(): number {
@@ -689,7 +728,7 @@ export class SpawnerPool {
 	#forChild(): Spawner {
 		let spawner = this.#spawners.find(candidate => candidate.children < this.childrenPerSpawner);
 		if (spawner === undefined) {
-			spawner = new Spawner();
+			spawner = new Spawner(this.weight);
 			this.#spawners.push(spawner);
 		}
 
@@ -703,7 +742,7 @@ export class SpawnerPool {
 			return least;
 		}
 
-		this.#commands ??= new Spawner();
+		this.#commands ??= new Spawner(COMMAND_SPAWNER_WEIGHT);
 		return this.#commands;
 	}
 

@@ -5,7 +5,7 @@
 import {existsSync, readFileSync} from 'node:fs';
 import path from 'node:path';
 import {execa} from 'execa';
-import {SPAWNER_AUTOGROUP_NICE, SpawnerPool} from '../../../../src/services/vmm/spawn/spawner.js';
+import {SPAWNER_AUTOGROUP_NICE, SPAWNER_FLEET_NICE, SpawnerPool, type SpawnedChild} from '../../../../src/services/vmm/spawn/spawner.js';
 import {readProcessStat} from '../../../../src/services/state-dir/process-identity.js';
 import {until} from '../../../helpers/until.js';
 import {defaultVmmEnvironment} from '../../../../src/services/vmm/vmm-environment.js';
@@ -53,6 +53,62 @@ describe('spawner sessions', () => {
 			await until(() => autogroupNiceOf(spawnerPid) === String(SPAWNER_AUTOGROUP_NICE), 3000);
 			expect({spawner: autogroupNiceOf(spawnerPid), vmm: autogroupNiceOf(child.pid)}).toEqual({spawner: String(SPAWNER_AUTOGROUP_NICE), vmm: '0'});
 			expect(SPAWNER_AUTOGROUP_NICE).toBeGreaterThan(0);
+		} finally {
+			child.kill('SIGKILL');
+			await child.exited;
+			await pool.closeIdle();
+		}
+	});
+
+	(existsSync('/proc/self/autogroup') ? test : test.skip)('a spawner holding a fleet weighs less, and as before once it holds fewer than half of one', async () => {
+		const pool = new SpawnerPool(undefined, undefined, undefined, {nice: 5, fleetNice: 10, fleetAt: 4});
+		const sleep = async () => pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
+		const children: SpawnedChild[] = [];
+		try {
+			children.push(await sleep(), await sleep(), await sleep());
+			const spawnerPid = readProcessStat(children[0]!.pid)!.parentPid;
+			await until(() => autogroupNiceOf(spawnerPid) === '5', 3000);
+			children.push(await sleep());
+			await until(() => autogroupNiceOf(spawnerPid) === '10', 3000);
+			// Two left: not fewer than half of a fleet, so still a fleet's weight; one left: back to 5.
+			for (const child of children.splice(2)) {
+				child.kill('SIGKILL');
+				await child.exited;
+			}
+
+			await new Promise(resolve => {
+				setTimeout(resolve, 300);
+			});
+			expect(autogroupNiceOf(spawnerPid)).toBe('10');
+			const third = children.pop()!;
+			third.kill('SIGKILL');
+			await third.exited;
+			await until(() => autogroupNiceOf(spawnerPid) === '5', 3000);
+			// Its VMMs never had its weight.
+			expect(autogroupNiceOf(children[0]!.pid)).toBe('0');
+		} finally {
+			for (const child of children) {
+				child.kill('SIGKILL');
+			}
+
+			await Promise.all(children.map(async child => child.exited));
+			await pool.closeIdle();
+		}
+	});
+
+	(existsSync('/proc/self/autogroup') ? test : test.skip)('the spawner of a fleet\'s burst of commands weighs as a fleet\'s', async () => {
+		// Commands go apart from the first child on, once two run at once.
+		const pool = new SpawnerPool(10, {children: 1, burst: 2});
+		const child = await pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
+		try {
+			const command = async () => pool.run('sh', ['-c', 'echo "$PPID" >&2; sleep 1'], {env: defaultVmmEnvironment(), timeoutMs: 5000, maxOutputBytes: 100});
+			const results = await Promise.all([command(), command(), command()]);
+			const spawners = new Set(results.map(result => Number(result.stderr.trim())));
+			const vmmSpawner = readProcessStat(child.pid)!.parentPid;
+			const apart = [...spawners].filter(pid => pid !== vmmSpawner);
+			expect(apart.length).toBe(1);
+			// Read while its idle time lasts.
+			expect(autogroupNiceOf(apart[0]!)).toBe(String(SPAWNER_FLEET_NICE));
 		} finally {
 			child.kill('SIGKILL');
 			await child.exited;
