@@ -43,8 +43,9 @@ const HOST = Number(process.argv[1]);
 /**
  * How this process's session weighs against the host's (spawner.ts, SpawnerWeight): its autogroup
  * nice value is 'nice' while it holds few children, commands and spawns to do, 'fleetNice' from
- * 'fleetAt' of them on, and 'nice' again below half of that. A bare number is one value at any load. A value
- * outside 1-19 leaves the session as it is.
+ * 'fleetAt' of them on, and 'nice' again below half of that. A bare number is one value at any
+ * load; a fleetAt that is no positive number, never a fleet. A value outside 0-19 leaves the session
+ * as it is.
  */
 const WEIGHT = (() => {
 	try {
@@ -53,8 +54,8 @@ const WEIGHT = (() => {
 			return {nice: weight, fleetNice: weight, fleetAt: Number.POSITIVE_INFINITY};
 		}
 
-		const {nice, fleetNice, fleetAt} = weight;
-		return {nice: Number(nice), fleetNice: Number(fleetNice), fleetAt: Number(fleetAt)};
+		const at = Number(weight.fleetAt);
+		return {nice: Number(weight.nice), fleetNice: Number(weight.fleetNice), fleetAt: Number.isFinite(at) && at > 0 ? at : Number.POSITIVE_INFINITY};
 	} catch {
 		return {nice: 0, fleetNice: 0, fleetAt: Number.POSITIVE_INFINITY};
 	}
@@ -80,7 +81,7 @@ let weighingLater = false;
  * whatever value is wanted by then.
  */
 function weighSession(attempts) {
-	if (!Number.isInteger(wantedNice) || wantedNice < 1 || wantedNice > 19 || wantedNice === sessionNice) {
+	if (!Number.isInteger(wantedNice) || wantedNice < 0 || wantedNice > 19 || wantedNice === sessionNice) {
 		return;
 	}
 
@@ -642,6 +643,8 @@ function pumpSpawns() {
 	const message = spawnQueue[spawnHead];
 	spawnQueue[spawnHead++] = undefined;
 	spawnChild(message);
+	// A spawn that failed left the load lower, and no child to say so.
+	weighLoad();
 	setImmediate(pumpSpawns);
 }
 
