@@ -28,9 +28,10 @@
  * Its own CPU share is small and its children's are their own (docs/performance.md, "Who gets the
  * CPU"): this process leads a session of its own and raises that session's autogroup nice value to
  * the one it is given, higher while it holds a fleet, so that its bulk work (a fleet's forks and
- * reaps) yields to the host's event loop. Every child, VMM or short command, starts a session of its own (setsid), hence an autogroup
- * of its own at the default nice 0: no guest and no crosvm stop inherits the lower weight. And it
- * holds its next spawn back for a moment while the host's main thread waits for a CPU (YIELD below).
+ * reaps) yields to the host's event loop. Every child, VMM or short command, starts a session of
+ * its own (setsid), hence an autogroup of its own at the default nice 0: no guest and no crosvm stop
+ * inherits the lower weight. And it holds its next spawn back for a moment while the host's main
+ * thread waits for a CPU (YIELD below).
  */
 export const SPAWNER_SOURCE = String.raw`
 'use strict';
@@ -43,19 +44,15 @@ const HOST = Number(process.argv[1]);
 /**
  * How this process's session weighs against the host's (spawner.ts, SpawnerWeight): its autogroup
  * nice value is 'nice' while it holds few children, commands and spawns to do, 'fleetNice' from
- * 'fleetAt' of them on, and 'nice' again below half of that. A bare number is one value at any
- * load; a fleetAt that is no positive number, never a fleet. A value outside 0-19 leaves the session
- * as it is.
+ * 'fleetAt' of them on, and 'nice' again below half of that. A nice value that is no whole number
+ * from 0 to 19 is 0, as the session started (so anything else, '0' say, leaves it as it is); a
+ * fleetAt that is no positive number, never a fleet.
  */
 const WEIGHT = (() => {
+	const niceOf = value => (Number.isInteger(value) && value >= 0 && value <= 19 ? value : 0);
 	try {
-		const weight = JSON.parse(process.argv[2]);
-		if (typeof weight === 'number') {
-			return {nice: weight, fleetNice: weight, fleetAt: Number.POSITIVE_INFINITY};
-		}
-
-		const at = Number(weight.fleetAt);
-		return {nice: Number(weight.nice), fleetNice: Number(weight.fleetNice), fleetAt: Number.isFinite(at) && at > 0 ? at : Number.POSITIVE_INFINITY};
+		const {nice, fleetNice, fleetAt} = JSON.parse(process.argv[2]) ?? {};
+		return {nice: niceOf(nice), fleetNice: niceOf(fleetNice), fleetAt: Number.isFinite(fleetAt) && fleetAt > 0 ? fleetAt : Number.POSITIVE_INFINITY};
 	} catch {
 		return {nice: 0, fleetNice: 0, fleetAt: Number.POSITIVE_INFINITY};
 	}
@@ -81,7 +78,7 @@ let weighingLater = false;
  * whatever value is wanted by then.
  */
 function weighSession(attempts) {
-	if (!Number.isInteger(wantedNice) || wantedNice < 0 || wantedNice > 19 || wantedNice === sessionNice) {
+	if (wantedNice === sessionNice) {
 		return;
 	}
 
@@ -401,7 +398,6 @@ function spawnChild({id, file, args, stdio, relay, outputs, env, dir, atExit}) {
 	const relays = new Map();
 	const entry = {child, relays, settling: false, relayEnded: () => undefined, settleNow: () => undefined};
 	children.set(id, entry);
-	weighLoad();
 
 	child.on('error', error => post({op: 'error', id, message: String(error.message)}));
 	post({op: 'spawned', id, pid: child.pid});
@@ -643,7 +639,7 @@ function pumpSpawns() {
 	const message = spawnQueue[spawnHead];
 	spawnQueue[spawnHead++] = undefined;
 	spawnChild(message);
-	// A spawn that failed left the load lower, and no child to say so.
+	// Its one place: a child taken from the queue, or a spawn that failed and left no child.
 	weighLoad();
 	setImmediate(pumpSpawns);
 }
