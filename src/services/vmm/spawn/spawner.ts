@@ -71,9 +71,10 @@ export const SPAWNER_AUTOGROUP_NICE = 5;
 /**
  * The autogroup nice value of a spawner's session while it holds a fleet (`SPAWNER_FLEET_AT`
  * children, commands and spawns to do or more, until it holds fewer than half of that), and always
- * of the commands' spawner. A 10,000-VM fleet keeps five spawners busy through its stop (four of VMMs and
- * the commands'), and at nice 5 they together outweighed the host's session five to three: with the
- * host's main thread ready but waiting for a CPU, the spawners ran 54% of that time (`perf sched`).
+ * of the commands' spawner. A 10,000-VM fleet keeps five spawners busy through its stop (four of
+ * VMMs and the commands'), and at nice 5 they together outweighed the host's session five to three:
+ * with the host's main thread ready but waiting for a CPU, the spawners ran 54% of that time (`perf
+ * sched`).
  * At nice 10 the longest event-loop delay of such a fleet was 26 and 29 ms in two runs, against 33,
  * 53 and 85 ms at 5 (docs/performance.md). A lone VM's start and death keep nice 5's latency.
  */
@@ -720,13 +721,18 @@ export class SpawnerPool {
 	 * than `spawningAtOnce` are. Makes nothing: a spawner is made only for a spawn that starts.
 	 */
 	#mayStart(): boolean {
-		const spawner = this.#spawners.find(candidate => candidate.children < this.childrenPerSpawner);
+		const spawner = this.#withRoom();
 		return (spawner !== undefined && spawner.spawning > 0) || this.#spawners.filter(candidate => candidate.spawning > 0).length < this.spawningAtOnce;
+	}
+
+	/** The first spawner with room for a child, if any. */
+	#withRoom(): Spawner | undefined {
+		return this.#spawners.find(candidate => candidate.children < this.childrenPerSpawner);
 	}
 
 	/** The first spawner with room for a child, else a new one. */
 	#forChild(): Spawner {
-		let spawner = this.#spawners.find(candidate => candidate.children < this.childrenPerSpawner);
+		let spawner = this.#withRoom();
 		if (spawner === undefined) {
 			spawner = new Spawner(this.weight);
 			this.#spawners.push(spawner);
