@@ -33,12 +33,16 @@ async function sleepIn(pool: SpawnerPool): Promise<SpawnedChild> {
 	return pool.spawn('sleep', ['30'], defaultVmmEnvironment(), ['ignore', 'ignore', 'ignore'], []);
 }
 
-async function endAll(pool: SpawnerPool, children: SpawnedChild[]): Promise<void> {
+async function killAll(children: SpawnedChild[]): Promise<void> {
 	for (const child of children) {
 		child.kill('SIGKILL');
 	}
 
 	await Promise.all(children.map(async child => child.exited));
+}
+
+async function endAll(pool: SpawnerPool, children: SpawnedChild[]): Promise<void> {
+	await killAll(children);
 	await pool.closeIdle();
 }
 
@@ -62,11 +66,7 @@ describe('SpawnerPool', () => {
 			const result = await pool.run('sh', ['-c', 'echo "$PPID" >&2'], {env: defaultVmmEnvironment(), timeoutMs: 5000, maxOutputBytes: 100});
 			expect({code: result.code, parent: Number(result.stderr.trim())}).toEqual({code: 0, parent: parents[2]});
 		} finally {
-			for (const child of children) {
-				child.kill('SIGKILL');
-			}
-
-			await Promise.all(children.map(async child => child.exited));
+			await killAll(children);
 		}
 
 		await pool.closeIdle();
@@ -109,11 +109,7 @@ describe('SpawnerPool', () => {
 			expect(await Promise.all([parentPid(small), parentPid(small), parentPid(small)])).toEqual([smallFleet, smallFleet, smallFleet]);
 			spawners = [processIdentity(fleet)!, processIdentity(smallFleet)!, commandsSpawner!];
 		} finally {
-			for (const child of children) {
-				child.kill('SIGKILL');
-			}
-
-			await Promise.all(children.map(async child => child.exited));
+			await killAll(children);
 		}
 
 		await Promise.all([pool.closeIdle(), small.closeIdle()]);
@@ -137,11 +133,7 @@ describe('SpawnerPool', () => {
 			spawners = spawnersOf(children);
 			expect(spawners.length).toBe(4);
 		} finally {
-			for (const child of children) {
-				child.kill('SIGKILL');
-			}
-
-			await Promise.all(children.map(async child => child.exited));
+			await killAll(children);
 		}
 
 		await Promise.all([one.closeIdle(), two.closeIdle()]);
@@ -222,11 +214,7 @@ describe('SpawnerPool', () => {
 		}
 
 		const spawners = spawnersOf(children);
-		for (const child of children) {
-			child.kill('SIGKILL');
-		}
-
-		await Promise.all(children.map(async child => child.exited));
+		await killAll(children);
 		await pool.closeIdle();
 		expect([spawners.length, pool.size]).toEqual([1, 1]);
 		expect(spawners.filter(spawner => isProcessRunning(spawner))).toEqual([]);
